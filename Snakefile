@@ -1,0 +1,42 @@
+# Knowledge neurons of ESM-2 protein language models.
+# DAG: prepare_dataset -> finetune -> score_neurons (per layer) -> evaluate_masked -> summarize.
+# See README.md for every output and its columns.
+
+import os
+import sys
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+# The library lives in src/ of this checkout. Jobs (local, cluster, or in a conda environment)
+# import it from here, so a run always uses the code beside its Snakefile.
+SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [SRC, os.environ.get("PYTHONPATH")])
+)
+
+
+# `--configfile X` replaces the default config instead of being merged into it (a merge would
+# add X's models to the default's); `--config key=value` still adjusts whichever config is used.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/model.smk"
+include: "rules/scoring.smk"
+include: "rules/evaluation.smk"
+include: "rules/summary.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

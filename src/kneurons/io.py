@@ -1,0 +1,58 @@
+"""Atomic file writing: an interrupted job never leaves a half-written output behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success rename it onto `path`, else delete it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> None:
+    """Call `write(tmp_path)` and move the result onto `path` only if it succeeded."""
+    with atomic_path(path) as tmp:
+        write(tmp)
+
+
+def write_json(path: str | os.PathLike, obj: object) -> None:
+    text = json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def write_parquet(path: str | os.PathLike, table, metadata: dict | None = None) -> None:
+    """Write a DataFrame to parquet atomically; `metadata` goes into the schema as JSON."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    if metadata:
+        merged = dict(arrow.schema.metadata or {})
+        merged[b"kneurons"] = json.dumps(metadata, sort_keys=True, default=str).encode()
+        arrow = arrow.replace_schema_metadata(merged)
+    atomic_write(path, lambda tmp: pq.write_table(arrow, tmp))
+
+
+def read_parquet_metadata(path: str | os.PathLike) -> dict:
+    """The `kneurons` metadata written by `write_parquet` (empty dict if none)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(path).metadata or {}
+    raw = meta.get(b"kneurons")
+    return json.loads(raw) if raw else {}

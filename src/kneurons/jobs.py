@@ -1,0 +1,50 @@
+"""The edge between Snakemake and the library: logging, threads, seeds and device for one job."""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+
+import torch
+
+from kneurons.model import resolve_device
+
+
+def start_job(snakemake, seed: int = 0) -> tuple[logging.Logger, torch.device]:
+    """Send logs to the rule's log file, use exactly the job's threads, seed everything.
+
+    Returns a logger and the torch device chosen by config key `device` (auto: CUDA if present).
+    """
+    log_path = snakemake.log[0] if len(snakemake.log) else None
+    handlers = [logging.FileHandler(log_path, mode="w")] if log_path else []
+    handlers.append(logging.StreamHandler(sys.stderr))
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+    logging.captureWarnings(True)
+    torch.set_num_threads(max(1, int(snakemake.threads)))
+    random.seed(seed)
+    torch.manual_seed(seed)
+    device = resolve_device(snakemake.config.get("device", "auto"))
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    logger = logging.getLogger(snakemake.rule)
+    logger.info("rule %s: %d thread(s), device %s", snakemake.rule, snakemake.threads, device)
+    return logger, device
+
+
+def run_job(main, snakemake) -> None:
+    """Run `main(snakemake)`; a known input error is logged as one line (no traceback), exit 1."""
+    from kneurons.data import DataError
+    from kneurons.model import ModelError
+
+    try:
+        main(snakemake)
+    except (DataError, ModelError) as err:
+        logging.getLogger(snakemake.rule).error("%s", err)
+        print(f"Error in rule {snakemake.rule}: {err}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,36 @@
+"""Shared fixtures: tiny random-init ESM-2 classifiers and a small UniProt-format TSV."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from make_tiny_tsv import AMINO_ACIDS, write_uniprot_tsv  # noqa: F401 (re-exported for tests)
+
+from kneurons.batching import tokenize
+from kneurons.model import Architecture, EsmClassifier, alphabet, build_random
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_threads():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
+def tiny_model() -> EsmClassifier:
+    """2 layers, width 32, 4 heads, 3 classes; head initialised with a fixed seed."""
+    torch.manual_seed(0)
+    model = EsmClassifier(build_random(Architecture(2, 32, 4), seed=1), num_classes=3)
+    return model.eval()
+
+
+@pytest.fixture
+def tiny_tokens() -> list[torch.Tensor]:
+    rng = random.Random(0)
+    seqs = ["".join(rng.choice(AMINO_ACIDS) for _ in range(n)) for n in (12, 30, 7, 21)]
+    seqs[1] = seqs[1][:10] + "XU" + seqs[1][12:]
+    return tokenize(alphabet(), seqs)

@@ -1,0 +1,490 @@
+"""Tests for the prepare_dataset stage (kneurons.data).
+
+The fixture table plants one or more rows of every awkward case, so each drop reason can be
+checked against an exact count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kneurons.data import (
+    DROP_REASONS,
+    OUTPUT_COLUMNS,
+    DataError,
+    DatasetOptions,
+    clean_sequences,
+    ec_label,
+    label_rows,
+    options_from_config,
+    parse_ec_numbers,
+    prepare_dataset,
+    random_split,
+    read_uniprot_tsv,
+)
+
+REAL_TSV = Path("/work/shared/data/swissprot_enzymes.tsv")
+STANDARD = "ACDEFGHIKLMNPQRSTVWY"
+LONG_SEQUENCE = "".join(STANDARD[i % 20] for i in range(150))  # cropped to 100 in tests
+
+# Good rows per class in the fixture (class 2 also gets the over-long row).
+GOOD = {"1": 15, "2": 15, "3": 12, "4": 10}
+EXPECTED_DROPPED = {
+    "empty_sequence": 1,
+    "invalid_residues": 2,
+    "too_short": 1,
+    "too_long": 0,
+    "no_ec": 2,
+    "multiple_classes": 1,
+    "class_not_selected": 2,
+    "duplicate_sequence": 1,
+    "duplicate_conflicting_labels": 2,
+    "class_cap": 0,
+}
+EXPECTED_KEPT = {"1": 15, "2": 16, "3": 12, "4": 10}
+OPTIONS = DatasetOptions(classes=("1", "2", "3", "4"), min_length=20, max_length=100)
+
+
+def random_sequence(rng: random.Random, length: int) -> str:
+    return "".join(rng.choice(STANDARD) for _ in range(length))
+
+
+def fixture_rows() -> list[dict]:
+    """~65 UniProt-style rows: the good rows per class, then one block per awkward case."""
+    rng = random.Random(0)
+    good_ecs = {
+        "1": ["1.1.1.1", " 1.1.1.1 ", "1.1.1.1; 1.2.3.4", "1.-.-.-"],
+        "2": ["2.7.11.1", "2.7.7.n1", "2.3.1.-"],
+        "3": ["3.4.-.-", "3.5.1.n3", "3.1.3.16; 3.1.3.48"],
+        "4": ["4.2.1.1", "4.1.-.-"],
+    }
+    rows = []
+    for cls, n in GOOD.items():
+        for i in range(n):
+            sequence = random_sequence(rng, rng.randint(40, 80))
+            if i == 0:
+                sequence = sequence.lower()  # lowercase is normalised, not dropped
+            if i == 1:
+                sequence = "X" + sequence + "U"  # ESM has tokens for X and U
+            ecs = good_ecs[cls][i % len(good_ecs[cls])]
+            rows.append({"Entry": f"P{cls}{i:04d}", "EC number": ecs, "Sequence": sequence})
+
+    def add(accession, ec, sequence):
+        rows.append({"Entry": accession, "EC number": ec, "Sequence": sequence})
+
+    add("LONG01", "2.1.1.1", LONG_SEQUENCE)
+    add("NOEC01", "", random_sequence(rng, 50))
+    add("NOEC02", "abc; 9.1.1.1", random_sequence(rng, 50))
+    add("MULTI1", "1.1.1.1; 3.4.-.-", random_sequence(rng, 50))
+    add("SEVEN1", "7.1.1.1", random_sequence(rng, 50))
+    add("SEVEN2", "7.2.2.-", random_sequence(rng, 50))
+    add("BAD001", "1.1.1.1", random_sequence(rng, 30) + "*")
+    add("BAD002", "2.1.1.1", random_sequence(rng, 30) + "12" + random_sequence(rng, 10))
+    add("EMPTY1", "3.1.1.1", "   ")
+    add("SHORT1", "4.1.1.1", random_sequence(rng, 10))
+    # Same sequence and class as P10002 (written in lower case): one copy dropped.
+    add("ZDUP01", "1.9.9.9", rows[2]["Sequence"].lower())
+    # One sequence labelled 2 and 3: both copies dropped.
+    conflict = random_sequence(rng, 60)
+    add("CONF01", "2.1.1.1", conflict)
+    add("CONF02", "3.1.1.1", conflict)
+    return rows
+
+
+def write_tsv(path: Path, rows: list[dict], columns=None, gz: bool = False) -> Path:
+    """Write a UniProt-style TSV with extra columns and a non-standard column order."""
+    table = pd.DataFrame(rows)
+    table["Length"] = table["Sequence"].str.len().astype(str)
+    table["Protein names"] = '"Quoted" enzyme'
+    columns = columns or ["Sequence", "Protein names", "Entry", "Length", "EC number"]
+    text = table[columns].to_csv(sep="\t", index=False, quoting=3)
+    if gz:
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def tsv(tmp_path) -> Path:
+    return write_tsv(tmp_path / "enzymes.tsv", fixture_rows())
+
+
+@pytest.fixture
+def table(tsv) -> pd.DataFrame:
+    return read_uniprot_tsv(tsv)
+
+
+@pytest.fixture
+def prepared(table):
+    return prepare_dataset(table, OPTIONS)
+
+
+# --- EC numbers ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("1.1.1.1; 3.4.-.-", ["1.1.1.1", "3.4.-.-"]),
+        (" 1.1.1.1 ", ["1.1.1.1"]),
+        ("3.5.1.n3", ["3.5.1.n3"]),
+        ("2.7.11.22;", ["2.7.11.22"]),
+        ("", []),
+        ("   ", []),
+    ],
+)
+def test_parse_ec_numbers(text, expected):
+    assert parse_ec_numbers(text) == expected
+
+
+@pytest.mark.parametrize(
+    "ec, level, expected",
+    [
+        ("3.4.-.-", 1, "3"),
+        ("3.4.-.-", 2, "3.4"),
+        ("3.4.-.-", 3, None),
+        ("3.-.-.-", 2, None),
+        (" 1.1.1.1 ", 1, "1"),
+        ("1.1.1.1", 4, "1.1.1.1"),
+        ("3.5.1.n3", 1, "3"),
+        ("3.5.1.n3", 2, "3.5"),
+        ("3.5.1.n3", 4, "3.5.1.n3"),
+        ("7.1.1.1", 1, "7"),
+        ("3.4", 2, "3.4"),
+        ("abc", 1, None),
+        ("9.1.1.1", 1, None),
+        ("0.1.1.1", 1, None),
+        ("3.-.1.1", 1, None),
+        ("3.n1.1.1", 1, None),
+        ("1.1.1.1.1", 1, None),
+        ("", 1, None),
+    ],
+)
+def test_ec_label(ec, level, expected):
+    assert ec_label(ec, level) == expected
+
+
+def test_label_rows_level_2():
+    df = pd.DataFrame(
+        {
+            "accession": ["A", "B", "C", "D", "E"],
+            "ec_numbers": ["3.4.-.-", "3.-.-.-", "1.1.1.1; 1.2.1.1", "1.1.1.1;  1.1.-.-", "x"],
+        }
+    )
+    kept, counts = label_rows(df, DatasetOptions(ec_level=2))
+    assert kept["accession"].tolist() == ["A", "D"]
+    assert kept["ec_class"].tolist() == ["3.4", "1.1"]
+    assert kept["ec_numbers"].tolist() == ["3.4.-.-", "1.1.1.1; 1.1.-.-"]
+    assert counts == {"no_ec": 2, "multiple_classes": 1, "class_not_selected": 0}
+
+
+def test_label_rows_spanning_two_classes_is_dropped_even_if_one_is_too_partial():
+    df = pd.DataFrame({"accession": ["A"], "ec_numbers": ["1.1.1.1; 3.-.-.-"]})
+    kept, counts = label_rows(df, DatasetOptions(ec_level=2))
+    assert kept.empty and counts["multiple_classes"] == 1
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def test_read_renames_and_keeps_extra_columns(table):
+    assert list(table.columns) == ["sequence", "Protein names", "accession", "Length", "ec_numbers"]
+    assert len(table) == len(fixture_rows())
+    assert table.loc[0, "Protein names"] == '"Quoted" enzyme'
+    assert (table.dtypes == "str").all()
+
+
+def test_read_gz_matches_plain(tmp_path, table):
+    gz = write_tsv(tmp_path / "enzymes.tsv.gz", fixture_rows(), gz=True)
+    pd.testing.assert_frame_equal(read_uniprot_tsv(gz), table)
+
+
+def test_read_missing_column_names_file_and_column(tmp_path):
+    path = write_tsv(tmp_path / "bad.tsv", fixture_rows(), columns=["Entry", "Sequence", "Length"])
+    with pytest.raises(DataError) as err:
+        read_uniprot_tsv(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: missing column(s) 'EC number'")
+    assert "found: Entry, Sequence, Length" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("content", [b"", b"Entry\tEC number\tSequence\n", b"\x1f\x8bnot gzip"])
+def test_read_empty_or_unreadable_names_file(tmp_path, content):
+    path = tmp_path / ("bad.tsv.gz" if content.startswith(b"\x1f") else "bad.tsv")
+    path.write_bytes(content)
+    with pytest.raises(DataError, match="bad.tsv"):
+        read_uniprot_tsv(path)
+
+
+def test_read_missing_file_is_data_error(tmp_path):
+    with pytest.raises(DataError, match="nope.tsv"):
+        read_uniprot_tsv(tmp_path / "nope.tsv")
+
+
+# --- cleaning --------------------------------------------------------------------------------
+
+
+def cleaning_frame() -> pd.DataFrame:
+    sequences = [" acdef\n", "ACD*1", "", "AC D", "MXBZUO", LONG_SEQUENCE]
+    return pd.DataFrame(
+        {"accession": [f"A{i}" for i in range(len(sequences))], "sequence": sequences}
+    )
+
+
+def test_clean_sequences_normalises_and_counts():
+    options = DatasetOptions(min_length=6, max_length=100)
+    kept, counts = clean_sequences(cleaning_frame(), options)
+    assert kept["accession"].tolist() == ["A4", "A5"]
+    assert kept["sequence"].tolist() == ["MXBZUO", LONG_SEQUENCE[:100]]
+    assert kept["length"].tolist() == [6, 100]
+    assert kept["cropped"].tolist() == [False, True]
+    assert counts == {"empty_sequence": 1, "invalid_residues": 2, "too_short": 1, "too_long": 0}
+
+
+def test_clean_sequences_centre_crop_and_drop():
+    centre, _ = clean_sequences(cleaning_frame(), DatasetOptions(max_length=100, crop="centre"))
+    assert centre.set_index("accession").loc["A5", "sequence"] == LONG_SEQUENCE[25:125]
+    assert centre.set_index("accession").loc["A0", "sequence"] == "ACDEF"
+
+    kept, counts = clean_sequences(cleaning_frame(), DatasetOptions(max_length=100, crop="drop"))
+    assert "A5" not in kept["accession"].tolist()
+    assert counts["too_long"] == 1 and not kept["cropped"].any()
+
+
+def test_invalid_residues_error_names_accession():
+    with pytest.raises(DataError) as err:
+        clean_sequences(cleaning_frame(), DatasetOptions(invalid_residues="error"))
+    assert str(err.value) == "row for accession A1: invalid residue(s) '*1' in sequence"
+
+
+# --- prepare_dataset -----------------------------------------------------------------------
+
+
+def test_drop_counts_match_planted_cases(prepared):
+    splits, card = prepared
+    assert card["dropped"] == EXPECTED_DROPPED
+    assert list(card["dropped"]) == list(DROP_REASONS)
+    assert card["n_input_rows"] == len(fixture_rows())
+    kept = pd.concat(splits.values())
+    assert kept["ec_class"].value_counts().to_dict() == EXPECTED_KEPT
+    assert card["n_input_rows"] == sum(card["dropped"].values()) + len(kept)
+    dropped_accessions = {"NOEC01", "NOEC02", "MULTI1", "SEVEN1", "SEVEN2", "BAD001", "BAD002"}
+    dropped_accessions |= {"EMPTY1", "SHORT1", "ZDUP01", "CONF01", "CONF02"}
+    assert not dropped_accessions & set(kept["accession"])
+
+
+def test_frames_have_contract_columns_and_types(prepared):
+    splits, card = prepared
+    assert list(splits) == ["train", "val", "test"]
+    for name, frame in splits.items():
+        assert tuple(frame.columns) == OUTPUT_COLUMNS
+        assert frame["length"].dtype == "int64" and frame["label"].dtype == "int64"
+        assert frame["cropped"].dtype == bool
+        assert (frame["split"] == name).all()
+        assert frame["accession"].is_monotonic_increasing
+        assert frame.index.equals(pd.RangeIndex(len(frame)))
+        assert (frame["length"] == frame["sequence"].str.len()).all()
+        assert (frame["label"] == frame["ec_class"].map(card["label_index"])).all()
+        assert frame["sequence"].str.fullmatch(r"[ACDEFGHIKLMNPQRSTVWYXBZUO]+").all()
+
+
+def test_normalised_content(prepared):
+    splits, _ = prepared
+    kept = pd.concat(splits.values()).set_index("accession")
+    rows = {r["Entry"]: r for r in fixture_rows()}
+    assert kept.loc["P10000", "sequence"] == rows["P10000"]["Sequence"].upper()
+    assert kept.loc["P10001", "ec_numbers"] == "1.1.1.1"
+    assert kept.loc["P10002", "ec_numbers"] == "1.1.1.1; 1.2.3.4"
+    assert kept.loc["P30001", "ec_class"] == "3"  # 3.5.1.n3
+    assert kept.loc["LONG01", "sequence"] == LONG_SEQUENCE[:100]
+    assert kept.loc["LONG01", "cropped"] and kept["cropped"].sum() == 1
+
+
+def test_centre_crop_through_prepare(table):
+    splits, card = prepare_dataset(table, dataclasses.replace(OPTIONS, crop="centre"))
+    kept = pd.concat(splits.values()).set_index("accession")
+    assert kept.loc["LONG01", "sequence"] == LONG_SEQUENCE[25:125]
+    assert card["cropped"] == 1
+
+
+def test_crop_drop_through_prepare(table):
+    _, card = prepare_dataset(table, dataclasses.replace(OPTIONS, crop="drop"))
+    assert card["dropped"]["too_long"] == 1 and card["cropped"] == 0
+    assert sum(counts["2"] for counts in card["counts"].values()) == GOOD["2"]
+
+
+def test_card_is_json_and_consistent(prepared):
+    splits, card = prepared
+    json.dumps(card)
+    assert card["classes"] == ["1", "2", "3", "4"]
+    assert card["label_index"] == {"1": 0, "2": 1, "3": 2, "4": 3}
+    assert card["ec_level"] == 1 and card["split_method"] == "random"
+    assert card["options"]["classes"] == ["1", "2", "3", "4"]
+    assert card["options"]["fractions"] == [0.8, 0.1, 0.1]
+    assert card["cropped"] == 1
+    for name, frame in splits.items():
+        assert card["totals"][name] == len(frame)
+        assert card["counts"][name] == {
+            c: int((frame["ec_class"] == c).sum()) for c in card["classes"]
+        }
+
+
+def test_split_is_stratified_and_disjoint(prepared):
+    splits, card = prepared
+    for name, frame in splits.items():
+        assert set(frame["ec_class"]) == {"1", "2", "3", "4"}, name
+    total = sum(card["totals"].values())
+    assert 0.7 <= card["totals"]["train"] / total <= 0.9
+    assert card["totals"] == {"train": 41, "val": 6, "test": 6}
+    for column in ("accession", "sequence"):
+        values = [set(frame[column]) for frame in splits.values()]
+        assert sum(map(len, values)) == len(set().union(*values))
+
+
+def test_deterministic_and_seeded(table):
+    first, card = prepare_dataset(table, OPTIONS)
+    again, card_again = prepare_dataset(table, OPTIONS)
+    for name in first:
+        pd.testing.assert_frame_equal(first[name], again[name])
+    assert card == card_again
+
+    other, _ = prepare_dataset(table, dataclasses.replace(OPTIONS, seed=1))
+    assert set(other["val"]["accession"]) != set(first["val"]["accession"])
+
+
+def test_split_does_not_depend_on_row_order(table):
+    # Dropping the duplicate makes "keep first" irrelevant, so row order should not matter.
+    table = table[table["accession"] != "ZDUP01"]
+    shuffled = table.sample(frac=1, random_state=3)
+    a, _ = prepare_dataset(table, OPTIONS)
+    b, _ = prepare_dataset(shuffled, OPTIONS)
+    for name in a:
+        pd.testing.assert_frame_equal(a[name], b[name])
+
+
+def test_random_split_small_classes():
+    df = pd.DataFrame({"accession": [f"A{i}" for i in range(5)], "ec_class": list("11122")})
+    split = random_split(df, (0.8, 0.1, 0.1), seed=0)
+    assert sorted(split[:3]) == ["test", "train", "val"]
+    assert split[3:].tolist() == ["train", "train"]
+
+
+def test_all_classes_when_none_selected(table):
+    splits, card = prepare_dataset(table, dataclasses.replace(OPTIONS, classes=None))
+    assert card["classes"] == ["1", "2", "3", "4", "7"]
+    assert card["dropped"]["class_not_selected"] == 0
+    assert card["counts"]["train"]["7"] == 2  # too few to stratify: training only
+
+
+def test_class_cap(table):
+    options = dataclasses.replace(OPTIONS, max_per_class=11)
+    splits, card = prepare_dataset(table, options)
+    kept = pd.concat(splits.values())
+    assert kept["ec_class"].value_counts().to_dict() == {"1": 11, "2": 11, "3": 11, "4": 10}
+    assert card["dropped"]["class_cap"] == 4 + 5 + 1
+    again, _ = prepare_dataset(table, options)
+    assert set(pd.concat(again.values())["accession"]) == set(kept["accession"])
+
+
+def test_min_per_class_error_names_class(table):
+    with pytest.raises(DataError, match=r"class\(es\) '4' \(10\); min_per_class=11"):
+        prepare_dataset(table, dataclasses.replace(OPTIONS, min_per_class=11))
+    with pytest.raises(DataError, match=r"'5' \(0\)"):
+        prepare_dataset(table, dataclasses.replace(OPTIONS, classes=("1", "5")))
+
+
+def test_duplicate_accession_is_error(table):
+    table = pd.concat([table, table.iloc[[3]]], ignore_index=True)
+    with pytest.raises(DataError, match="duplicate accession 'P10003'"):
+        prepare_dataset(table, OPTIONS)
+
+
+def test_invalid_residues_error_through_prepare(table):
+    with pytest.raises(DataError, match="accession BAD001: invalid residue"):
+        prepare_dataset(table, dataclasses.replace(OPTIONS, invalid_residues="error"))
+
+
+# --- options ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"fractions": (0.8, 0.2, 0.0)},
+        {"fractions": (0.5, 0.2, 0.2)},
+        {"crop": "middle"},
+        {"invalid_residues": "keep"},
+        {"split_method": "homology"},
+        {"classes": ("9",)},
+        {"min_length": 50, "max_length": 40},
+        {"ec_level": 5},
+    ],
+)
+def test_bad_options_raise(changes):
+    with pytest.raises(DataError, match="data options"):
+        DatasetOptions(**changes)
+
+
+def test_options_from_config():
+    cfg = {
+        "data": {
+            "input": "x.tsv",
+            "classes": [1, 2, 3, 4, 5, 6],
+            "ec_level": 1,
+            "min_length": 30,
+            "max_length": 1022,
+            "crop": "n_terminal",
+            "invalid_residues": "drop",
+            "max_per_class": None,
+            "min_per_class": 10,
+            "split": {"method": "random", "train": 0.7, "val": 0.15, "test": 0.15},
+            "seed": 3,
+        }
+    }
+    options = options_from_config(cfg)
+    assert options == DatasetOptions(
+        classes=("1", "2", "3", "4", "5", "6"),
+        min_length=30,
+        min_per_class=10,
+        fractions=(0.7, 0.15, 0.15),
+        seed=3,
+    )
+    assert options_from_config(cfg["data"]) == options
+    assert options_from_config({"data": {"classes": None}}) == DatasetOptions()
+    assert options_from_config({}) == DatasetOptions()
+    assert options_from_config(None) == DatasetOptions()
+
+
+def test_options_from_config_rejects_unknown_keys():
+    with pytest.raises(DataError, match="max_lenght"):
+        options_from_config({"data": {"max_lenght": 5}})
+    with pytest.raises(DataError, match="split.tran"):
+        options_from_config({"data": {"split": {"tran": 0.8}}})
+    with pytest.raises(DataError, match="give all of train, val, test"):
+        options_from_config({"data": {"split": {"train": 0.8, "val": 0.2}}})
+
+
+# --- real data -----------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not REAL_TSV.exists(), reason="shared Swiss-Prot table not available")
+def test_real_swissprot_table():
+    table = read_uniprot_tsv(REAL_TSV)
+    options = DatasetOptions(min_length=30, max_per_class=50, min_per_class=10)
+    splits, card = prepare_dataset(table, options)
+    assert card["classes"] == ["1", "2", "3", "4", "5", "6", "7"]
+    assert card["n_input_rows"] == len(table)
+    assert sum(card["totals"].values()) == 7 * 50
+    assert card["n_input_rows"] == sum(card["dropped"].values()) + 7 * 50
+    for frame in splits.values():
+        assert set(frame["ec_class"]) == set(card["classes"])
+        assert frame["length"].between(30, 1022).all()
