@@ -1,0 +1,101 @@
+"""The real Snakemake DAG on the tiny config, in a temporary directory."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from make_tiny_tsv import TINY_TSV, write_uniprot_tsv
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def snakemake(workdir: Path, config: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
+           str(config), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+
+
+def write_config(workdir: Path, **changes) -> Path:
+    config = yaml.safe_load((REPO / "tests/config/tiny.yaml").read_text())
+    config["data"]["input"] = str(write_uniprot_tsv(workdir / "tiny.tsv"))
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        config[section][key] = value
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """Rule -> number of jobs from the 'Job stats' table of a dry run."""
+    table = dry_run_output.split("Job stats:")[1]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if match and match.group(1) != "total":
+            counts[match.group(1)] = int(match.group(2))
+        elif line.strip() == "":
+            break
+    return counts
+
+
+def test_committed_tiny_tsv_matches_generator(tmp_path):
+    assert TINY_TSV.read_text() == write_uniprot_tsv(tmp_path / "t.tsv").read_text()
+
+
+@pytest.mark.integration
+def test_tiny_pipeline_runs_caches_and_extends(tmp_path):
+    config = write_config(tmp_path)
+    run = snakemake(tmp_path, config)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    table = pd.read_parquet(tmp_path / "results/summary/tiny/masked_eval.parquet")
+    methods = ["activation", "integrated_gradients", "random-0", "random-1"]
+    masked = table[table["method"] != "unmasked"]
+    assert len(masked) == len(methods) * 2 * 2  # methods x layer types x retention levels
+    assert set(zip(masked["method"], masked["layer_type"], masked["retention"], strict=True)) == {
+        (m, lt, r) for m in methods for lt in ("key", "ffn_in") for r in (50.0, 10.0)
+    }
+    assert (table["method"] == "unmasked").sum() == 1
+    assert table["accuracy"].between(0, 1).all()
+    kept = masked.set_index(["layer_type", "retention"])["n_kept"].groupby(level=[0, 1]).first()
+    # key: 2 layers x 32 units, ffn_in: 2 x 128; kept = ceil(r% of all units of the type)
+    assert kept[("key", 50.0)] == 32 and kept[("ffn_in", 10.0)] == 26
+    for name in ("summary.md", "accuracy_vs_retention.png", "ig_completeness.parquet"):
+        assert (tmp_path / "results/summary/tiny" / name).stat().st_size > 0
+    gaps = pd.read_parquet(tmp_path / "results/summary/tiny/ig_completeness.parquet")
+    assert len(gaps) == 2 * 2 and (gaps["gap_max_abs"] < 1e-3).all()
+
+    rerun = snakemake(tmp_path, config, "--dry-run")
+    assert rerun.returncode == 0 and "Nothing to be done" in rerun.stdout + rerun.stderr
+
+    extended = write_config(tmp_path, evaluation__retention=[50, 25, 10])
+    plan = snakemake(tmp_path, extended, "--dry-run")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert job_counts(plan.stdout) == {"evaluate_masked": len(methods) * 2, "summarize": 1,
+                                       "all": 1}
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"evaluation__retention": [0, 10]}, "retention"),
+        ({"evaluation__retention": [150]}, "retention"),
+        ({"scoring__layer_types": ["key", "mlp"]}, "layer_types"),
+        ({"scoring__methods": ["saliency"]}, "methods"),
+    ],
+)
+def test_invalid_config_fails_before_any_job(tmp_path, change, message):
+    config = write_config(tmp_path, **change)
+    run = snakemake(tmp_path, config, "--dry-run")
+    assert run.returncode != 0
+    assert message in run.stdout + run.stderr
+    assert not (tmp_path / "results").exists()
