@@ -41,4 +41,6 @@ rule score_random:
     params:
         scoring=scoring_params,
     run:
-        write_random_scores(input.info, output[0], log[0], wildcards, params.scoring["seed"])
+        write_random_scores(
+            input.info, output[0], log[0], wildcards, params.scoring["seed"]
+        )

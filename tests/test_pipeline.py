@@ -10,7 +10,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from make_tiny_tsv import TINY_TSV, write_uniprot_tsv
 
 REPO = Path(__file__).resolve().parents[1]

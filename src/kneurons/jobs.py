@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import sys
 
@@ -48,3 +49,9 @@ def run_job(main, snakemake) -> None:
         logging.getLogger(snakemake.rule).error("%s", err)
         print(f"Error in rule {snakemake.rule}: {err}", file=sys.stderr)
         sys.exit(1)
+
+
+def share_library_path(src: str) -> None:
+    """Prepend `src` to PYTHONPATH so that every job process imports the library from there."""
+    parts = [src, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
