@@ -17,8 +17,18 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
 def snakemake(workdir: Path, config: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
-           str(config), "--cores", "2", *args]
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(config),
+        "--cores",
+        "2",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
 
 
@@ -79,8 +89,11 @@ def test_tiny_pipeline_runs_caches_and_extends(tmp_path):
     extended = write_config(tmp_path, evaluation__retention=[50, 25, 10])
     plan = snakemake(tmp_path, extended, "--dry-run")
     assert plan.returncode == 0, plan.stderr[-3000:]
-    assert job_counts(plan.stdout) == {"evaluate_masked": len(methods) * 2, "summarize": 1,
-                                       "all": 1}
+    assert job_counts(plan.stdout) == {
+        "evaluate_masked": len(methods) * 2,
+        "summarize": 1,
+        "all": 1,
+    }
 
 
 @pytest.mark.parametrize(
