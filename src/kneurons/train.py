@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -14,6 +17,7 @@ import torch.nn.functional as F
 
 from kneurons.batching import iter_batches, tokenize
 from kneurons.evaluate import classification_metrics, predict_logits
+from kneurons.io import atomic_write
 from kneurons.model import EsmClassifier
 
 
@@ -47,6 +51,36 @@ def _lr_lambda(total_steps: int, warmup_fraction: float) -> Callable[[int], floa
     return factor
 
 
+def run_fingerprint(model: EsmClassifier, train: pd.DataFrame, val: pd.DataFrame, options) -> str:
+    """What a resumable state must match: options, data and the starting weights."""
+    digest = hashlib.sha256(json.dumps(asdict(options), sort_keys=True).encode())
+    for frame in (train, val):
+        digest.update(pd.util.hash_pandas_object(frame[["sequence", "label"]]).values.tobytes())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _save_state(path, state: dict) -> None:
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def _load_state(path, fingerprint: str, log) -> dict | None:
+    """The saved state of an interrupted run of the same training, or None."""
+    if path is None or not Path(path).exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a foreign or damaged file: start afresh rather than fail
+        log(f"ignoring unreadable resume state {path} ({type(err).__name__})")
+        return None
+    if state.get("fingerprint") != fingerprint:
+        log(f"ignoring resume state {path}: it belongs to other options, data or weights")
+        return None
+    return state
+
+
 def finetune(
     model: EsmClassifier,
     alphabet,
@@ -55,18 +89,25 @@ def finetune(
     options: TrainOptions,
     device: torch.device,
     log: Callable[[str], None] = print,
+    resume_path: str | Path | None = None,
 ) -> tuple[EsmClassifier, pd.DataFrame]:
     """Train on `train` (columns sequence, label), validate each epoch on `val`.
 
     Returns the model holding the weights of the epoch with the best validation macro-F1
     (ties: the earlier epoch) and one row per epoch of training history.
+
+    With `resume_path`, the full training state (weights, optimiser, scheduler, RNG, history)
+    is saved there after every epoch; a later call with the same options, data and starting
+    weights continues from it and ends exactly where an uninterrupted run would. The file is
+    removed when training completes.
     """
+    fingerprint = run_fingerprint(model, train, val, options) if resume_path else None
     torch.manual_seed(options.seed)
     model.to(device)
     train_tokens = tokenize(alphabet, train["sequence"].tolist())
     train_labels = torch.tensor(train["label"].to_numpy(), dtype=torch.long)
     val_tokens = tokenize(alphabet, val["sequence"].tolist())
-    val_labels = val["label"].to_numpy()
+    val_labels = val["label"].to_numpy().copy()
     classes = [str(i) for i in range(model.num_classes)]
 
     head_params = list(model.head.parameters())
@@ -88,8 +129,19 @@ def finetune(
         optimizer, _lr_lambda(n_batches * options.epochs, options.warmup_fraction)
     )
 
-    best_state, best_key, history = None, None, []
-    for epoch in range(1, options.epochs + 1):
+    best_state, best_key, best_epoch, history, first_epoch = None, None, None, [], 1
+    saved = _load_state(resume_path, fingerprint, log)
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["rng"])
+        best_state, best_epoch, history = saved["best_state"], saved["best_epoch"], saved["history"]
+        best_key = tuple(saved["best_key"])
+        first_epoch = saved["epoch"] + 1
+        log(f"resuming after epoch {saved['epoch']} from {resume_path}")
+
+    for epoch in range(first_epoch, options.epochs + 1):
         model.train()
         start = time.perf_counter()
         total_loss, n_seen, n_residues = 0.0, 0, 0
@@ -110,7 +162,7 @@ def finetune(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), options.grad_clip)
             optimizer.step()
             scheduler.step()
-            total_loss += float(loss) * len(idx)
+            total_loss += float(loss.detach()) * len(idx)
             n_seen += len(idx)
             n_residues += int(model.residue_mask(batch).sum())
         seconds = time.perf_counter() - start
@@ -138,8 +190,26 @@ def finetune(
             best_key = key
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
             best_epoch = epoch
+        if resume_path is not None and epoch < options.epochs:
+            _save_state(
+                resume_path,
+                {
+                    "fingerprint": fingerprint,
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": torch.get_rng_state(),
+                    "best_state": best_state,
+                    "best_key": list(best_key),
+                    "best_epoch": best_epoch,
+                    "history": history,
+                },
+            )
 
     model.load_state_dict(best_state)
+    if resume_path is not None:
+        Path(resume_path).unlink(missing_ok=True)
     history = pd.DataFrame(history)
     history["best"] = history["epoch"] == best_epoch
     return model.eval(), history

@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import pandas as pd
 
@@ -32,7 +33,11 @@ def main(snakemake):
 
     model = EsmClassifier(build_encoder(spec), num_classes=len(classes))
     log.info("model %s: %s, %d classes", snakemake.wildcards.model, spec, len(classes))
-    model, history = finetune(model, alphabet(), train, val, options, device, log=log.info)
+    # Not a declared output: it survives a killed job, and a rerun continues from it.
+    resume = Path(snakemake.output.checkpoint).with_name("finetune_state.pt")
+    model, history = finetune(
+        model, alphabet(), train, val, options, device, log=log.info, resume_path=resume
+    )
 
     metrics = {"model": snakemake.wildcards.model, "classes": classes}
     for name, frame in (("val", val), ("test", test)):

@@ -1,0 +1,21 @@
+"""Snakemake adapter: how well each residue map picks out planted motifs or annotated sites."""
+
+import pandas as pd
+
+from kneurons.io import atomic_write, write_parquet
+from kneurons.jobs import run_job, start_job
+from kneurons.residues import recovery_markdown, recovery_table
+
+
+def main(snakemake):
+    log, _ = start_job(snakemake)
+    sites = pd.read_csv(snakemake.input.sites, sep="\t")
+    maps = [pd.read_parquet(p) for p in snakemake.input.maps]
+    table = recovery_table(maps, sites)
+    write_parquet(snakemake.output.table, table)
+    text = recovery_markdown(table, snakemake.wildcards.model)
+    atomic_write(snakemake.output.markdown, lambda t: t.write_text(text))
+    log.info("%d recovery rows", len(table))
+
+
+run_job(main, snakemake)  # noqa: F821
