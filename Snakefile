@@ -27,15 +27,22 @@ if not workflow.overwrite_configfiles:
 validate(config, "config/schema.yaml")
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/model.smk"
 include: "rules/scoring.smk"
 include: "rules/evaluation.smk"
 include: "rules/summary.smk"
+include: "rules/residues.smk"
+include: "rules/provenance.smk"
 
 
 rule all:
     default_target: True
     input:
         all_targets(),
+        residue_targets(),
+        provenance_targets(),

@@ -35,29 +35,46 @@ def main():
     torch.set_num_threads(args.threads)
 
     table, _ = generate(
-        SyntheticOptions(n_per_class=args.n_per_class, min_length=args.min_length,
-                         max_length=args.max_length, copies=args.copies)
+        SyntheticOptions(
+            n_per_class=args.n_per_class,
+            min_length=args.min_length,
+            max_length=args.max_length,
+            copies=args.copies,
+        )
     )
-    table = table.rename(columns={"Entry": "accession", "EC number": "ec_numbers",
-                                  "Sequence": "sequence"})
+    table = table.rename(
+        columns={"Entry": "accession", "EC number": "ec_numbers", "Sequence": "sequence"}
+    )
     splits, card = prepare_dataset(table, DatasetOptions(fractions=(0.8, 0.1, 0.1)))
     layers, width, heads = (int(v) for v in args.arch.split(","))
     torch.manual_seed(0)
     model = EsmClassifier(build_random(Architecture(layers, width, heads)), len(card["classes"]))
-    options = TrainOptions(epochs=args.epochs, lr=args.lr, head_lr=args.lr, max_tokens=4096,
-                           max_batch_size=32, warmup_fraction=0.1)
+    options = TrainOptions(
+        epochs=args.epochs,
+        lr=args.lr,
+        head_lr=args.lr,
+        max_tokens=4096,
+        max_batch_size=32,
+        warmup_fraction=0.1,
+    )
     start = time.perf_counter()
-    model, history = finetune(model, alphabet(), splits["train"], splits["val"], options,
-                              torch.device("cpu"))
+    model, history = finetune(
+        model, alphabet(), splits["train"], splits["val"], options, torch.device("cpu")
+    )
     seconds = time.perf_counter() - start
     test = splits["test"]
     logits = predict_logits(model, tokenize(alphabet(), test["sequence"].tolist()), "cpu")
     metrics = classification_metrics(test["label"], logits.argmax(1).numpy(), card["classes"])
-    print(history[["epoch", "train_loss", "val_accuracy", "seconds", "residues_per_second"]]
-          .to_string(index=False))
-    print(f"arch {args.arch}, {sum(card['totals'].values())} sequences "
-          f"{args.min_length}-{args.max_length} aa, lr {args.lr}: test accuracy "
-          f"{metrics['accuracy']:.3f} after {seconds:.0f} s of training")
+    print(
+        history[
+            ["epoch", "train_loss", "val_accuracy", "seconds", "residues_per_second"]
+        ].to_string(index=False)
+    )
+    print(
+        f"arch {args.arch}, {sum(card['totals'].values())} sequences "
+        f"{args.min_length}-{args.max_length} aa, lr {args.lr}: test accuracy "
+        f"{metrics['accuracy']:.3f} after {seconds:.0f} s of training"
+    )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,93 @@
+# Data: (fetch_uniprot ->) clean_dataset (-> cluster_sequences) -> prepare_dataset.
+# With data.input set, fetch_uniprot is not in the DAG; cluster_sequences only with
+# data.split.method: homology.
+
+
+rule fetch_uniprot:
+    output:
+        tsv="results/data/uniprot.tsv.gz",
+        manifest="results/data/uniprot_manifest.json",
+    log:
+        "logs/fetch_uniprot.log",
+    conda:
+        "../envs/kneurons.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=240,
+    params:
+        uniprot=config["data"]["uniprot"],
+        classes=config["data"]["classes"],
+    script:
+        "../workflow/scripts/fetch_uniprot.py"
+
+
+rule clean_dataset:
+    input:
+        unpack(dataset_sources),
+        lib=library("data"),
+    output:
+        table="results/data/cleaned.parquet",
+        fasta="results/data/cleaned.fasta",
+    log:
+        "logs/clean_dataset.log",
+    benchmark:
+        "results/benchmarks/clean_dataset.tsv"
+    conda:
+        "../envs/kneurons.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        data=cleaning_options(),
+    script:
+        "../workflow/scripts/clean_dataset.py"
+
+
+rule cluster_sequences:
+    input:
+        "results/data/cleaned.fasta",
+    output:
+        clusters="results/data/homology/clusters.tsv",
+        hits="results/data/homology/hits.tsv",
+        version="results/data/homology/mmseqs_version.txt",
+    log:
+        "logs/cluster_sequences.log",
+    benchmark:
+        "results/benchmarks/cluster_sequences.tsv"
+    conda:
+        "../envs/mmseqs2.yaml"
+    threads: 4
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    params:
+        thresholds=mmseqs_thresholds(),
+        fields=mmseqs_hit_fields(),
+    shell:
+        """
+        work=$(mktemp -d)
+        trap 'rm -rf "$work"' EXIT
+        (
+            mmseqs version >{output.version}
+            mmseqs easy-cluster {input} "$work/clu" "$work/tmp" {params.thresholds} \
+                --threads {threads}
+            mv "$work/clu_cluster.tsv" {output.clusters}
+            mmseqs easy-search {input} {input} {output.hits} "$work/tmp" {params.thresholds} \
+                --format-output {params.fields} --threads {threads}
+        ) >{log} 2>&1
+        """
+
+
 rule prepare_dataset:
     input:
-        config["data"]["input"],
+        unpack(split_inputs),
+        lib=library("data", "homology"),
     output:
         train="results/data/train.parquet",
         val="results/data/val.parquet",
         test="results/data/test.parquet",
         card="results/data/dataset_card.json",
+        card_md="results/data/dataset_card.md",
     log:
         "logs/prepare_dataset.log",
     conda:
@@ -14,6 +96,6 @@ rule prepare_dataset:
         mem_mb=4000,
         runtime=30,
     params:
-        data=data_options(),
+        data=split_options(),
     script:
         "../workflow/scripts/prepare_dataset.py"

@@ -1,6 +1,35 @@
+# Masked evaluation: one job, and one cached target, per (model, mode, scope, method, target,
+# direction, retention). A target is a layer type, or a group's name for group scopes.
+
+
+rule mean_activations:
+    input:
+        checkpoint="results/models/{model}/model.pt",
+        lib=library("model", "masking", "batching"),
+        train="results/data/train.parquet",
+    output:
+        "results/activations/{model}/{layer_type}.parquet",
+    log:
+        "logs/mean_activations/{model}/{layer_type}.log",
+    benchmark:
+        "results/benchmarks/mean_activations/{model}/{layer_type}.tsv"
+    conda:
+        "../envs/kneurons.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=gpu_count(),
+    params:
+        options=config["evaluation"]["mean_ablation"],
+    script:
+        "../workflow/scripts/mean_activations.py"
+
+
 rule evaluate_unmasked:
     input:
         checkpoint="results/models/{model}/model.pt",
+        lib=library("model", "evaluate", "batching"),
         test="results/data/test.parquet",
     output:
         "results/eval/{model}/unmasked.parquet",
@@ -20,14 +49,18 @@ rule evaluate_unmasked:
 rule evaluate_masked:
     input:
         checkpoint="results/models/{model}/model.pt",
+        lib=library("model", "masking", "evaluate", "batching"),
         test="results/data/test.parquet",
-        scores=score_files,
+        scores=eval_score_files,
+        means=eval_mean_files,
     output:
-        "results/eval/{model}/{method}/{layer_type}/keep{retention}.parquet",
+        EVAL_FILE,
     log:
-        "logs/evaluate_masked/{model}/{method}/{layer_type}/keep{retention}.log",
+        "logs/evaluate_masked/{model}/{mode}/{scope}/{method}/{layer_type}/{direction}{retention}.log",
     benchmark:
-        "results/benchmarks/evaluate_masked/{model}/{method}/{layer_type}/keep{retention}.tsv"
+        "results/benchmarks/evaluate_masked/{model}/{mode}/{scope}/{method}/{layer_type}/{direction}{retention}.tsv"
+    wildcard_constraints:
+        layer_type=one_of(EVAL_TARGETS),
     conda:
         "../envs/kneurons.yaml"
     threads: 2
@@ -35,5 +68,7 @@ rule evaluate_masked:
         mem_mb=4000,
         runtime=60,
         gpu=gpu_count(),
+    params:
+        group_ranking=group_ranking_param,
     script:
         "../workflow/scripts/evaluate_masked.py"

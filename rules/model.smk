@@ -1,6 +1,7 @@
 rule finetune:
     input:
         train="results/data/train.parquet",
+        lib=library("model", "train", "evaluate", "batching"),
         val="results/data/val.parquet",
         test="results/data/test.parquet",
         card="results/data/dataset_card.json",
@@ -17,7 +18,7 @@ rule finetune:
         "../envs/kneurons.yaml"
     threads: 8
     resources:
-        mem_mb=16000,
+        mem_mb=memory(16000),
         runtime=24 * 60,
         gpu=gpu_count(),
     params:

@@ -1,10 +1,14 @@
-# One job per (model, method, layer type, layer): on a cluster the expensive integrated-gradients
-# jobs spread out; on one machine nothing is computed twice.
+# One job per (model, method, layer type, layer): on a cluster the expensive gradient jobs spread
+# out, and a new layer type in the config adds jobs without redoing the others. Within a job the
+# steps of several examples share a batch (scoring.<method>.max_tokens), which keeps the passes
+# as full as fusing the six modules of a layer would; what a per-layer job would share (the plain
+# forward below the layer) is a few percent of a job (README, "Scoring methods").
 
 
 rule score_neurons:
     input:
         checkpoint="results/models/{model}/model.pt",
+        lib=library("model", "scoring", "batching"),
         train="results/data/train.parquet",
     output:
         "results/scores/{model}/{method}/{layer_type}/layer{layer}.parquet",
@@ -13,7 +17,7 @@ rule score_neurons:
     benchmark:
         "results/benchmarks/score_neurons/{model}/{method}/{layer_type}/layer{layer}.tsv"
     wildcard_constraints:
-        method="activation|integrated_gradients",
+        method="activation|grad_x_activation|integrated_gradients",
     conda:
         "../envs/kneurons.yaml"
     threads: 4

@@ -1,18 +1,51 @@
+# One summary per model: tables, statistics, markdown, HTML pages and figures. Outputs flagged
+# with report(...) are what `snakemake --report report.html` gathers (captions in report/).
+
+
 rule summarize:
     input:
         unpack(summary_inputs),
+        lib=library("summary", "statistics"),
     output:
         table="results/summary/{model}/masked_eval.parquet",
+        random="results/summary/{model}/random_baseline.parquet",
+        auc="results/summary/{model}/auc.parquet",
+        enrichment="results/summary/{model}/enrichment.parquet",
+        type_enrichment="results/summary/{model}/type_enrichment.parquet",
+        class_overlap="results/summary/{model}/class_overlap.parquet",
         completeness="results/summary/{model}/ig_completeness.parquet",
         markdown="results/summary/{model}/summary.md",
-        plot="results/summary/{model}/accuracy_vs_retention.png",
-        plot_svg="results/summary/{model}/accuracy_vs_retention.svg",
+        html=report(
+            "results/summary/{model}/summary.html",
+            caption="../report/summary.rst",
+            category="Summary",
+            labels={"model": "{model}", "page": "summary"},
+        ),
+        dataset=report(
+            "results/summary/{model}/dataset.html",
+            caption="../report/dataset.rst",
+            category="Data and fine-tuning",
+            labels={"model": "{model}", "page": "dataset card"},
+        ),
+        finetuning=report(
+            "results/summary/{model}/finetuning.html",
+            caption="../report/finetuning.rst",
+            category="Data and fine-tuning",
+            labels={"model": "{model}", "page": "fine-tuning metrics"},
+        ),
+        accuracy=report_figures("accuracy"),
+        per_class=report_figures("per_class"),
+        heatmaps=report_figures("heatmap"),
+        enrichment_plot=report_figures("enrichment"),
+        svg=figure_files(None, "svg"),
     log:
         "logs/summarize/{model}.log",
     conda:
         "../envs/kneurons.yaml"
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=4000,
+        runtime=30,
+    params:
+        figures=figure_params,
     script:
         "../workflow/scripts/summarize.py"

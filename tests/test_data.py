@@ -10,16 +10,20 @@ import dataclasses
 import gzip
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from kneurons.data import (
     DROP_REASONS,
     OUTPUT_COLUMNS,
     DataError,
     DatasetOptions,
+    card_markdown,
     clean_sequences,
     ec_label,
     label_rows,
@@ -42,6 +46,7 @@ EXPECTED_DROPPED = {
     "too_short": 1,
     "too_long": 0,
     "no_ec": 2,
+    "non_enzyme_has_ec": 0,
     "multiple_classes": 1,
     "class_not_selected": 2,
     "duplicate_sequence": 1,
@@ -183,7 +188,13 @@ def test_label_rows_level_2():
     assert kept["accession"].tolist() == ["A", "D"]
     assert kept["ec_class"].tolist() == ["3.4", "1.1"]
     assert kept["ec_numbers"].tolist() == ["3.4.-.-", "1.1.1.1; 1.1.-.-"]
-    assert counts == {"no_ec": 2, "multiple_classes": 1, "class_not_selected": 0}
+    assert counts == {
+        "no_ec": 2,
+        "non_enzyme_has_ec": 0,
+        "multiple_classes": 1,
+        "class_not_selected": 0,
+        "multiple_classes_kept_first": 0,
+    }
 
 
 def test_label_rows_spanning_two_classes_is_dropped_even_if_one_is_too_partial():
@@ -423,7 +434,10 @@ def test_invalid_residues_error_through_prepare(table):
         {"fractions": (0.5, 0.2, 0.2)},
         {"crop": "middle"},
         {"invalid_residues": "keep"},
-        {"split_method": "homology"},
+        {"split_method": "cdhit"},
+        {"multi_label": "all"},
+        {"identity": 0},
+        {"coverage": 1.5},
         {"classes": ("9",)},
         {"min_length": 50, "max_length": 40},
         {"ec_level": 5},
@@ -446,8 +460,18 @@ def test_options_from_config():
             "invalid_residues": "drop",
             "max_per_class": None,
             "min_per_class": 10,
-            "split": {"method": "random", "train": 0.7, "val": 0.15, "test": 0.15},
+            "split": {
+                "method": "homology",
+                "train": 0.7,
+                "val": 0.15,
+                "test": 0.15,
+                "identity": 0.4,
+                "coverage": 0.5,
+            },
             "seed": 3,
+            "multi_label": "first",
+            "non_enzymes": "ne.tsv",
+            "uniprot": {"query": "reviewed:true", "per_class_cap": 10},
         }
     }
     options = options_from_config(cfg)
@@ -456,6 +480,10 @@ def test_options_from_config():
         min_length=30,
         min_per_class=10,
         fractions=(0.7, 0.15, 0.15),
+        split_method="homology",
+        identity=0.4,
+        coverage=0.5,
+        multi_label="first",
         seed=3,
     )
     assert options_from_config(cfg["data"]) == options
@@ -488,3 +516,188 @@ def test_real_swissprot_table():
     for frame in splits.values():
         assert set(frame["ec_class"]) == set(card["classes"])
         assert frame["length"].between(30, 1022).all()
+
+
+# --- multi_label, non-enzymes ---------------------------------------------------------------
+
+
+def test_multi_label_first_keeps_the_first_resolvable_label():
+    df = pd.DataFrame(
+        {
+            "accession": ["A", "B", "C", "D"],
+            "ec_numbers": ["1.1.1.1; 3.4.-.-", "3.-.-.-; 1.1.1.1", "2.7.1.1; 2.3.1.1", "4.1.1.1"],
+        }
+    )
+    kept, counts = label_rows(df, DatasetOptions(ec_level=2, multi_label="first"))
+    assert kept["ec_class"].tolist() == ["1.1", "1.1", "2.7", "4.1"]
+    assert counts["multiple_classes"] == 0 and counts["multiple_classes_kept_first"] == 3
+    kept, counts = label_rows(df, DatasetOptions(ec_level=1, multi_label="first"))
+    assert kept["ec_class"].tolist() == ["1", "3", "2", "4"]  # "3.-.-.-" resolves at level 1
+    assert counts["multiple_classes_kept_first"] == 2  # C is class 2 at level 1
+
+
+def test_multi_label_first_through_prepare(table):
+    splits, card = prepare_dataset(table, dataclasses.replace(OPTIONS, multi_label="first"))
+    kept = pd.concat(splits.values()).set_index("accession")
+    assert kept.loc["MULTI1", "ec_class"] == "1"
+    assert card["dropped"]["multiple_classes"] == 0
+    assert card["relabelled"] == {"multiple_classes_kept_first": 1}
+    assert card["n_input_rows"] == card["n_kept"] + card["n_dropped"]
+
+
+def non_enzyme_rows(table) -> list[dict]:
+    rng = random.Random(5)
+    rows = [
+        {"Entry": f"N{i:04d}", "EC number": "", "Sequence": random_sequence(rng, 60)}
+        for i in range(12)
+    ]
+    rows.append({"Entry": "NEC001", "EC number": "3.1.1.1", "Sequence": random_sequence(rng, 60)})
+    # Also in the enzyme table as P40000 (class 4): labelled two ways, both copies dropped.
+    enzyme = table.set_index("accession").loc["P40000", "sequence"]
+    rows.append({"Entry": "NDUP01", "EC number": "", "Sequence": enzyme})
+    return rows
+
+
+def test_non_enzyme_class(tmp_path, table):
+    path = write_tsv(
+        tmp_path / "non.tsv", non_enzyme_rows(table), columns=["Entry", "Sequence", "Length"]
+    )
+    non_enzymes = read_uniprot_tsv(path, require_ec=False)
+    assert (non_enzymes["ec_numbers"] == "").all()
+    non_enzymes.loc[non_enzymes["accession"] == "NEC001", "ec_numbers"] = "3.1.1.1"
+    splits, card = prepare_dataset(table, OPTIONS, non_enzymes=non_enzymes)
+    assert card["classes"] == ["0", "1", "2", "3", "4"]
+    assert card["label_index"]["0"] == 0
+    assert card["input_rows"] == {"table": len(table), "non_enzymes": 14}
+    assert card["dropped"]["non_enzyme_has_ec"] == 1
+    assert (
+        card["dropped"]["duplicate_conflicting_labels"]
+        == EXPECTED_DROPPED["duplicate_conflicting_labels"] + 2
+    )
+    kept = pd.concat(splits.values())
+    assert (kept["ec_class"] == "0").sum() == 12
+    assert (kept.loc[kept["ec_class"] == "0", "label"] == 0).all()
+    assert not {"NEC001", "NDUP01", "P40000"} & set(kept["accession"])
+    assert card["n_input_rows"] == len(table) + 14 == card["n_kept"] + card["n_dropped"]
+
+
+def test_non_enzyme_accession_also_in_table_is_error(table):
+    other = table[table["accession"] == "P10003"].assign(ec_numbers="")
+    with pytest.raises(DataError, match="duplicate accession 'P10003'"):
+        prepare_dataset(table, OPTIONS, non_enzymes=other)
+
+
+@pytest.mark.skipif(not REAL_TSV.exists(), reason="shared Swiss-Prot table not available")
+def test_real_non_enzyme_table_reads():
+    table = read_uniprot_tsv(REAL_TSV.with_name("swissprot_nonenzymes.tsv"), require_ec=False)
+    assert len(table) == 693 and (table["ec_numbers"] == "").all()
+
+
+# --- the card --------------------------------------------------------------------------------
+
+
+def test_card_accounts_for_rows_lengths_and_clusters(prepared):
+    splits, card = prepared
+    assert card["n_input_rows"] == card["n_kept"] + card["n_dropped"]
+    assert card["n_dropped"] == sum(EXPECTED_DROPPED.values())
+    assert card["n_kept"] == sum(card["totals"].values())
+    for name, frame in splits.items():
+        stats = card["length"][name]
+        assert stats["n"] == len(frame)
+        assert stats["min"] == frame["length"].min() and stats["max"] == frame["length"].max()
+        assert stats["median"] == frame["length"].median()
+        # random split: every row is its own cluster
+        assert card["clusters"][name] == len(frame)
+        assert (frame["cluster"] == frame["accession"]).all()
+    assert card["input_length"]["n"] == len(fixture_rows())
+    assert card["input_length"]["max"] == 150
+
+
+def test_card_markdown(prepared):
+    _, card = prepared
+    card = {
+        **card,
+        "source": {"type": "file", "path": "x.tsv", "sha256": "ab" * 32},
+        "outputs": {"train": {"path": "t", "rows": 41, "sha256": "cd" * 32}},
+    }
+    text = card_markdown(card)
+    assert "Source: `x.tsv`" in text
+    assert "| duplicate_conflicting_labels | 2 |" in text
+    assert "| train | 11 | 12 | 10 | 8 | 41 | 41 | 62.0 |" in text
+    assert "Split: random split, stratified by class (seed 0)." in text
+    assert f"| train | 41 | `{'cd' * 32}` |" in text
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"Entry\tEC number\tSequence\nA\t1.1.1.1\tMKV\nB\t2.2.2.2\n", "line 3 has 2 field(s)"),
+        (b"Entry\tEC number\tSequence\nA\t1.1.1.1\tMKV\tX\n", "line 2 has 4 field(s)"),
+        (b"<!DOCTYPE html>\n<html><body>503 Service Unavailable</body></html>\n", "HTML"),
+        (b"  <html>\n<head><title>Error</title></head>\n", "HTML"),
+        (b"", "empty file"),
+        (b"\n\n", "empty file"),
+        (b"Entry\tEC number\tSequence\n", "no data rows"),
+        (b"Entry\tSequence\nA\tMKV\n", "missing column(s) 'EC number'"),
+        (b"Entry\tEC number\tSequence\nA\t1.1.1.1\t\xff\xfe\n", "not UTF-8"),
+    ],
+)
+def test_bad_files_give_one_line_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "bad.tsv"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as err:
+        read_uniprot_tsv(path)
+    text = str(err.value)
+    assert text.startswith(str(path)) and message in text and "\n" not in text
+
+
+def test_truncated_gzip_is_named(tmp_path):
+    whole = write_tsv(tmp_path / "whole.tsv.gz", fixture_rows(), gz=True).read_bytes()
+    path = tmp_path / "cut.tsv.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match=r"cut.tsv.gz: broken or truncated gzip"):
+        read_uniprot_tsv(path)
+
+
+def test_gzip_detected_by_content_not_name(tmp_path, table):
+    path = write_tsv(tmp_path / "enzymes.tsv", fixture_rows(), gz=True)
+    pd.testing.assert_frame_equal(read_uniprot_tsv(path), table)
+
+
+def test_windows_line_endings(tmp_path, table):
+    text = write_tsv(tmp_path / "a.tsv", fixture_rows()).read_text()
+    path = tmp_path / "crlf.tsv"
+    path.write_bytes(text.replace("\n", "\r\n").encode())
+    pd.testing.assert_frame_equal(read_uniprot_tsv(path), table)
+
+
+# --- bad input through the workflow: one line, no output ------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_bad_input_in_the_workflow_is_one_line_and_leaves_nothing(tmp_path):
+    """The library tests above cover every bad input; this one checks the rule's edge once."""
+    config = yaml.safe_load((REPO / "tests/config/tiny.yaml").read_text())
+    source = tmp_path / "input.tsv"
+    source.write_text("<!DOCTYPE html>\n<html><body>502 Bad Gateway</body></html>\n")
+    config["data"]["input"] = str(source)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    run = subprocess.run(
+        [snakemake, "results/data/train.parquet", "-s", str(REPO / "Snakefile")]
+        + ["-d", str(tmp_path), "--cores", "1", "--configfile", str(tmp_path / "config.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode != 0
+    errors = [line for line in run.stderr.splitlines() if line.startswith("Error in rule")]
+    assert errors[0].startswith(f"Error in rule clean_dataset: {source}: an HTML/XML page")
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "results").exists() or not any(
+        p.is_file() for p in (tmp_path / "results").rglob("*")
+    )

@@ -66,26 +66,66 @@ def test_tiny_pipeline_runs_caches_and_extends(tmp_path):
     run = snakemake(tmp_path, config)
     assert run.returncode == 0, run.stderr[-3000:]
 
-    table = pd.read_parquet(tmp_path / "results/summary/tiny/masked_eval.parquet")
+    summary = tmp_path / "results/summary/tiny"
+    table = pd.read_parquet(summary / "masked_eval.parquet")
     methods = ["activation", "integrated_gradients", "random-0", "random-1"]
     masked = table[table["method"] != "unmasked"]
     assert len(masked) == len(methods) * 2 * 2  # methods x layer types x retention levels
     assert set(zip(masked["method"], masked["layer_type"], masked["retention"], strict=True)) == {
         (m, lt, r) for m in methods for lt in ("key", "ffn_in") for r in (50.0, 10.0)
     }
+    # the default masking: zero ablation, top r% per layer type, knowledge neurons kept
+    assert set(zip(masked["mode"], masked["scope"], masked["direction"], strict=True)) == {
+        ("zero", "layer_type", "keep")
+    }
     assert (table["method"] == "unmasked").sum() == 1
     assert table["accuracy"].between(0, 1).all()
+    assert (table["correct"].map(len) == table["n"]).all()
+    assert (table["accuracy_ci_low"] <= table["accuracy"]).all()
+    assert (table["accuracy"] <= table["accuracy_ci_high"]).all()
+    selection = masked[masked["method_family"] != "random"]
+    # 2 random seeds: p is 1/3, 2/3 or 1
+    assert selection["p_value"].isin([1 / 3, 2 / 3, 1.0]).all()
     kept = masked.set_index(["layer_type", "retention"])["n_kept"].groupby(level=[0, 1]).first()
     # key: 2 layers x 32 units, ffn_in: 2 x 128; kept = ceil(r% of all units of the type)
     assert kept[("key", 50.0)] == 32 and kept[("ffn_in", 10.0)] == 26
-    for name in ("summary.md", "accuracy_vs_retention.png", "ig_completeness.parquet"):
-        assert (tmp_path / "results/summary/tiny" / name).stat().st_size > 0
-    gaps = pd.read_parquet(tmp_path / "results/summary/tiny/ig_completeness.parquet")
+    auc = pd.read_parquet(summary / "auc.parquet")
+    assert set(auc["method"]) == {"activation", "integrated_gradients", "random"}
+    enrichment = pd.read_parquet(summary / "type_enrichment.parquet")
+    assert set(enrichment["pool"]) == {"all"}  # key + ffn_in ranked together (no qkv here)
+    for name in (
+        "summary.md",
+        "summary.html",
+        "dataset.html",
+        "finetuning.html",
+        "ig_completeness.parquet",
+        "random_baseline.parquet",
+        "enrichment.parquet",
+        "class_overlap.parquet",
+        "figures/accuracy_zero_layer_type_keep.png",
+        "figures/accuracy_zero_layer_type_keep.svg",
+        "figures/per_class_zero_layer_type_keep.png",
+        "figures/heatmap_layer_type_activation.png",
+        "figures/heatmap_layer_type_integrated_gradients.png",
+        "figures/enrichment.png",
+    ):
+        assert (summary / name).stat().st_size > 0, name
+    gaps = pd.read_parquet(summary / "ig_completeness.parquet")
     assert len(gaps) == 2 * 2 and (gaps["gap_max_abs"] < 1e-3).all()
+
+    report = tmp_path / "report.html"
+    built = snakemake(tmp_path, config, "--report", str(report))
+    assert built.returncode == 0, built.stderr[-3000:]
+    html = report.read_text(errors="replace")
+    for name in ("accuracy_zero_layer_type_keep.png", "heatmap_layer_type_activation.png"):
+        assert name in html
+    assert "Knowledge neurons of ESM-2" in html  # report/workflow.rst
 
     rerun = snakemake(tmp_path, config, "--dry-run")
     assert rerun.returncode == 0 and "Nothing to be done" in rerun.stdout + rerun.stderr
 
+    # one more retention level: exactly one evaluation per method x layer type (x masking
+    # variant, of which the tiny config has one), then the summary
     extended = write_config(tmp_path, evaluation__retention=[50, 25, 10])
     plan = snakemake(tmp_path, extended, "--dry-run")
     assert plan.returncode == 0, plan.stderr[-3000:]
@@ -95,6 +135,30 @@ def test_tiny_pipeline_runs_caches_and_extends(tmp_path):
         "all": 1,
     }
 
+    # every masking option is its own set of targets: modes x scopes x directions, where
+    # scope `all` adds one target (all layer types together) beside the 2 layer types
+    variants = write_config(
+        tmp_path,
+        evaluation__modes=["zero", "mean"],
+        evaluation__scopes=["layer_type", "all"],
+        evaluation__directions=["keep", "remove"],
+    )
+    plan = snakemake(tmp_path, variants, "--dry-run")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert job_counts(plan.stdout) == {
+        "evaluate_masked": len(methods) * 2 * 2 * (2 + 1) * 2 - len(methods) * 2 * 2,
+        "mean_activations": 2,  # one per layer type, for mean ablation
+        "summarize": 1,
+        "all": 1,
+    }
+    target = "results/eval/tiny/mean/all/integrated_gradients/all/remove10.parquet"
+    one = snakemake(tmp_path, variants, target)
+    assert one.returncode == 0, one.stderr[-3000:]
+    row = pd.read_parquet(tmp_path / target).iloc[0]
+    assert (row["mode"], row["scope"], row["direction"]) == ("mean", "all", "remove")
+    # top 10% of the 320 key + ffn_in units removed, the rest kept
+    assert row["n_selected"] == 32 and row["n_kept"] == 320 - 32 and row["n_total"] == 320
+
 
 @pytest.mark.parametrize(
     "change,message",
@@ -103,6 +167,8 @@ def test_tiny_pipeline_runs_caches_and_extends(tmp_path):
         ({"evaluation__retention": [150]}, "retention"),
         ({"scoring__layer_types": ["key", "mlp"]}, "layer_types"),
         ({"scoring__methods": ["saliency"]}, "methods"),
+        ({"evaluation__modes": ["median"]}, "modes"),
+        ({"evaluation__scopes": ["qkv"]}, "qkv needs query, key and value"),
     ],
 )
 def test_invalid_config_fails_before_any_job(tmp_path, change, message):

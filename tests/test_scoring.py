@@ -1,28 +1,51 @@
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from captum.attr import LayerIntegratedGradients
 from torch import nn
 
 from kneurons.batching import pad
-from kneurons.model import get_module
+from kneurons.io import write_parquet
+from kneurons.masking import all_class_rows
+from kneurons.model import LAYER_TYPES, get_module
 from kneurons.scoring import (
+    ALL_CLASSES,
+    _Layers,
     activation_scores,
+    gap_summary,
+    grad_x_activation_scores,
     integrated_gradients_scores,
     quadrature,
     random_scores,
     score_frame,
+    score_neurons,
+    score_table,
 )
+
+LABELS = [0, 1, 2, 0]
+
+
+@pytest.fixture
+def sharp_model(tiny_model):
+    """A sharpened head makes F(alpha) clearly nonlinear in alpha."""
+    with torch.no_grad():
+        tiny_model.head.weight.mul_(30.0)
+    return tiny_model
 
 
 def test_activation_score_hand_checkable(tiny_model, tiny_tokens):
-    """fc1 with zero weights outputs its bias at every position, so the score is |bias|."""
+    """fc1 with zero weights outputs its bias at every position: mean_abs |bias|, mean bias."""
     fc1 = tiny_model.encoder.layers[1].fc1
     with torch.no_grad():
         fc1.weight.zero_()
         fc1.bias.copy_(torch.linspace(-2.0, 2.0, fc1.out_features))
-    scores = activation_scores(tiny_model, tiny_tokens, ["ffn_in"], torch.device("cpu"))
-    np.testing.assert_allclose(scores[("ffn_in", 1)], fc1.bias.detach().abs().numpy(), rtol=1e-6)
+    bias = fc1.bias.detach().numpy()
+    for statistic, expected in [("mean_abs", np.abs(bias)), ("mean", bias)]:
+        result = activation_scores(tiny_model, tiny_tokens, LABELS, "ffn_in", statistic=statistic)
+        np.testing.assert_allclose(result.scores[("ffn_in", 1)], expected, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="unknown activation statistic"):
+        activation_scores(tiny_model, tiny_tokens, LABELS, "ffn_in", statistic="median")
 
 
 def test_activation_score_excludes_special_tokens_and_padding(tiny_model, tiny_tokens):
@@ -38,29 +61,52 @@ def test_activation_score_excludes_special_tokens_and_padding(tiny_model, tiny_t
             expected += captured.pop()[1:-1, 0].abs().double().mean(0)  # drop BOS and EOS
     handle.remove()
     expected /= len(tiny_tokens)
-    scores = activation_scores(tiny_model, tiny_tokens, ["query", "key"], torch.device("cpu"))
-    np.testing.assert_allclose(scores[("query", 0)], expected.numpy(), rtol=1e-5)
-    assert set(scores) == {("query", 0), ("query", 1), ("key", 0), ("key", 1)}
+    result = activation_scores(tiny_model, tiny_tokens, LABELS, ["query", "key"])
+    np.testing.assert_allclose(result.scores[("query", 0)], expected.numpy(), rtol=1e-5)
+    assert set(result.scores) == {("query", 0), ("query", 1), ("key", 0), ("key", 1)}
+
+
+def test_batched_activation_equals_one_by_one(tiny_model, tiny_tokens):
+    together = activation_scores(tiny_model, tiny_tokens, LABELS, "value")
+    alone = [activation_scores(tiny_model, [t], None, "value") for t in tiny_tokens]
+    mean = np.mean([a.scores[("value", 1)] for a in alone], axis=0)
+    np.testing.assert_allclose(together.scores[("value", 1)], mean, rtol=1e-5)
+    assert pad(tiny_tokens, 1).shape[0] == 4
+
+
+def test_fast_layers_equal_fair_esm_layers(tiny_model, tiny_tokens):
+    """The engine's batch-first layers compute what fair-esm's TransformerLayer computes."""
+    tokens = pad(tiny_tokens, tiny_model.encoder.padding_idx)
+    with torch.no_grad():
+        x, padding = tiny_model.embed(tokens)
+        reference = tiny_model.run_layers(x, padding)  # (T, B, E)
+        net = _Layers(tiny_model.encoder)
+        mask = (~padding)[:, None, None, :]
+        y = x.transpose(0, 1)
+        for index in range(tiny_model.num_layers):
+            y = net.forward(index, y, mask)
+    real = ~padding
+    torch.testing.assert_close(y[real], reference.transpose(0, 1)[real], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("layer_type", ["query", "value", "ffn_in", "ffn_out"])
-def test_ig_completeness_gap_shrinks_with_steps(tiny_model, tiny_tokens, layer_type):
-    # sharpen the head so that F(alpha) is clearly nonlinear in alpha
-    with torch.no_grad():
-        tiny_model.head.weight.mul_(30.0)
+def test_ig_completeness_gap_shrinks_with_steps(sharp_model, tiny_tokens, layer_type):
     gaps = []
     for steps in (2, 8, 32):
         result = integrated_gradients_scores(
-            tiny_model, tiny_tokens, [0, 1, 2, 0], layer_type, [0, 1], steps, "riemann_trapezoid"
+            sharp_model,
+            tiny_tokens,
+            LABELS,
+            layer_type,
+            steps=steps,
+            quadrature="riemann_trapezoid",
         )
         gaps.append(result.gaps["gap"].abs().max())
         delta = (result.gaps["f1"] - result.gaps["f0"]).abs().max()
     assert gaps[0] > gaps[1] > gaps[2]
     assert gaps[2] < 0.05 * delta + 1e-6
     # Gauss-Legendre is far more accurate for the same steps
-    gl = integrated_gradients_scores(
-        tiny_model, tiny_tokens, [0, 1, 2, 0], layer_type, [0, 1], 8, "gausslegendre"
-    )
+    gl = integrated_gradients_scores(sharp_model, tiny_tokens, LABELS, layer_type, steps=8)
     assert gl.gaps["gap"].abs().max() < gaps[1]
 
 
@@ -85,31 +131,21 @@ class Restore(nn.Module):
         return x.transpose(0, 1).clone()
 
 
-@pytest.mark.parametrize("layer_type,layer", [("query", 0), ("key", 1), ("ffn_in", 1)])
-def test_ig_matches_captum_layer_integrated_gradients(tiny_model, tiny_tokens, layer_type, layer):
-    steps, method, label = 16, "gausslegendre", 2
-    tok = tiny_tokens[1]
-    ours = integrated_gradients_scores(
-        tiny_model, [tok], [label], layer_type, [layer], steps, method
-    )
-
-    parent_name, attr = {
-        "query": ("self_attn", "q_proj"),
-        "key": ("self_attn", "k_proj"),
-        "ffn_in": (None, "fc1"),
-    }[layer_type]
-    parent = tiny_model.encoder.layers[layer]
-    parent = getattr(parent, parent_name) if parent_name else parent
+def captum_ig(model, tok, label, layer_type, layer, steps, method):
+    """captum's LayerIntegratedGradients of one module for one example, summed over tokens."""
+    *path, attr = LAYER_TYPES[layer_type].split(".")
+    parent = model.encoder.layers[layer]
+    for part in path:
+        parent = getattr(parent, part)
     gate = Gate(getattr(parent, attr))
     setattr(parent, attr, nn.Sequential(gate, Restore()))
 
     def forward(gate_value, tokens):
         gate.gate = gate_value
-        return torch.softmax(tiny_model(tokens), dim=-1)
+        return torch.softmax(model(tokens), dim=-1)
 
     try:
-        lig = LayerIntegratedGradients(forward, gate)
-        attributions = lig.attribute(
+        attributions = LayerIntegratedGradients(forward, gate).attribute(
             torch.ones(1),
             baselines=torch.zeros(1),
             target=label,
@@ -119,8 +155,225 @@ def test_ig_matches_captum_layer_integrated_gradients(tiny_model, tiny_tokens, l
         )
     finally:
         setattr(parent, attr, gate.inner)
-    theirs = attributions.sum(1).squeeze(0).detach().numpy()  # (1, T, units): sum over tokens
-    np.testing.assert_allclose(ours.scores[layer], theirs, rtol=1e-3, atol=1e-7)
+    theirs = attributions.sum(1).squeeze(0).detach().double().numpy()
+    # captum's trapezoid weights are 1/n (halved at the ends) and sum to (n-1)/n, not 1
+    return theirs * (steps / (steps - 1) if method == "riemann_trapezoid" else 1.0)
+
+
+@pytest.mark.parametrize("layer_type", list(LAYER_TYPES))
+def test_ig_matches_captum_every_layer_type(sharp_model, tiny_tokens, layer_type):
+    """All examples in one padded batch, both layers: per example equal to captum's LIG."""
+    steps, method = 16, "gausslegendre"
+    ours = integrated_gradients_scores(
+        sharp_model, tiny_tokens, LABELS, layer_type, steps=steps, quadrature=method
+    )
+    for layer in (0, 1):
+        for example, (tok, label) in enumerate(zip(tiny_tokens, LABELS, strict=True)):
+            theirs = captum_ig(sharp_model, tok, label, layer_type, layer, steps, method)
+            mine = ours.per_example[(layer_type, layer)][example]
+            np.testing.assert_allclose(mine, theirs, rtol=1e-3, atol=1e-6 * np.abs(theirs).max())
+
+
+@pytest.mark.parametrize("method", ["riemann_trapezoid", "riemann_middle"])
+def test_ig_matches_captum_riemann(sharp_model, tiny_tokens, method):
+    tok, label = tiny_tokens[1], 2
+    ours = integrated_gradients_scores(
+        sharp_model, [tok], [label], "key", [1], steps=9, quadrature=method
+    )
+    theirs = captum_ig(sharp_model, tok, label, "key", 1, 9, method)
+    np.testing.assert_allclose(ours.scores[("key", 1)], theirs, rtol=1e-3, atol=1e-8)
+
+
+def test_padding_and_batching_do_not_change_scores(sharp_model, tiny_tokens):
+    """One example alone equals the same example in a padded batch with others, for every way
+    of cutting the rows into passes (examples together, modules fused, steps split)."""
+    types = ["query", "value", "ffn_in"]
+    alone = [
+        integrated_gradients_scores(sharp_model, [tok], [label], types, steps=6)
+        for tok, label in zip(tiny_tokens, LABELS, strict=True)
+    ]
+    for max_tokens in (10**6, 200, 37):  # one pass; a few passes; steps split (< 1 example)
+        together = integrated_gradients_scores(
+            sharp_model, tiny_tokens, LABELS, types, steps=6, max_tokens=max_tokens
+        )
+        for module, values in together.per_example.items():
+            for example, single in enumerate(alone):
+                np.testing.assert_allclose(
+                    values[example], single.per_example[module][0], rtol=1e-4, atol=1e-9
+                )
+        keys = ["example", "layer_type", "layer"]
+        single_gaps = pd.concat(
+            [a.gaps.assign(example=i) for i, a in enumerate(alone)], ignore_index=True
+        )
+        merged = together.gaps.merge(single_gaps, on=keys, suffixes=("", "_alone"))
+        assert len(merged) == len(together.gaps) == 4 * 3 * 2
+        for column in ("f0", "f1", "sum_ig"):
+            np.testing.assert_allclose(
+                merged[column], merged[f"{column}_alone"], rtol=1e-4, atol=1e-9
+            )
+        # the gap is a difference of nearly equal numbers: float32 rounding of F shows in it
+        np.testing.assert_allclose(merged["gap"], merged["gap_alone"], atol=1e-6)
+
+
+def test_fused_modules_equal_one_at_a_time(sharp_model, tiny_tokens):
+    fused = integrated_gradients_scores(sharp_model, tiny_tokens, LABELS, list(LAYER_TYPES))
+    for layer_type in LAYER_TYPES:
+        single = integrated_gradients_scores(sharp_model, tiny_tokens, LABELS, layer_type)
+        for layer in (0, 1):
+            np.testing.assert_allclose(
+                fused.scores[(layer_type, layer)], single.scores[(layer_type, layer)], rtol=1e-5
+            )
+
+
+def test_scoring_is_deterministic(sharp_model, tiny_tokens):
+    torch.use_deterministic_algorithms(True)
+    try:
+        runs = [
+            integrated_gradients_scores(sharp_model, tiny_tokens, LABELS, ["key", "ffn_out"])
+            for _ in range(2)
+        ]
+    finally:
+        torch.use_deterministic_algorithms(False)
+    for module in runs[0].scores:
+        assert np.array_equal(runs[0].scores[module], runs[1].scores[module])
+    pd.testing.assert_frame_equal(runs[0].gaps, runs[1].gaps)
+
+
+def test_grad_x_activation_is_first_order_autograd(sharp_model, tiny_tokens):
+    """sum_t a * dF/da at the unmodified network, from fair-esm's own forward and autograd;
+    equal to IG with one right-Riemann step."""
+    layer_type, layer = "value", 0
+    module = get_module(sharp_model.encoder, layer_type, layer)
+    expected = []
+    for tok, label in zip(tiny_tokens, LABELS, strict=True):
+        kept = {}
+
+        def hook(m, i, output, kept=kept):
+            kept["a"] = output
+            output.retain_grad()
+
+        handle = module.register_forward_hook(hook)
+        try:
+            prob = torch.softmax(sharp_model(tok.unsqueeze(0)), -1)[0, label]
+            (grad,) = torch.autograd.grad(prob, kept["a"])
+        finally:
+            handle.remove()
+        expected.append((kept["a"] * grad).sum((0, 1)).detach().double().numpy())
+    result = grad_x_activation_scores(sharp_model, tiny_tokens, LABELS, layer_type, [layer])
+    np.testing.assert_allclose(
+        result.per_example[(layer_type, layer)], np.stack(expected), rtol=1e-4, atol=1e-9
+    )
+    ig = integrated_gradients_scores(
+        sharp_model, tiny_tokens, LABELS, layer_type, [layer], steps=1, quadrature="riemann_right"
+    )
+    np.testing.assert_array_equal(
+        ig.scores[(layer_type, layer)], result.scores[(layer_type, layer)]
+    )
+
+
+@pytest.mark.parametrize(
+    "method,params",
+    [
+        ("activation", {"statistic": "mean"}),
+        ("grad_x_activation", {}),
+        ("integrated_gradients", {"steps": 4}),
+    ],
+)
+def test_per_class_scores_average_back_to_all_classes(tiny_model, tiny_tokens, method, params):
+    result = score_neurons(
+        method, tiny_model, tiny_tokens, LABELS, ["key", "ffn_in"], None, "cpu", params
+    )
+    assert result.class_counts == {0: 2, 1: 1, 2: 1}
+    for module, score in result.scores.items():
+        weighted = sum(
+            result.class_counts[c] * values for c, values in result.class_scores[module].items()
+        ) / len(LABELS)
+        np.testing.assert_allclose(weighted, score, rtol=1e-12)
+        # class 0 is examples 0 and 3
+        np.testing.assert_allclose(
+            result.class_scores[module][0], result.per_example[module][[0, 3]].mean(0)
+        )
+
+
+def test_score_table_all_class_rows_are_what_selection_reads(tiny_model, tiny_tokens, tmp_path):
+    result = activation_scores(tiny_model, tiny_tokens, LABELS, "key", [1])
+    table = score_table(result, ("key", 1))
+    assert list(table.columns) == ["layer", "layer_type", "neuron", "score", "label"]
+    assert table["label"].tolist() == [ALL_CLASSES] * 32 + [0] * 32 + [1] * 32 + [2] * 32
+    path = tmp_path / "layer1.parquet"
+    write_parquet(path, table, {"method": "activation"})
+    read = all_class_rows(pd.read_parquet(path))
+    pd.testing.assert_frame_equal(
+        read, score_frame(result.scores[("key", 1)], "key", 1), check_dtype=False
+    )
+    assert len(score_table(result, ("key", 1), per_class=False)) == 32
+
+
+def test_gap_tolerance_reruns_only_examples_above_it(sharp_model, tiny_tokens):
+    base = integrated_gradients_scores(
+        sharp_model, tiny_tokens, LABELS, "ffn_in", [0], steps=2, quadrature="riemann_trapezoid"
+    )
+    tolerance = float(base.gaps["gap"].abs().median())
+    result = integrated_gradients_scores(
+        sharp_model,
+        tiny_tokens,
+        LABELS,
+        "ffn_in",
+        [0],
+        steps=2,
+        quadrature="riemann_trapezoid",
+        gap_tolerance=tolerance,
+        max_steps=64,
+    )
+    above = base.gaps["gap"].abs() > tolerance
+    assert above.any() and not above.all()
+    assert (result.gaps.loc[~above, "steps"] == 2).all()
+    assert (result.gaps.loc[above, "steps"] > 2).all()
+    done = result.gaps["gap"].abs() <= tolerance
+    assert (done | (result.gaps["steps"] == 64)).all()
+    # a re-run example's scores are those of its final steps
+    example = int(result.gaps.loc[above, "example"].iloc[0])
+    steps = int(result.gaps.loc[result.gaps["example"] == example, "steps"].iloc[0])
+    direct = integrated_gradients_scores(
+        sharp_model,
+        [tiny_tokens[example]],
+        [LABELS[example]],
+        "ffn_in",
+        [0],
+        steps=steps,
+        quadrature="riemann_trapezoid",
+    )
+    np.testing.assert_allclose(
+        result.per_example[("ffn_in", 0)][example],
+        direct.per_example[("ffn_in", 0)][0],
+        rtol=1e-5,
+        atol=1e-9,
+    )
+    summary = gap_summary(result.gaps)
+    assert summary["n_more_steps"] == int(above.sum()) and summary["steps_max"] == steps
+
+
+def test_bf16_autocast_is_the_same_code_path(sharp_model, tiny_tokens):
+    """bf16 autocast (meant for CUDA) runs through the same engine and ranks units alike."""
+    exact = integrated_gradients_scores(sharp_model, tiny_tokens, LABELS, "ffn_in", [1])
+    bf16 = integrated_gradients_scores(
+        sharp_model, tiny_tokens, LABELS, "ffn_in", [1], autocast=True
+    )
+    a, b = exact.scores[("ffn_in", 1)], bf16.scores[("ffn_in", 1)]
+    ranks = pd.DataFrame({"a": a, "b": b}).rank()
+    assert ranks["a"].corr(ranks["b"]) > 0.95
+    assert bf16.info["autocast"] is True
+
+
+def test_bad_input_is_refused(tiny_model, tiny_tokens):
+    with pytest.raises(ValueError, match="unknown scoring method"):
+        score_neurons("saliency", tiny_model, tiny_tokens, LABELS, "key")
+    with pytest.raises(ValueError, match="label 5 out of range"):
+        integrated_gradients_scores(tiny_model, tiny_tokens, [0, 1, 5, 0], "key")
+    with pytest.raises(ValueError, match="out of range"):
+        integrated_gradients_scores(tiny_model, tiny_tokens, LABELS, "key", [2])
+    with pytest.raises(ValueError, match="unknown layer type"):
+        integrated_gradients_scores(tiny_model, tiny_tokens, LABELS, "keys")
 
 
 def test_quadrature_integrates_polynomials():
@@ -148,13 +401,3 @@ def test_score_frame_schema():
     frame = score_frame(np.array([0.5, 0.1]), "value", 3)
     assert list(frame.columns) == ["layer", "layer_type", "neuron", "score"]
     assert frame["neuron"].tolist() == [0, 1] and (frame["layer"] == 3).all()
-
-
-def test_batched_activation_equals_one_by_one(tiny_model, tiny_tokens):
-    together = activation_scores(tiny_model, tiny_tokens, ["value"], torch.device("cpu"))
-    alone = [
-        activation_scores(tiny_model, [t], ["value"], torch.device("cpu")) for t in tiny_tokens
-    ]
-    mean = np.mean([a[("value", 1)] for a in alone], axis=0)
-    np.testing.assert_allclose(together[("value", 1)], mean, rtol=1e-5)
-    assert pad(tiny_tokens, 1).shape[0] == 4

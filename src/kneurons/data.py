@@ -4,12 +4,17 @@ Every input row either ends up in exactly one split or is counted under one drop
 dataset card accounts for the whole input. The order of the steps matters: duplicates are
 collapsed on the cleaned, cropped sequence (what the model actually sees), and the split comes
 last so that no sequence can leak between train and test.
+
+The stage has two halves so that MMseqs2 can cluster the cleaned sequences in between (in its
+own environment): `clean_dataset` (read, clean, label, deduplicate, cap) and `split_dataset`
+(whole clusters, or single rows, to train/val/test, and the card). `prepare_dataset` runs both.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
+import gzip
+import hashlib
 import re
 import zlib
 from collections.abc import Callable, Iterable
@@ -26,8 +31,12 @@ REQUIRED_COLUMNS = {"Entry": "accession", "EC number": "ec_numbers", "Sequence":
 RESIDUES = frozenset("ACDEFGHIKLMNPQRSTVWY" + "XBZUO")
 
 EC_CLASSES = ("1", "2", "3", "4", "5", "6", "7")
+# The label of proteins from the optional non-enzyme table: "0" sorts before every EC class,
+# so with non-enzymes the label index 0 means "no EC number".
+NON_ENZYME = "0"
 CROP_MODES = ("n_terminal", "centre", "drop")
 INVALID_RESIDUE_MODES = ("drop", "error")
+MULTI_LABEL_MODES = ("drop", "first")
 SPLIT_NAMES = ("train", "val", "test")
 
 # In pipeline order; the card lists all of them (zeros included) so runs are comparable.
@@ -37,6 +46,7 @@ DROP_REASONS = (
     "too_short",
     "too_long",
     "no_ec",
+    "non_enzyme_has_ec",
     "multiple_classes",
     "class_not_selected",
     "duplicate_sequence",
@@ -52,11 +62,15 @@ OUTPUT_COLUMNS = (
     "ec_class",
     "ec_numbers",
     "cropped",
+    "cluster",
     "split",
 )
+# What `clean_dataset` returns (and the workflow stores between the two halves).
+CLEANED_COLUMNS = tuple(c for c in OUTPUT_COLUMNS if c not in ("cluster", "split"))
 
 # Keys of the config's `data:` block that are not dataset options (read by the workflow).
-NON_OPTION_CONFIG_KEYS = frozenset({"input"})
+NON_OPTION_CONFIG_KEYS = frozenset({"input", "non_enzymes", "uniprot", "synthetic"})
+SPLIT_CONFIG_KEYS = {"method": "split_method", "identity": "identity", "coverage": "coverage"}
 
 _NUMBER = re.compile(r"[0-9]+")
 _PRELIMINARY = re.compile(r"n[0-9]+")
@@ -74,6 +88,7 @@ class DataError(ValueError):
 class DatasetOptions:
     classes: tuple[str, ...] | None = None
     ec_level: int = 1
+    multi_label: str = "drop"
     min_length: int = 1
     max_length: int = 1022
     crop: str = "n_terminal"
@@ -82,6 +97,10 @@ class DatasetOptions:
     min_per_class: int = 1
     split_method: str = "random"
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    # Homology split: pairs at >= `identity` sequence identity over >= `coverage` of both
+    # sequences are kept in one split (MMseqs2 --min-seq-id, -c with --cov-mode 0).
+    identity: float = 0.3
+    coverage: float = 0.8
     seed: int = 0
 
     def __post_init__(self):
@@ -97,6 +116,11 @@ class DatasetOptions:
                     f"got {list(classes)}"
                 )
             object.__setattr__(self, "classes", classes)
+        if self.multi_label not in MULTI_LABEL_MODES:
+            raise DataError(
+                f"data options: multi_label must be one of {MULTI_LABEL_MODES}, "
+                f"got {self.multi_label!r}"
+            )
         if not 1 <= self.min_length <= self.max_length:
             raise DataError(
                 f"data options: need 1 <= min_length <= max_length, "
@@ -125,6 +149,11 @@ class DatasetOptions:
                 f"got {list(fractions)}"
             )
         object.__setattr__(self, "fractions", fractions)
+        for name in ("identity", "coverage"):
+            value = float(getattr(self, name))
+            if not 0 < value <= 1:
+                raise DataError(f"data options: split {name} must be in (0, 1], got {value}")
+            object.__setattr__(self, name, value)
 
 
 def options_from_config(cfg: dict) -> DatasetOptions:
@@ -138,9 +167,10 @@ def options_from_config(cfg: dict) -> DatasetOptions:
     for key in NON_OPTION_CONFIG_KEYS:
         data.pop(key, None)
 
-    fields = {f.name for f in dataclasses.fields(DatasetOptions)} - {"split_method", "fractions"}
+    fields = {f.name for f in dataclasses.fields(DatasetOptions)}
+    fields -= {"fractions", *SPLIT_CONFIG_KEYS.values()}
     unknown = sorted(set(data) - fields) + [
-        f"split.{k}" for k in sorted(set(split) - {"method", *SPLIT_NAMES})
+        f"split.{k}" for k in sorted(set(split) - {*SPLIT_CONFIG_KEYS, *SPLIT_NAMES})
     ]
     if unknown:
         raise DataError(f"config data: unknown key(s) {', '.join(unknown)}")
@@ -148,8 +178,9 @@ def options_from_config(cfg: dict) -> DatasetOptions:
     kwargs = dict(data)
     if kwargs.get("classes") is not None:
         kwargs["classes"] = tuple(str(c) for c in kwargs["classes"])
-    if "method" in split:
-        kwargs["split_method"] = split["method"]
+    for key, field in SPLIT_CONFIG_KEYS.items():
+        if key in split:
+            kwargs[field] = split[key]
     given = [name for name in SPLIT_NAMES if name in split]
     if given and len(given) != 3:
         raise DataError(f"config data.split: give all of train, val, test (got {', '.join(given)})")
@@ -170,36 +201,78 @@ def options_to_dict(options: DatasetOptions) -> dict:
 # Reading
 
 
-def read_uniprot_tsv(path) -> pd.DataFrame:
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_text(path) -> str:
+    """The file's text, gunzipped when it starts with the gzip magic (whatever its name)."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        return raw.decode("utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path}: broken or truncated gzip ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def read_uniprot_tsv(path, require_ec: bool = True) -> pd.DataFrame:
     """Read a UniProt TSV export (optionally gzipped) with every field as plain text.
 
-    UniProt does not quote fields, so quoting is off: a protein name starting with a double
-    quote must not swallow the tabs after it.
+    UniProt does not quote fields, so each line is split on tabs as it is: a protein name
+    starting with a double quote must not swallow the tabs after it. A line with fewer or more
+    fields than the header (a broken or cut row) is an error naming its line number, as is an
+    HTML page (an error page saved in place of a download). With `require_ec=False` (the
+    non-enzyme table) a missing `EC number` column is read as empty.
     """
-    try:
-        table = pd.read_csv(
-            path,
-            sep="\t",
-            dtype=str,
-            keep_default_na=False,
-            quoting=csv.QUOTE_NONE,
-            compression="infer",
-        )
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: empty file") from None
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        reason = " ".join(str(exc).split())
-        raise DataError(f"{path}: cannot read as a UniProt TSV ({reason})") from None
-
-    table.columns = [str(c).strip() for c in table.columns]
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
-    if missing:
+    text = _read_text(path)
+    if not text.strip():
+        raise DataError(f"{path}: empty file")
+    head = text.lstrip()[:200].lower()
+    if head.startswith(("<!doctype html", "<html", "<?xml", "<head", "<body")):
         raise DataError(
-            f"{path}: missing column(s) {', '.join(repr(c) for c in missing)} "
-            f"(found: {', '.join(table.columns)})"
+            f"{path}: an HTML/XML page, not a UniProt TSV (an error page saved as the download?)"
         )
-    if table.empty:
+
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    lines = [line.removesuffix("\r") for line in lines]
+    header = [c.strip() for c in lines[0].split("\t")]
+    required = [c for c in REQUIRED_COLUMNS if require_ec or c != "EC number"]
+    missing = [c for c in required if c not in header]
+    if missing:
+        found = ", ".join(header) if len(lines[0]) < 300 else lines[0][:80] + "..."
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(repr(c) for c in missing)} (found: {found})"
+        )
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != len(header):
+            raise DataError(
+                f"{path}: line {number} has {len(fields)} field(s), the header has "
+                f"{len(header)} (a broken or truncated row)"
+            )
+        rows.append(fields)
+    if not rows:
         raise DataError(f"{path}: no data rows")
+    table = pd.DataFrame(rows, columns=header, dtype="str")
+    if "EC number" not in table.columns:
+        table["EC number"] = ""
     return table.rename(columns=REQUIRED_COLUMNS)
 
 
@@ -251,19 +324,23 @@ def sort_labels(labels: Iterable[str]) -> list[str]:
     return sorted(set(labels), key=key)
 
 
-def _row_label(ecs: list[str], level: int) -> tuple[str | None, str | None]:
-    """(label, None) for a usable row, else (None, drop reason).
+def _row_label(ecs: list[str], level: int, multi_label: str = "drop") -> tuple[str, str, bool]:
+    """(label, drop reason, relabelled) for one row; exactly one of label and reason is "".
 
     A row whose EC numbers span two top-level classes is ambiguous even if only one of them is
-    specific enough for `level`, so it is dropped rather than given the resolvable label.
+    specific enough for `level`, so by default it is dropped rather than given the resolvable
+    label. With `multi_label="first"` it gets the label of its first EC number that resolves
+    at `level` (UniProt lists them in the curators' order) and `relabelled` is True.
     """
     top = {ec_label(ec, 1) for ec in ecs} - {None}
-    labels = {ec_label(ec, level) for ec in ecs} - {None}
-    if len(top) > 1 or len(labels) > 1:
-        return None, "multiple_classes"
-    if not labels:
-        return None, "no_ec"
-    return labels.pop(), None
+    resolved = [label for label in (ec_label(ec, level) for ec in ecs) if label is not None]
+    if not resolved:
+        return "", "no_ec", False
+    if len(top) > 1 or len(set(resolved)) > 1:
+        if multi_label == "first":
+            return resolved[0], "", True
+        return "", "multiple_classes", False
+    return resolved[0], "", False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,17 +395,33 @@ def clean_sequences(df, options) -> tuple[pd.DataFrame, dict[str, int]]:
 
 
 def label_rows(df, options) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Attach the EC class label (`ec_class`) and normalise the `ec_numbers` text."""
+    """Attach the EC class label (`ec_class`) and normalise the `ec_numbers` text.
+
+    Rows of the non-enzyme table (`non_enzyme` column True) are labelled `NON_ENZYME`; one
+    that does carry an EC number is dropped, not trusted as a negative. The count of rows kept
+    under `multi_label="first"` is returned as `multiple_classes_kept_first` (not a drop).
+    """
     df = df.copy()
     ecs = df["ec_numbers"].fillna("").map(parse_ec_numbers)
-    labelled = ecs.map(lambda e: _row_label(e, options.ec_level))
+    labelled = ecs.map(lambda e: _row_label(e, options.ec_level, options.multi_label))
     df["ec_numbers"] = ecs.map("; ".join)
-    df["ec_class"] = labelled.map(lambda x: x[0] or "")
-    reason = labelled.map(lambda x: x[1] or "")
+    df["ec_class"] = labelled.map(lambda x: x[0])
+    reason = labelled.map(lambda x: x[1])
+    relabelled = labelled.map(lambda x: x[2])
+    if "non_enzyme" in df.columns:
+        negative = df["non_enzyme"].astype(bool)
+        has_ec = ecs.map(bool)
+        df.loc[negative, "ec_class"] = NON_ENZYME
+        reason = reason.mask(negative, "").mask(negative & has_ec, "non_enzyme_has_ec")
+        relabelled = relabelled & ~negative
     if options.classes is not None:
-        not_selected = (reason == "") & ~df["ec_class"].isin(options.classes)
-        reason = reason.mask(not_selected, "class_not_selected")
-    return _keep(df, reason, ("no_ec", "multiple_classes", "class_not_selected"))
+        selected = df["ec_class"].isin([*options.classes, NON_ENZYME])
+        reason = reason.mask((reason == "") & ~selected, "class_not_selected")
+    kept, counts = _keep(
+        df, reason, ("no_ec", "non_enzyme_has_ec", "multiple_classes", "class_not_selected")
+    )
+    counts["multiple_classes_kept_first"] = int((relabelled & (reason == "")).sum())
+    return kept, counts
 
 
 def collapse_duplicates(df) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -412,9 +505,48 @@ def random_split(df, fractions, seed) -> pd.Series:
     return pd.Series(split, index=df.index, name="split").astype(str)
 
 
-# Split methods by config name: (df, fractions, seed) -> split name per row.
+def homology_split(df, fractions, seed) -> pd.Series:
+    """Whole clusters (`cluster` column) to train/val/test, label-stratified as far as they allow.
+
+    Greedy, largest cluster first (equal sizes in seeded random order): each cluster goes to the
+    split where adding it brings the per-class counts closest to their targets t = fraction x
+    class size, in the sum over splits and classes of (count - t)^2 / (t x class size). Dividing
+    by t makes the splits fill in proportion, so val and test get families of every size (on
+    Swiss-Prot enzymes, a third of each split's rows have a homologue in the same split), not
+    only the singletons left at the end; dividing by the class size makes a small class count
+    as much as a large one. Cluster ids are sorted before shuffling so the split does not
+    depend on the input row order.
+    """
+    classes = sort_labels(df["ec_class"])
+    class_index = df["ec_class"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+    cluster_ids, member_of = np.unique(df["cluster"].astype(str).to_numpy(), return_inverse=True)
+    counts = np.zeros((len(cluster_ids), len(classes)))
+    np.add.at(counts, (member_of, class_index), 1)
+
+    totals = counts.sum(axis=0)
+    target = np.outer(np.asarray(fractions, dtype=float), totals)  # (split, class)
+    weight = 1.0 / (target * totals)
+    filled = np.zeros_like(target)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(cluster_ids))
+    order = order[np.argsort(-counts[order].sum(axis=1), kind="stable")]
+    assigned = np.zeros(len(cluster_ids), dtype=int)
+    for k in order:
+        added = counts[k]
+        # Change of sum((filled - target)^2 * weight) if the cluster joins each split.
+        change = (added * (2 * (filled - target) + added) * weight).sum(axis=1)
+        best = int(np.argmin(change))
+        filled[best] += added
+        assigned[k] = best
+    names = np.asarray(SPLIT_NAMES, dtype=object)[assigned[member_of]]
+    return pd.Series(names, index=df.index, name="split").astype(str)
+
+
+# Split methods by config name: (df, fractions, seed) -> split name per row. `df` has the
+# columns `accession`, `ec_class` and `cluster` (each row its own cluster for `random`).
 SPLITTERS: dict[str, Callable[[pd.DataFrame, tuple, int], pd.Series]] = {
     "random": random_split,
+    "homology": homology_split,
 }
 
 
@@ -422,31 +554,59 @@ SPLITTERS: dict[str, Callable[[pd.DataFrame, tuple, int], pd.Series]] = {
 # The stage
 
 
-def _check_table(table: pd.DataFrame) -> None:
+def _check_table(table: pd.DataFrame, name: str = "table") -> None:
     missing = [c for c in REQUIRED_COLUMNS.values() if c not in table.columns]
     if missing:
-        raise DataError(f"table: missing column(s) {', '.join(repr(c) for c in missing)}")
+        raise DataError(f"{name}: missing column(s) {', '.join(repr(c) for c in missing)}")
     accession = table["accession"].fillna("").astype(str).str.strip()
     empty = np.flatnonzero(accession.eq("").to_numpy())
     if len(empty):
-        raise DataError(f"data row {empty[0] + 1}: empty accession")
+        raise DataError(f"{name}: data row {empty[0] + 1}: empty accession")
     repeated = accession[accession.duplicated()]
     if len(repeated):
         raise DataError(f"duplicate accession {repeated.iloc[0]!r} in input")
 
 
-def prepare_dataset(
-    table: pd.DataFrame, options: DatasetOptions
-) -> tuple[dict[str, pd.DataFrame], dict]:
-    """Filter, label, deduplicate, cap and split `table` (as returned by `read_uniprot_tsv`)."""
-    _check_table(table)
-    dropped = dict.fromkeys(DROP_REASONS, 0)
-    df = table.loc[:, list(REQUIRED_COLUMNS.values())].copy()
-    df["accession"] = df["accession"].astype(str).str.strip()
+def _length_stats(lengths: pd.Series) -> dict:
+    if lengths.empty:
+        return {"n": 0}
+    q = lengths.quantile([0.05, 0.5, 0.95])
+    return {
+        "n": int(len(lengths)),
+        "min": int(lengths.min()),
+        "p05": float(q[0.05]),
+        "median": float(q[0.5]),
+        "mean": round(float(lengths.mean()), 2),
+        "p95": float(q[0.95]),
+        "max": int(lengths.max()),
+    }
 
+
+def clean_dataset(
+    table: pd.DataFrame, options: DatasetOptions, non_enzymes: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, dict]:
+    """Filter, label, deduplicate and cap `table` (and the optional non-enzyme table).
+
+    Returns the kept rows (`CLEANED_COLUMNS`, sorted by accession) and a report: input rows per
+    table, drop counts by reason, classes and label index, length statistics before cleaning.
+    """
+    _check_table(table)
+    frames = [table.loc[:, list(REQUIRED_COLUMNS.values())].assign(non_enzyme=False)]
+    n_inputs = {"table": int(len(table))}
+    if non_enzymes is not None:
+        _check_table(non_enzymes, "non-enzyme table")
+        frames.append(non_enzymes.loc[:, list(REQUIRED_COLUMNS.values())].assign(non_enzyme=True))
+        n_inputs["non_enzymes"] = int(len(non_enzymes))
+    df = pd.concat(frames, ignore_index=True)
+    df["accession"] = df["accession"].astype(str).str.strip()
+    _check_table(df, "input")
+    input_lengths = df["sequence"].fillna("").astype(str).str.strip().str.len()
+
+    dropped = dict.fromkeys(DROP_REASONS, 0)
     df, counts = clean_sequences(df, options)
     dropped.update(counts)
     df, counts = label_rows(df, options)
+    relabelled = {"multiple_classes_kept_first": counts.pop("multiple_classes_kept_first")}
     dropped.update(counts)
     df, counts = collapse_duplicates(df)
     dropped.update(counts)
@@ -457,11 +617,54 @@ def prepare_dataset(
 
     if df.empty:
         raise DataError(f"no rows left after filtering (dropped: {dropped})")
-    classes = sort_labels(options.classes or df["ec_class"])
+    classes = list(options.classes) if options.classes else list(df["ec_class"])
+    if non_enzymes is not None:
+        classes.append(NON_ENZYME)
+    classes = sort_labels(classes)
     check_class_sizes(df, classes, options.min_per_class)
 
     label_index = {cls: i for i, cls in enumerate(classes)}
     df["label"] = df["ec_class"].map(label_index).astype("int64")
+    n_input = sum(n_inputs.values())
+    if n_input != len(df) + sum(dropped.values()):  # the card must account for every row
+        raise AssertionError(f"rows unaccounted for: {n_input} in, {len(df)} kept, {dropped}")
+    report = {
+        "classes": classes,
+        "label_index": label_index,
+        "ec_level": options.ec_level,
+        "n_input_rows": n_input,
+        "input_rows": n_inputs,
+        "dropped": dropped,
+        "n_dropped": int(sum(dropped.values())),
+        "n_kept": int(len(df)),
+        "relabelled": relabelled,
+        "input_length": _length_stats(input_lengths),
+    }
+    return df.loc[:, list(CLEANED_COLUMNS)], report
+
+
+def split_dataset(
+    cleaned: pd.DataFrame,
+    report: dict,
+    options: DatasetOptions,
+    clusters: pd.Series | None = None,
+) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Split the output of `clean_dataset` and build the dataset card.
+
+    `clusters` maps accession -> cluster id and is required by the homology split; without it
+    every row is its own cluster (the random split).
+    """
+    df = cleaned.copy()
+    if clusters is None:
+        if options.split_method == "homology":
+            raise DataError("homology split: no clusters given (run MMseqs2 first)")
+        df["cluster"] = df["accession"]
+    else:
+        df["cluster"] = df["accession"].map(clusters)
+        missing = df.loc[df["cluster"].isna(), "accession"]
+        if len(missing):
+            raise DataError(f"homology split: accession {missing.iloc[0]!r} has no cluster")
+        df["cluster"] = df["cluster"].astype(str)
     df["split"] = SPLITTERS[options.split_method](df, options.fractions, options.seed)
 
     splits = {}
@@ -469,19 +672,110 @@ def prepare_dataset(
         part = df[df["split"] == name].sort_values("accession", kind="stable")
         splits[name] = part.loc[:, list(OUTPUT_COLUMNS)].reset_index(drop=True)
 
+    classes = report["classes"]
+    cluster_sizes = df["cluster"].value_counts()
     card = {
-        "classes": classes,
-        "label_index": label_index,
-        "ec_level": options.ec_level,
-        "n_input_rows": int(len(table)),
-        "dropped": dropped,
+        **report,
+        # Stored metadata comes back with sorted keys: restore the pipeline order.
+        "dropped": {reason: report["dropped"].get(reason, 0) for reason in DROP_REASONS},
         "cropped": int(sum(part["cropped"].sum() for part in splits.values())),
         "counts": {
             name: {cls: int((part["ec_class"] == cls).sum()) for cls in classes}
             for name, part in splits.items()
         },
         "totals": {name: int(len(part)) for name, part in splits.items()},
+        "length": {name: _length_stats(part["length"]) for name, part in splits.items()},
+        "clusters": {name: int(part["cluster"].nunique()) for name, part in splits.items()},
+        "n_clusters": int(len(cluster_sizes)),
+        "largest_cluster": int(cluster_sizes.max()),
         "options": options_to_dict(options),
         "split_method": options.split_method,
     }
     return splits, card
+
+
+def prepare_dataset(
+    table: pd.DataFrame,
+    options: DatasetOptions,
+    non_enzymes: pd.DataFrame | None = None,
+    clusters: pd.Series | None = None,
+) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Clean and split `table` (as returned by `read_uniprot_tsv`) in one call.
+
+    For the homology split without given `clusters`, MMseqs2 clusters the cleaned sequences
+    here (`kneurons.homology`); the card then records the clustering.
+    """
+    cleaned, report = clean_dataset(table, options, non_enzymes)
+    if options.split_method == "homology" and clusters is None:
+        from kneurons.homology import cluster_sequences
+
+        clusters, clustering = cluster_sequences(
+            cleaned.set_index("accession")["sequence"], options.identity, options.coverage
+        )
+        report = {**report, "clustering": clustering}
+    return split_dataset(cleaned, report, options, clusters)
+
+
+# ---------------------------------------------------------------------------------------------
+# The card as markdown
+
+
+def card_markdown(card: dict) -> str:
+    """A short human-readable dataset card (the JSON card holds everything)."""
+    classes = card["classes"]
+    lines = ["# Dataset card"]
+    source = card.get("source") or {}
+    if source:
+        lines.append("")
+    if source.get("type") == "uniprot":
+        lines.append(
+            f"Source: UniProt query `{source.get('query')}`, release {source.get('release')} "
+            f"(downloaded {source.get('downloaded')}, {source.get('rows')} rows)."
+        )
+    elif source:
+        lines.append(f"Source: `{source.get('path')}` (SHA-256 `{source.get('sha256')}`).")
+    if source.get("non_enzymes"):
+        lines.append(f"Non-enzymes (class {NON_ENZYME}): `{source['non_enzymes'].get('path')}`.")
+    lines += [
+        "",
+        f"Input rows: {card['n_input_rows']}; kept {card['n_kept']}, "
+        f"dropped {card['n_dropped']}; {card['cropped']} cropped to "
+        f"{card['options']['max_length']} residues.",
+        "",
+        "| filter | rows dropped |",
+        "| --- | ---: |",
+    ]
+    lines += [f"| {reason} | {n} |" for reason, n in card["dropped"].items()]
+    kept_first = (card.get("relabelled") or {}).get("multiple_classes_kept_first", 0)
+    if kept_first:
+        lines += ["", f"{kept_first} rows spanning several classes kept with their first EC."]
+
+    method = card["split_method"]
+    opts = card["options"]
+    if method == "homology":
+        clustering = card.get("clustering") or {}
+        how = (
+            f"homology split: MMseqs2 {clustering.get('mmseqs_version', '')} clusters at "
+            f">= {opts['identity']:g} identity and >= {opts['coverage']:g} coverage, joined by "
+            "any hit between them; whole clusters per split"
+        )
+    else:
+        how = "random split, stratified by class"
+    lines += ["", f"Split: {how} (seed {opts['seed']}).", ""]
+    lines += [
+        "| split | " + " | ".join(classes) + " | total | clusters | median length |",
+        "| --- |" + " ---: |" * (len(classes) + 3),
+    ]
+    for name in SPLIT_NAMES:
+        counts = card["counts"][name]
+        median = card["length"][name].get("median", "")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(str(counts[c]) for c in classes)
+            + f" | {card['totals'][name]} | {card['clusters'][name]} | {median} |"
+        )
+    outputs = card.get("outputs") or {}
+    if outputs:
+        lines += ["", "| output | rows | SHA-256 |", "| --- | ---: | --- |"]
+        lines += [f"| {k} | {v['rows']} | `{v['sha256']}` |" for k, v in outputs.items()]
+    return "\n".join(lines) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,19 +11,31 @@ import torch
 from kneurons.batching import iter_batches
 from kneurons.model import EsmClassifier
 
+Batches = list[tuple[list[int], torch.Tensor]]
+
+
+def prepare_batches(
+    tokens: Sequence[torch.Tensor], padding_idx: int, max_tokens: int = 8192
+) -> Batches:
+    """Length-sorted, padded batches of `tokens`, built once and reused for every mask."""
+    return list(iter_batches(tokens, padding_idx, max_tokens))
+
 
 @torch.no_grad()
 def predict_logits(
     model: EsmClassifier,
-    tokens: Sequence[torch.Tensor],
+    tokens: Sequence[torch.Tensor] | None,
     device: torch.device,
     max_tokens: int = 8192,
+    batches: Batches | None = None,
 ) -> torch.Tensor:
-    """Logits (N, C) in the order of `tokens`."""
+    """Logits (N, C) in the order of `tokens` (or of the examples that `batches` hold)."""
     model.eval()
-    out = torch.empty(len(tokens), model.num_classes)
-    padding_idx = model.encoder.padding_idx
-    for idx, batch in iter_batches(tokens, padding_idx, max_tokens):
+    if batches is None:
+        batches = prepare_batches(tokens, model.encoder.padding_idx, max_tokens)
+    n = sum(len(idx) for idx, _ in batches)
+    out = torch.empty(n, model.num_classes)
+    for idx, batch in batches:
         out[idx] = model(batch.to(device)).float().cpu()
     return out
 
@@ -51,4 +64,22 @@ def classification_metrics(y_true, y_pred, classes: Sequence[str]) -> dict:
         "accuracy": float((y_true == y_pred).mean()) if len(y_true) else float("nan"),
         "macro_f1": float(per_class_f1.mean()) if len(classes) else float("nan"),
         "per_class": per_class,
+    }
+
+
+def evaluation_record(y_true, logits: torch.Tensor, classes: Sequence[str]) -> dict:
+    """The metric columns of one evaluation row, with the per-sequence vectors that the
+    summary's bootstrap needs: `correct` (bool) and `predicted` (label index), in test order."""
+    y_true = np.asarray(y_true)
+    predicted = logits.argmax(1).numpy()
+    metrics = classification_metrics(y_true, predicted, classes)
+    return {
+        "n": metrics["n"],
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "per_class_accuracy": json.dumps(
+            {c: v["accuracy"] for c, v in metrics["per_class"].items()}
+        ),
+        "correct": (predicted == y_true).tolist(),
+        "predicted": predicted.astype(np.int64).tolist(),
     }

@@ -31,8 +31,12 @@ def start_job(snakemake, seed: int = 0) -> tuple[logging.Logger, torch.device]:
     random.seed(seed)
     torch.manual_seed(seed)
     device = resolve_device(snakemake.config.get("device", "auto"))
-    if device.type == "cpu":
+    # Deterministic kernels: always on CPU (cheap there); on CUDA only on request (config
+    # `deterministic: true`), since they are slower and cuBLAS needs a fixed workspace.
+    if device.type == "cpu" or snakemake.config.get("deterministic", False):
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
     logger = logging.getLogger(snakemake.rule)
     logger.info("rule %s: %d thread(s), device %s", snakemake.rule, snakemake.threads, device)
     return logger, device

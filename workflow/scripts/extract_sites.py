@@ -9,7 +9,7 @@ from kneurons.residues import sites_from_uniprot
 
 def main(snakemake):
     log, _ = start_job(snakemake)
-    table = pd.read_csv(snakemake.input[0], sep="\t", dtype=str, keep_default_na=False)
+    table = pd.read_csv(snakemake.input.table, sep="\t", dtype=str, keep_default_na=False)
     sites = sites_from_uniprot(table)
     atomic_write(snakemake.output[0], lambda t: sites.to_csv(t, sep="\t", index=False))
     log.info("%d annotated sites on %d entries", len(sites), sites["accession"].nunique())

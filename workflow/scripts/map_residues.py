@@ -4,7 +4,7 @@ import pandas as pd
 
 from kneurons.io import write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.masking import keep_masks, select_top
+from kneurons.masking import all_class_rows, keep_masks, select_top
 from kneurons.model import alphabet, load_classifier, units_of
 from kneurons.residues import plot_residue_maps, residue_maps
 from kneurons.scoring import pick_examples
@@ -16,8 +16,7 @@ def main(snakemake):
     wildcards = snakemake.wildcards
     model, _ = load_classifier(snakemake.input.checkpoint)  # CPU: one sequence at a time
     scores = pd.concat([pd.read_parquet(p) for p in snakemake.input.scores], ignore_index=True)
-    if "label" in scores.columns:  # per-class rows exist: the selection uses the all-class ones
-        scores = scores[scores["label"] == scores["label"].min()]
+    scores = all_class_rows(scores)  # per-class rows, if any, do not take part in selection
     selection = select_top(scores, float(wildcards.retention))
     masks = keep_masks(selection, units_of(model.encoder, wildcards.layer_type))
     sites = pd.read_csv(snakemake.input.sites, sep="\t")

@@ -1,18 +1,13 @@
 """Snakemake adapter: score every neuron of one module (model, method, layer type, layer)."""
 
 import pandas as pd
+import torch
 
 from kneurons.batching import tokenize
 from kneurons.io import write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.model import alphabet, file_sha256, load_classifier
-from kneurons.scoring import (
-    activation_scores,
-    gap_summary,
-    integrated_gradients_scores,
-    pick_examples,
-    score_frame,
-)
+from kneurons.scoring import gap_summary, pick_examples, score_neurons, score_table
 
 
 def main(snakemake):
@@ -21,12 +16,18 @@ def main(snakemake):
     method = snakemake.wildcards.method
     layer_type = snakemake.wildcards.layer_type
     layer = int(snakemake.wildcards.layer)
+    options = dict(params.get("options") or {})
 
-    model, _ = load_classifier(snakemake.input.checkpoint, device=device)
+    model, meta = load_classifier(snakemake.input.checkpoint, device=device)
     examples = pick_examples(
         pd.read_parquet(snakemake.input.train), params["n_examples"], params["seed"]
     )
     tokens = tokenize(alphabet(), examples["sequence"].tolist())
+    labels = examples["label"].tolist()
+    result = score_neurons(method, model, tokens, labels, layer_type, [layer], device, options)
+    module = (layer_type, layer)
+
+    classes = meta.get("classes")
     metadata = {
         "method": method,
         "params": params,
@@ -34,30 +35,32 @@ def main(snakemake):
         "layer": layer,
         "n_examples": len(examples),
         "examples": examples["accession"].tolist(),
+        "class_counts": {str(k): v for k, v in result.class_counts.items()},
+        "classes": classes,
         "checkpoint_sha256": file_sha256(snakemake.input.checkpoint),
+        "seconds": round(result.seconds, 3),
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+        "per_class": bool(params["per_class"]),
+        **({"method_info": result.info} if result.info else {}),
     }
-    if method == "activation":
-        scores = activation_scores(model, tokens, [layer_type], device, layers=[layer])
-        scores = scores[(layer_type, layer)]
-    elif method == "integrated_gradients":
-        result = integrated_gradients_scores(
-            model,
-            tokens,
-            examples["label"].tolist(),
-            layer_type,
-            [layer],
-            steps=params["steps"],
-            method=params["quadrature"],
-            device=device,
-        )
-        scores = result.scores[layer]
-        metadata["completeness"] = gap_summary(result.gaps)
-        metadata["gaps"] = result.gaps["gap"].tolist()
-        log.info("IG completeness: %s", metadata["completeness"])
-    else:
-        raise ValueError(f"score_neurons cannot compute method {method!r}")
-    write_parquet(snakemake.output[0], score_frame(scores, layer_type, layer), metadata)
-    log.info("wrote %d scores to %s", len(scores), snakemake.output[0])
+    if result.gaps is not None:
+        gaps = result.gaps
+        metadata["completeness"] = gap_summary(gaps)
+        metadata["gaps"] = gaps["gap"].tolist()
+        metadata["steps_per_example"] = gaps["steps"].tolist()
+        log.info("completeness: %s", metadata["completeness"])
+    table = score_table(result, module, per_class=params["per_class"])
+    write_parquet(snakemake.output[0], table, metadata)
+    log.info(
+        "%s %s layer %d: %d units, %d examples, %.1f s",
+        method,
+        layer_type,
+        layer,
+        len(result.scores[module]),
+        len(examples),
+        result.seconds,
+    )
 
 
 run_job(main, snakemake)  # noqa: F821

@@ -1,4 +1,5 @@
-"""Snakemake adapter: gather all evaluations of one model into tables, markdown and a plot."""
+"""Snakemake adapter: gather all evaluations of one model into tables, statistics, markdown,
+HTML pages for the Snakemake report, and figures."""
 
 import json
 
@@ -6,7 +7,21 @@ import pandas as pd
 
 from kneurons.io import atomic_write, read_parquet_metadata, write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.summary import collect, markdown_summary, plot_accuracy_vs_retention
+from kneurons.masking import all_class_rows
+from kneurons.summary import (
+    add_statistics,
+    class_overlap,
+    collect,
+    dataset_markdown,
+    enrichment_tables,
+    finetuning_markdown,
+    markdown_summary,
+    markdown_to_html,
+    plot_accuracy_vs_retention,
+    plot_per_class_accuracy,
+    plot_selection_heatmap,
+    plot_type_enrichment,
+)
 
 COMPLETENESS_COLUMNS = [
     "model",
@@ -35,23 +50,87 @@ def completeness_table(model, paths):
     return pd.DataFrame(rows, columns=COMPLETENESS_COLUMNS)
 
 
+def read_scores(paths):
+    """All score files of the model, with the method (from the path) as a column."""
+    frames = []
+    for path in paths:
+        frame = pd.read_parquet(path)
+        frames.append(frame.assign(method=path.split("/")[-3]))
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_text(path, text):
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
 def main(snakemake):
     log, _ = start_job(snakemake)
+    model = snakemake.wildcards.model
+    options = snakemake.config["evaluation"]
+    boot = options["bootstrap"]
+    level = boot["level"]
     table = collect(
         [pd.read_parquet(p) for p in [snakemake.input.unmasked, *snakemake.input.evals]]
     )
-    completeness = completeness_table(snakemake.wildcards.model, snakemake.input.ig_scores)
+    stats = add_statistics(table, n_boot=boot["n"], seed=boot["seed"], level=level)
+    log.info("statistics for %d evaluations (%d bootstrap resamples)", len(table), boot["n"])
+
     with open(snakemake.input.card) as fh:
         card = json.load(fh)
     with open(snakemake.input.metrics) as fh:
         metrics = json.load(fh)
+    history = pd.read_csv(snakemake.input.history, sep="\t")
+    completeness = completeness_table(model, snakemake.input.ig_scores)
 
-    write_parquet(snakemake.output.table, table)
+    scores = read_scores(snakemake.input.scores)
+    retentions = sorted({float(r) for r in options["retention"]}, reverse=True)
+    rankings = list(dict.fromkeys([options["group_ranking"], "zscore", "raw"]))
+    by_layer, by_type = enrichment_tables(
+        all_class_rows(scores), retentions, rankings=rankings, model=model
+    )
+    overlap = class_overlap(scores, retentions, card["classes"], model=model)
+
+    write_parquet(snakemake.output.table, stats.table)
+    write_parquet(snakemake.output.random, stats.random)
+    write_parquet(snakemake.output.auc, stats.auc)
+    write_parquet(snakemake.output.enrichment, by_layer)
+    write_parquet(snakemake.output.type_enrichment, by_type)
+    write_parquet(snakemake.output.class_overlap, overlap)
     write_parquet(snakemake.output.completeness, completeness)
-    text = markdown_summary(table, completeness if len(completeness) else None, card, metrics)
-    atomic_write(snakemake.output.markdown, lambda tmp: tmp.write_text(text))
-    plot_accuracy_vs_retention(table, snakemake.output.plot)
-    log.info("summarised %d evaluations", len(table))
+
+    text = markdown_summary(
+        stats,
+        completeness if len(completeness) else None,
+        card,
+        metrics,
+        by_type=by_type,
+        overlap=overlap,
+        level=level,
+    )
+    write_text(snakemake.output.markdown, text)
+    write_text(snakemake.output.html, markdown_to_html(text, f"{model}: knowledge neurons"))
+    write_text(snakemake.output.dataset, markdown_to_html(dataset_markdown(card), "dataset"))
+    write_text(
+        snakemake.output.finetuning,
+        markdown_to_html(finetuning_markdown(metrics, history), f"{model}: fine-tuning"),
+    )
+
+    for fid, spec in snakemake.params.figures.items():
+        kind, png = spec["kind"], spec["png"]
+        variant = (spec.get("mode"), spec.get("scope"), spec.get("direction"))
+        if kind == "accuracy":
+            plot_accuracy_vs_retention(stats, png, variant=variant, level=level)
+        elif kind == "per_class":
+            plot_per_class_accuracy(stats.table, png, variant=variant)
+        elif kind == "heatmap":
+            plot_selection_heatmap(
+                by_layer, png, spec["method"], spec["scope"], options["group_ranking"]
+            )
+        elif kind == "enrichment":
+            plot_type_enrichment(by_type, png)
+        else:
+            raise ValueError(f"figure {fid}: unknown kind {kind!r}")
+    log.info("summarised %d evaluations, %d figures", len(table), len(snakemake.params.figures))
 
 
 run_job(main, snakemake)  # noqa: F821

@@ -1,0 +1,130 @@
+"""Failures injected into real Snakemake runs: a killed job, and cluster dry runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from make_tiny_tsv import write_uniprot_tsv
+
+from kneurons.io import read_parquet_metadata
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+TARGETS = [
+    "results/models/tiny/metrics.json",
+    "results/scores/tiny/integrated_gradients/key/layer0.parquet",
+    "results/scores/tiny/activation/ffn_in/layer1.parquet",
+]
+
+
+def tiny_config(workdir: Path, epochs: int) -> Path:
+    config = yaml.safe_load((REPO / "tests/config/tiny.yaml").read_text())
+    config["data"]["input"] = str(write_uniprot_tsv(workdir / "tiny.tsv"))
+    config["finetune"]["epochs"] = epochs
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def command(workdir: Path, config: Path, *args: str) -> list[str]:
+    return [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(config),
+        "--cores",
+        "1",
+        *args,
+    ]
+
+
+@pytest.mark.integration
+def test_killed_finetune_resumes_and_matches_an_uninterrupted_run(tmp_path):
+    epochs = 60
+    clean_dir, killed_dir = tmp_path / "clean", tmp_path / "killed"
+    clean_dir.mkdir()
+    killed_dir.mkdir()
+
+    # Kill the whole Snakemake process group once the first epoch's state is on disk.
+    config = tiny_config(killed_dir, epochs)
+    proc = subprocess.Popen(
+        command(killed_dir, config, *TARGETS),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    state = killed_dir / "results/models/tiny/finetune_state.pt"
+    deadline = time.time() + 300
+    while not state.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert state.exists(), "training never wrote its resumable state"
+    time.sleep(0.3)  # let it get a few epochs further
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    models = killed_dir / "results/models/tiny"
+    assert not (models / "model.pt").exists() and not (models / "metrics.json").exists()
+    assert not list(models.glob(".*.tmp")), "a temporary file was left behind"
+    saved_epoch = torch.load(state, weights_only=True)["epoch"]
+    assert 1 <= saved_epoch < epochs
+
+    # A killed Snakemake leaves its lock; unlocking and rerunning completes the job.
+    subprocess.run(command(killed_dir, config, "--unlock"), check=True, capture_output=True)
+    resumed = subprocess.run(command(killed_dir, config, *TARGETS), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    log = (killed_dir / "logs/finetune/tiny.log").read_text()
+    assert f"resuming after epoch {saved_epoch}" in log
+    assert not state.exists()
+
+    clean = subprocess.run(
+        command(clean_dir, tiny_config(clean_dir, epochs), *TARGETS), capture_output=True, text=True
+    )
+    assert clean.returncode == 0, clean.stderr[-3000:]
+
+    # Determinism: same config and seed, bit-identical metrics, weights and scores. (Score files
+    # also record their wall time in the metadata, so the tables are compared, not the bytes.)
+    metrics_file = "results/models/tiny/metrics.json"
+    assert (killed_dir / metrics_file).read_bytes() == (clean_dir / metrics_file).read_bytes()
+    for name in TARGETS[1:]:
+        a, b = pd.read_parquet(killed_dir / name), pd.read_parquet(clean_dir / name)
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+        meta_a, meta_b = (
+            read_parquet_metadata(killed_dir / name),
+            read_parquet_metadata(clean_dir / name),
+        )
+        for timing in ("seconds", "threads"):
+            meta_a.pop(timing, None)
+            meta_b.pop(timing, None)
+        assert meta_a == meta_b, name
+    a = torch.load(killed_dir / "results/models/tiny/model.pt", weights_only=True)
+    b = torch.load(clean_dir / "results/models/tiny/model.pt", weights_only=True)
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    metrics = json.loads((clean_dir / "results/models/tiny/metrics.json").read_text())
+    assert 0 <= metrics["test"]["accuracy"] <= 1
+
+
+def test_slurm_profile_dry_run_without_slurm(tmp_path):
+    config = tiny_config(tmp_path, 2)
+    run = subprocess.run(
+        command(tmp_path, config, "--profile", str(REPO / "profiles/slurm"), "--dry-run"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run.stdout + run.stderr
+    assert "slurm_account=CHANGE_ME_account" in out
+    assert "finetune" in out and "score_neurons" in out

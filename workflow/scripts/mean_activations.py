@@ -1,0 +1,50 @@
+"""Snakemake adapter: every unit's mean activation over training residues (for mean ablation)."""
+
+import numpy as np
+import pandas as pd
+
+from kneurons.batching import tokenize
+from kneurons.io import write_parquet
+from kneurons.jobs import run_job, start_job
+from kneurons.masking import mean_activations
+from kneurons.model import alphabet, file_sha256, load_classifier
+from kneurons.scoring import pick_examples
+
+
+def main(snakemake):
+    options = dict(snakemake.params.options)
+    log, device = start_job(snakemake, seed=options["seed"])
+    layer_type = snakemake.wildcards.layer_type
+    model, _ = load_classifier(snakemake.input.checkpoint, device=device)
+    examples = pick_examples(
+        pd.read_parquet(snakemake.input.train), options["n_examples"], options["seed"]
+    )
+    tokens = tokenize(alphabet(), examples["sequence"].tolist())
+    max_tokens = snakemake.config["evaluation"].get("max_tokens", 16384)
+    means = mean_activations(model, tokens, [layer_type], device, max_tokens)
+    frame = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "layer": np.full(len(values), layer, dtype=np.int64),
+                    "layer_type": layer_type,
+                    "neuron": np.arange(len(values), dtype=np.int64),
+                    "mean": values,
+                }
+            )
+            for (_, layer), values in sorted(means.items())
+        ],
+        ignore_index=True,
+    )
+    metadata = {
+        "layer_type": layer_type,
+        "options": options,
+        "n_examples": len(examples),
+        "n_residues": int(examples["sequence"].str.len().sum()),
+        "checkpoint_sha256": file_sha256(snakemake.input.checkpoint),
+    }
+    write_parquet(snakemake.output[0], frame, metadata)
+    log.info("mean activations of %d %s units, %d examples", len(frame), layer_type, len(examples))
+
+
+run_job(main, snakemake)  # noqa: F821
