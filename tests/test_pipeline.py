@@ -129,9 +129,11 @@ def test_tiny_pipeline_runs_caches_and_extends(tmp_path):
     extended = write_config(tmp_path, evaluation__retention=[50, 25, 10])
     plan = snakemake(tmp_path, extended, "--dry-run")
     assert plan.returncode == 0, plan.stderr[-3000:]
+    # (plus the provenance records of the two directories that change: eval and summary)
     assert job_counts(plan.stdout) == {
         "evaluate_masked": len(methods) * 2,
         "summarize": 1,
+        "provenance": 2,
         "all": 1,
     }
 
@@ -149,6 +151,7 @@ def test_tiny_pipeline_runs_caches_and_extends(tmp_path):
         "evaluate_masked": len(methods) * 2 * 2 * (2 + 1) * 2 - len(methods) * 2 * 2,
         "mean_activations": 2,  # one per layer type, for mean ablation
         "summarize": 1,
+        "provenance": 2,
         "all": 1,
     }
     target = "results/eval/tiny/mean/all/integrated_gradients/all/remove10.parquet"

@@ -105,7 +105,7 @@ def test_killed_finetune_resumes_and_matches_an_uninterrupted_run(tmp_path):
             read_parquet_metadata(killed_dir / name),
             read_parquet_metadata(clean_dir / name),
         )
-        for timing in ("seconds", "threads"):
+        for timing in ("seconds", "threads"):  # wall time and threads of the job
             meta_a.pop(timing, None)
             meta_b.pop(timing, None)
         assert meta_a == meta_b, name
@@ -119,7 +119,7 @@ def test_killed_finetune_resumes_and_matches_an_uninterrupted_run(tmp_path):
 def test_slurm_profile_dry_run_without_slurm(tmp_path):
     config = tiny_config(tmp_path, 2)
     run = subprocess.run(
-        command(tmp_path, config, "--profile", str(REPO / "profiles/slurm"), "--dry-run"),
+        command(tmp_path, config, "--workflow-profile", str(REPO / "profiles/slurm"), "--dry-run"),
         capture_output=True,
         text=True,
         timeout=300,

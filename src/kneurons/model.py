@@ -292,7 +292,14 @@ def save_classifier(path: str | os.PathLike, model: EsmClassifier, meta: dict) -
         "meta": meta,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+    def write(tmp):
+        # through a file object: torch.save would otherwise name the archive inside the file
+        # after the random temporary name, and identical weights would give different bytes
+        with open(tmp, "wb") as fh:
+            torch.save(payload, fh)
+
+    atomic_write(path, write)
 
 
 def load_classifier(path: str | os.PathLike, device="cpu") -> tuple[EsmClassifier, dict]:
