@@ -260,6 +260,11 @@ def summary_inputs(wildcards):
         "card": "results/data/dataset_card.json",
         "metrics": f"results/models/{wildcards.model}/metrics.json",
         "history": f"results/models/{wildcards.model}/training_log.tsv",
+        **(
+            {"recovery": f"results/summary/{wildcards.model}/site_recovery.parquet"}
+            if RESIDUES.get("enabled", False)
+            else {}
+        ),
     }
 
 

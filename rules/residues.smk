@@ -72,7 +72,7 @@ rule map_residues:
 rule site_recovery:
     input:
         sites=sites_table(),
-        lib=library("residues"),
+        lib=library("residues", "summary"),
         maps=residue_map_files,
     output:
         table="results/summary/{model}/site_recovery.parquet",
@@ -81,6 +81,12 @@ rule site_recovery:
             caption="../report/site_recovery.rst",
             category="Site recovery",
         ),
+        plot=report(
+            "results/summary/{model}/figures/site_recovery.png",
+            caption="../report/site_recovery_plot.rst",
+            category="Site recovery",
+        ),
+        svg="results/summary/{model}/figures/site_recovery.svg",
     log:
         "logs/site_recovery/{model}.log",
     conda:

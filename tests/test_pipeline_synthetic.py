@@ -55,6 +55,10 @@ def test_synthetic_run_maps_residues_and_scores_recovery(tmp_path):
     assert recovery["auroc_mean"].between(0, 1).all()
     text = (tmp_path / "results/summary/tiny/site_recovery.md").read_text()
     assert "## motif: activation map" in text and "## decoy: ig map" in text
+    assert (tmp_path / "results/summary/tiny/figures/site_recovery.svg").stat().st_size > 0
+    summary = (tmp_path / "results/summary/tiny/summary.md").read_text()
+    assert "## tiny: ground truth" in summary
+    assert "| key | 10% | activation |" in summary and "| key | 10% | random (2 seeds) |" in summary
 
     for stage in ("data", "models/tiny", "scores/tiny", "eval/tiny", "summary/tiny"):
         record = yaml.safe_load((tmp_path / "results" / stage / "provenance.json").read_text())

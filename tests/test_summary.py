@@ -18,11 +18,13 @@ from kneurons.summary import (
     class_overlap,
     collect,
     enrichment_tables,
+    ground_truth_section,
     markdown_summary,
     markdown_to_html,
     plot_accuracy_vs_retention,
     plot_per_class_accuracy,
     plot_selection_heatmap,
+    plot_site_recovery,
     plot_type_enrichment,
     random_band,
 )
@@ -515,3 +517,59 @@ def test_selection_plots(stats, tmp_path):
     _check_plot(tmp_path / "per_class.png")
     plot_accuracy_vs_retention(stats, tmp_path / "ci.png")
     _check_plot(tmp_path / "ci.png")
+
+
+# --- ground truth (site recovery) -------------------------------------------------------------
+
+# auroc_mean[method][site kind, map] at keep 10% of key
+RECOVERY = {
+    "activation": {("motif", "activation"): 0.93, ("motif", "ig"): 0.97, ("decoy", "ig"): 0.52},
+    "random-0": {("motif", "activation"): 0.55, ("motif", "ig"): 0.60, ("decoy", "ig"): 0.50},
+    "random-1": {("motif", "activation"): 0.45, ("motif", "ig"): 0.70, ("decoy", "ig"): 0.48},
+}
+
+
+def _recovery(model: str = MODEL) -> pd.DataFrame:
+    rows = []
+    for method, cells in RECOVERY.items():
+        family, _, seed = method.partition("-")
+        for (kind, value), auroc in cells.items():
+            rows.append({"model": model, "method": method, "method_family": family,
+                         "seed": int(seed) if seed else None, "layer_type": "key",
+                         "retention": 10.0, "site_kind": kind, "map": value,
+                         "auroc_mean": auroc, "auroc_pooled": auroc, "n_sequences": 4,
+                         "n_site_residues": 20})  # fmt: skip
+    table = pd.DataFrame(rows)
+    table["seed"] = table["seed"].astype("Int64")
+    return table
+
+
+def test_ground_truth_section_puts_accuracy_beside_site_auroc(stats):
+    md = ground_truth_section(stats, _recovery(), MODEL)
+    header = next(line for line in md.splitlines() if line.startswith("| layer type"))
+    assert header.split("|")[5:8] == [
+        " motif AUROC (activation map) ",
+        " motif AUROC (ig map) ",
+        " decoy AUROC (ig map) ",
+    ]
+    # activation keeps 0.350 of key at 10% (with its bootstrap CI); random seeds all hold 0.1
+    row = next(line for line in md.splitlines() if line.startswith("| key | 10% | activation |"))
+    assert "| 0.350 [" in row and row.endswith("| 0.930 | 0.970 | 0.520 |")
+    rand = next(line for line in md.splitlines() if line.startswith("| key | 10% | random"))
+    assert "random (2 seeds)" in rand and "| 0.100 [0.100, 0.100] |" in rand
+    # random AUROC: mean ± std [min, max] over the seeds
+    assert rand.endswith(
+        "| 0.500 ± 0.071 [0.450, 0.550] | 0.650 ± 0.071 [0.600, 0.700] "
+        "| 0.490 ± 0.014 [0.480, 0.500] |"
+    )
+    assert "ground truth" in markdown_summary(stats, recovery=_recovery())
+    assert "ground truth" not in markdown_summary(stats, recovery=_recovery("other"))
+    assert ground_truth_section(stats, _recovery().iloc[:0], MODEL) == ""
+
+
+def test_plot_site_recovery(tmp_path):
+    plot_site_recovery(_recovery(), tmp_path / "recovery.png")
+    assert (tmp_path / "recovery.png").stat().st_size > 10_000
+    assert (tmp_path / "recovery.svg").read_text().startswith("<?xml")
+    plot_site_recovery(_recovery().iloc[:0], tmp_path / "empty.png")
+    assert (tmp_path / "empty.png").stat().st_size > 0

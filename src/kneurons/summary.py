@@ -679,6 +679,101 @@ def _auc_section(stats: Statistics, model: str, variant) -> str:
     )
 
 
+RECOVERY_KINDS = ("motif", "site", "decoy")  # planted motif / annotated site / decoy motif
+
+
+def _recovery_cells(rec: pd.DataFrame, family: str) -> dict[tuple[str, str], str]:
+    """(site kind, map) -> AUROC cell: the method's value, or random's mean ± std [min, max]."""
+    cells = {}
+    for (kind, value), rows in rec.groupby(["site_kind", "map"], sort=False):
+        values = rows["auroc_mean"].dropna()
+        if values.empty:
+            continue
+        if family == RANDOM:
+            std = values.std(ddof=1) if len(values) > 1 else 0.0
+            cells[kind, value] = (
+                f"{_fmt(values.mean())} ± {_fmt(std)} [{_fmt(values.min())}, {_fmt(values.max())}]"
+            )
+        else:
+            cells[kind, value] = _fmt(values.iloc[0])
+    return cells
+
+
+def ground_truth_section(
+    stats: Statistics,
+    recovery: pd.DataFrame,
+    model: str,
+    variant: Sequence[str] = ("zero", "layer_type", "keep"),
+) -> str:
+    """Per selection with a residue map: the accuracy the kept neurons hold (vs the random band)
+    beside the AUROC with which their residue maps pick out the known sites (planted motifs,
+    annotated sites, decoys). Empty when there is no recovery table."""
+    if recovery is None or recovery.empty:
+        return ""
+    kinds = [k for k in RECOVERY_KINDS if k in set(recovery["site_kind"])]
+    kinds += sorted(set(recovery["site_kind"]) - set(kinds))
+    present = set(zip(recovery["site_kind"], recovery["map"], strict=True))
+    columns = [(k, m) for k in kinds for m in ("activation", "ig") if (k, m) in present]
+    evals = variant_rows(stats.table[stats.table["model"] == model], variant)
+    band = stats.random[stats.random["model"] == model]
+    for col, value in zip(VARIANT_COLUMNS, variant, strict=True):
+        band = band[band[col] == value]
+    rows = []
+    for retention in sorted(recovery["retention"].unique(), reverse=True):
+        at_r = recovery[recovery["retention"] == retention]
+        for layer_type in _layer_type_order(at_r["layer_type"].unique()):
+            sub = at_r[at_r["layer_type"] == layer_type]
+            ev = evals[(evals["layer_type"] == layer_type) & (evals["retention"] == retention)]
+            families = _method_order(sub["method_family"].unique())
+            for family in families:
+                if family == RANDOM:
+                    b = band[(band["layer_type"] == layer_type) & (band["retention"] == retention)]
+                    accuracy = (
+                        f"{_fmt(b.iloc[0]['mean'])} [{_fmt(b.iloc[0]['band_low'])}, "
+                        f"{_fmt(b.iloc[0]['band_high'])}]"
+                        if not b.empty
+                        else MISSING_CELL
+                    )
+                    n = sub.loc[sub["method_family"] == RANDOM, "method"].nunique()
+                    name = f"{RANDOM} ({n} seeds)"
+                else:
+                    e = ev[ev["method"] == family]
+                    accuracy = (
+                        _fmt_ci(*e.iloc[0][["accuracy", "accuracy_ci_low", "accuracy_ci_high"]])
+                        if not e.empty
+                        else MISSING_CELL
+                    )
+                    name = family
+                cells = _recovery_cells(sub[sub["method_family"] == family], family)
+                rows.append(
+                    [
+                        layer_type,
+                        _pct(retention),
+                        name,
+                        accuracy,
+                        *(cells.get(c, MISSING_CELL) for c in columns),
+                    ]
+                )
+    header = ["layer type", "kept", "method", "accuracy kept [CI]"]
+    header += [f"{kind} AUROC ({value} map)" for kind, value in columns]
+    return "\n".join(
+        [
+            f"## {model}: ground truth — do the kept neurons act on the known sites?",
+            "",
+            "For each selection with residue maps: test accuracy of the model that keeps only "
+            f"these neurons ({'/'.join(variant)}; random: mean over seeds [central band]) and the "
+            "AUROC with which the selected neurons' residue maps rank the site residues above the "
+            "rest of their sequence (mean over test sequences; 0.5 = chance; random: mean ± std "
+            "[min, max] over seeds). A method that finds the knowledge neurons keeps accuracy "
+            "above the random band and maps onto the motifs (AUROC well above 0.5), not onto the "
+            "decoys, which are planted in every class and carry no label. Per-sequence heat "
+            "strips: results/residues/; all rows: site_recovery.parquet.",
+            "",
+            _md_table(header, rows, ["l", "r", "l", "r", *(["r"] * len(columns))]),
+        ]
+    )
+
+
 def _published_section(stats: Statistics, model: str) -> str:
     """This run beside Nori et al. 2023, when qkv / zero / keep evaluations exist."""
     table = stats.table
@@ -1004,10 +1099,12 @@ def markdown_summary(
     by_type: pd.DataFrame | None = None,
     overlap: pd.DataFrame | None = None,
     level: float = 0.95,
+    recovery: pd.DataFrame | None = None,
 ) -> str:
     """A markdown report: unmasked accuracy, fine-tuning, data, the published comparison, per
     variant the accuracy tables with CIs, p-values and AUC, per-class accuracy, enrichment,
-    class overlap and IG completeness (each section only when its data is given)."""
+    class overlap, ground truth (site recovery) and IG completeness (each section only when its
+    data is given)."""
     stats = table if isinstance(table, Statistics) else add_statistics(table, level=level)
     table = stats.table
     parts = ["# Knowledge neurons: accuracy under neuron masking", ""]
@@ -1057,6 +1154,11 @@ def markdown_summary(
             ):
                 if section:
                     parts += [section, ""]
+        if recovery is not None:
+            own = recovery[recovery["model"] == model] if "model" in recovery else recovery
+            section = ground_truth_section(stats, own, model)
+            if section:
+                parts += [section, ""]
         if by_type is not None:
             section = _enrichment_section(by_type, model)
             if section:
@@ -1496,4 +1598,59 @@ def plot_per_class_accuracy(
     fig.tight_layout(rect=(0, 0, 0.92, 0.95))
     cax = fig.add_axes((0.94, 0.15, 0.012, 0.7))
     fig.colorbar(image, cax=cax, label="recall")
+    _save(fig, path_png)
+
+
+def plot_site_recovery(recovery: pd.DataFrame, path_png: str | os.PathLike) -> None:
+    """Bars: site AUROC of each method's residue maps, a panel per (site kind, map) and retention,
+    a bar group per layer type; random seeds as mean with min-max whiskers; 0.5 dashed."""
+    plt = _pyplot()
+    if recovery is None or recovery.empty:
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no site annotations: nothing to recover", ha="center")
+        _save(fig, path_png)
+        return
+    kinds = [k for k in RECOVERY_KINDS if k in set(recovery["site_kind"])]
+    kinds += sorted(set(recovery["site_kind"]) - set(kinds))
+    panels = [(k, m) for k in kinds for m in ("activation", "ig") if m in set(recovery["map"])]
+    retentions = sorted(recovery["retention"].unique(), reverse=True)
+    methods = _method_order(recovery["method_family"].unique())
+    colors = _method_colors([m for m in methods if m != RANDOM])
+    nrows, ncols = len(panels), len(retentions)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(1.2 + 3.8 * ncols, 0.8 + 2.6 * nrows), squeeze=False
+    )
+    width = 0.8 / max(1, len(methods))
+    for i, (kind, value) in enumerate(panels):
+        for j, r in enumerate(retentions):
+            ax = axes[i, j]
+            sub = recovery[
+                (recovery["site_kind"] == kind)
+                & (recovery["map"] == value)
+                & (recovery["retention"] == r)
+            ]
+            types = _layer_type_order(sub["layer_type"].unique())
+            x = np.arange(len(types))
+            for k, family in enumerate(methods):
+                offset = (k - (len(methods) - 1) / 2) * width
+                g = sub[sub["method_family"] == family].groupby("layer_type")["auroc_mean"]
+                mean = g.mean().reindex(types).to_numpy()
+                if family == RANDOM:
+                    lo = mean - g.min().reindex(types).to_numpy()
+                    hi = g.max().reindex(types).to_numpy() - mean
+                    ax.bar(x + offset, mean, width, color="0.75", label="random (min-max)",
+                           yerr=np.vstack([lo, hi]), capsize=2, ecolor="0.35")  # fmt: skip
+                else:
+                    ax.bar(x + offset, mean, width, color=colors[family], label=family)
+            ax.axhline(0.5, color="0.3", linestyle="--", linewidth=0.8)
+            ax.set_ylim(0, 1)
+            ax.set_xticks(x, types, fontsize=8)
+            ax.set_title(f"{kind}, {value} map, keep {_pct(r)}", fontsize=9)
+            if j == 0:
+                ax.set_ylabel("site AUROC")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.suptitle("Do the kept neurons act on the known sites? (0.5 = chance)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
     _save(fig, path_png)

@@ -5,6 +5,7 @@ import pandas as pd
 from kneurons.io import atomic_write, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.residues import recovery_markdown, recovery_table
+from kneurons.summary import plot_site_recovery
 
 
 def main(snakemake):
@@ -12,9 +13,11 @@ def main(snakemake):
     sites = pd.read_csv(snakemake.input.sites, sep="\t")
     maps = [pd.read_parquet(p) for p in snakemake.input.maps]
     table = recovery_table(maps, sites)
+    table.insert(0, "model", snakemake.wildcards.model)
     write_parquet(snakemake.output.table, table)
     text = recovery_markdown(table, snakemake.wildcards.model)
     atomic_write(snakemake.output.markdown, lambda t: t.write_text(text))
+    plot_site_recovery(table, snakemake.output.plot)
     log.info("%d recovery rows", len(table))
 
 

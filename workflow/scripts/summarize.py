@@ -98,6 +98,9 @@ def main(snakemake):
     write_parquet(snakemake.output.class_overlap, overlap)
     write_parquet(snakemake.output.completeness, completeness)
 
+    recovery = (
+        pd.read_parquet(snakemake.input.recovery) if "recovery" in snakemake.input.keys() else None
+    )
     text = markdown_summary(
         stats,
         completeness if len(completeness) else None,
@@ -106,6 +109,7 @@ def main(snakemake):
         by_type=by_type,
         overlap=overlap,
         level=level,
+        recovery=recovery,
     )
     write_text(snakemake.output.markdown, text)
     write_text(snakemake.output.html, markdown_to_html(text, f"{model}: knowledge neurons"))
