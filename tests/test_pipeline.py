@@ -3,44 +3,11 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from make_tiny_tsv import TINY_TSV, write_uniprot_tsv
-
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-
-
-def snakemake(workdir: Path, config: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [
-        SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--configfile",
-        str(config),
-        "--cores",
-        "2",
-        *args,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-
-
-def write_config(workdir: Path, **changes) -> Path:
-    config = yaml.safe_load((REPO / "tests/config/tiny.yaml").read_text())
-    config["data"]["input"] = str(write_uniprot_tsv(workdir / "tiny.tsv"))
-    for dotted, value in changes.items():
-        section, key = dotted.split("__")
-        config[section][key] = value
-    path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+from workflow_helpers import run_snakemake, write_config
 
 
 def job_counts(dry_run_output: str) -> dict[str, int]:
@@ -63,7 +30,7 @@ def test_committed_tiny_tsv_matches_generator(tmp_path):
 @pytest.mark.integration
 def test_tiny_pipeline_runs_caches_and_extends(tmp_path):
     config = write_config(tmp_path)
-    run = snakemake(tmp_path, config)
+    run = run_snakemake(tmp_path, config)
     assert run.returncode == 0, run.stderr[-3000:]
 
     summary = tmp_path / "results/summary/tiny"
@@ -114,20 +81,20 @@ def test_tiny_pipeline_runs_caches_and_extends(tmp_path):
     assert len(gaps) == 2 * 2 and (gaps["gap_max_abs"] < 1e-3).all()
 
     report = tmp_path / "report.html"
-    built = snakemake(tmp_path, config, "--report", str(report))
+    built = run_snakemake(tmp_path, config, "--report", str(report))
     assert built.returncode == 0, built.stderr[-3000:]
     html = report.read_text(errors="replace")
     for name in ("accuracy_zero_layer_type_keep.png", "heatmap_layer_type_activation.png"):
         assert name in html
     assert "Knowledge neurons of ESM-2" in html  # report/workflow.rst
 
-    rerun = snakemake(tmp_path, config, "--dry-run")
+    rerun = run_snakemake(tmp_path, config, "--dry-run")
     assert rerun.returncode == 0 and "Nothing to be done" in rerun.stdout + rerun.stderr
 
     # one more retention level: exactly one evaluation per method x layer type (x masking
     # variant, of which the tiny config has one), then the summary
     extended = write_config(tmp_path, evaluation__retention=[50, 25, 10])
-    plan = snakemake(tmp_path, extended, "--dry-run")
+    plan = run_snakemake(tmp_path, extended, "--dry-run")
     assert plan.returncode == 0, plan.stderr[-3000:]
     # (plus the provenance records of the two directories that change: eval and summary)
     assert job_counts(plan.stdout) == {
@@ -145,7 +112,7 @@ def test_tiny_pipeline_runs_caches_and_extends(tmp_path):
         evaluation__scopes=["layer_type", "all"],
         evaluation__directions=["keep", "remove"],
     )
-    plan = snakemake(tmp_path, variants, "--dry-run")
+    plan = run_snakemake(tmp_path, variants, "--dry-run")
     assert plan.returncode == 0, plan.stderr[-3000:]
     assert job_counts(plan.stdout) == {
         "evaluate_masked": len(methods) * 2 * 2 * (2 + 1) * 2 - len(methods) * 2 * 2,
@@ -155,7 +122,7 @@ def test_tiny_pipeline_runs_caches_and_extends(tmp_path):
         "all": 1,
     }
     target = "results/eval/tiny/mean/all/integrated_gradients/all/remove10.parquet"
-    one = snakemake(tmp_path, variants, target)
+    one = run_snakemake(tmp_path, variants, target)
     assert one.returncode == 0, one.stderr[-3000:]
     row = pd.read_parquet(tmp_path / target).iloc[0]
     assert (row["mode"], row["scope"], row["direction"]) == ("mean", "all", "remove")
@@ -176,7 +143,7 @@ def test_tiny_pipeline_runs_caches_and_extends(tmp_path):
 )
 def test_invalid_config_fails_before_any_job(tmp_path, change, message):
     config = write_config(tmp_path, **change)
-    run = snakemake(tmp_path, config, "--dry-run")
+    run = run_snakemake(tmp_path, config, "--dry-run")
     assert run.returncode != 0
     assert message in run.stdout + run.stderr
     assert not (tmp_path / "results").exists()

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pandas as pd
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+from workflow_helpers import run_snakemake, write_config
 
 CONFIG = {
     "device": "cpu",
@@ -35,11 +29,7 @@ CONFIG = {
 
 @pytest.mark.integration
 def test_synthetic_run_maps_residues_and_scores_recovery(tmp_path):
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(CONFIG))
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--configfile",
-           str(config), "--cores", "2"]  # fmt: skip
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    run = run_snakemake(tmp_path, write_config(tmp_path, CONFIG))
     assert run.returncode == 0, run.stderr[-3000:]
 
     sites = pd.read_csv(tmp_path / "results/data/synthetic/sites.tsv", sep="\t")

@@ -6,20 +6,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-import yaml
-from make_tiny_tsv import write_uniprot_tsv
+from workflow_helpers import REPO, snakemake_command, write_config
 
 from kneurons.io import read_parquet_metadata
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 TARGETS = [
     "results/models/tiny/metrics.json",
     "results/scores/tiny/integrated_gradients/key/layer0.parquet",
@@ -28,27 +24,11 @@ TARGETS = [
 
 
 def tiny_config(workdir: Path, epochs: int) -> Path:
-    config = yaml.safe_load((REPO / "tests/config/tiny.yaml").read_text())
-    config["data"]["input"] = str(write_uniprot_tsv(workdir / "tiny.tsv"))
-    config["finetune"]["epochs"] = epochs
-    path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return write_config(workdir, finetune__epochs=epochs)
 
 
 def command(workdir: Path, config: Path, *args: str) -> list[str]:
-    return [
-        SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--configfile",
-        str(config),
-        "--cores",
-        "1",
-        *args,
-    ]
+    return snakemake_command(workdir, config, *args, cores=1)
 
 
 @pytest.mark.integration

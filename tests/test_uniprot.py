@@ -20,7 +20,8 @@ import pytest
 import yaml
 from werkzeug import Request, Response
 
-from kneurons.data import file_sha256, read_uniprot_tsv
+from kneurons.data import read_uniprot_tsv
+from kneurons.io import file_sha256
 from kneurons.uniprot import (
     DEFAULT_FIELDS,
     UniProtError,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import hashlib
 import re
 import zlib
 from collections.abc import Callable, Iterable
@@ -199,14 +198,6 @@ def options_to_dict(options: DatasetOptions) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # Reading
-
-
-def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_text(path) -> str:

@@ -8,7 +8,6 @@ contact heads. `tests/test_model.py` checks that the representations equal fair-
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import urllib.error
 import warnings
@@ -317,14 +316,6 @@ def load_classifier(path: str | os.PathLike, device="cpu") -> tuple[EsmClassifie
     model = EsmClassifier(encoder, payload["num_classes"])
     model.load_state_dict(payload["state_dict"])
     return model.to(device).eval(), payload["meta"]
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve_device(name: str = "auto") -> torch.device:

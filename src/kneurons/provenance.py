@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import importlib.metadata
 import os
 import platform
 import subprocess
 from collections.abc import Iterable
 
+from kneurons.io import file_sha256
+
 PACKAGES = ("kneurons", "torch", "fair-esm", "captum", "snakemake", "pandas", "numpy", "pyarrow",
             "matplotlib")  # fmt: skip
-
-
-def sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def git_state(directory: str | os.PathLike) -> dict:
@@ -92,6 +85,6 @@ def provenance(config: dict, workflow_dir: str, inputs: Iterable[str], outputs: 
         "packages": package_versions(),
         "device": device_info(),
         "seeds": seeds_of(config),
-        "inputs": {str(p): sha256(p) for p in inputs if os.path.isfile(p)},
-        "outputs": {str(p): sha256(p) for p in outputs if os.path.isfile(p)},
+        "inputs": {str(p): file_sha256(p) for p in inputs if os.path.isfile(p)},
+        "outputs": {str(p): file_sha256(p) for p in outputs if os.path.isfile(p)},
     }

@@ -24,8 +24,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from kneurons import __version__
-from kneurons.data import EC_CLASSES, DataError, file_sha256
-from kneurons.io import atomic_path
+from kneurons.data import EC_CLASSES, DataError
+from kneurons.io import atomic_path, file_sha256
 
 BASE_URL = "https://rest.uniprot.org"
 DEFAULT_QUERY = "reviewed:true AND ec:*"

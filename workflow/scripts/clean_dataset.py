@@ -6,9 +6,9 @@ prepare_dataset, which writes it into the dataset card.
 
 import json
 
-from kneurons.data import clean_dataset, file_sha256, options_from_config, read_uniprot_tsv
+from kneurons.data import clean_dataset, options_from_config, read_uniprot_tsv
 from kneurons.homology import fasta_text
-from kneurons.io import atomic_write, write_parquet
+from kneurons.io import atomic_write, file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
 
 

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 
 from kneurons.batching import tokenize
-from kneurons.io import write_parquet
+from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.masking import mean_activations
-from kneurons.model import alphabet, file_sha256, load_classifier
+from kneurons.model import alphabet, load_classifier
 from kneurons.scoring import pick_examples
 
 

@@ -2,14 +2,15 @@
 
 import pandas as pd
 
-from kneurons.data import (
-    card_markdown,
-    file_sha256,
-    options_from_config,
-    split_dataset,
-)
+from kneurons.data import card_markdown, options_from_config, split_dataset
 from kneurons.homology import clusters_from_files
-from kneurons.io import atomic_write, read_parquet_metadata, write_json, write_parquet
+from kneurons.io import (
+    atomic_write,
+    file_sha256,
+    read_parquet_metadata,
+    write_json,
+    write_parquet,
+)
 from kneurons.jobs import run_job, start_job
 
 

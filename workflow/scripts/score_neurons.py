@@ -4,9 +4,9 @@ import pandas as pd
 import torch
 
 from kneurons.batching import tokenize
-from kneurons.io import write_parquet
+from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.model import alphabet, file_sha256, load_classifier
+from kneurons.model import alphabet, load_classifier
 from kneurons.scoring import gap_summary, pick_examples, score_neurons, score_table
 
 
