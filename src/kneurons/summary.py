@@ -679,7 +679,8 @@ def _auc_section(stats: Statistics, model: str, variant) -> str:
     )
 
 
-RECOVERY_KINDS = ("motif", "site", "decoy")  # planted motif / annotated site / decoy motif
+# site kinds in display order: planted motifs, annotated sites, then the controls
+RECOVERY_KINDS = ("motif", "active_site", "binding_site", "decoy", "distractor")
 
 
 def _recovery_cells(rec: pd.DataFrame, family: str) -> dict[tuple[str, str], str]:
