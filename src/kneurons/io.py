@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -13,9 +14,16 @@ from pathlib import Path
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success rename it onto `path`, else delete it."""
+    """Yield a temporary path beside `path`; on success rename it onto `path`, else delete it.
+
+    A writer killed with SIGKILL cannot delete its temporary file; the next write of the same
+    path removes such leftovers (`.{name}.*.tmp`). One writer per path is assumed, as Snakemake
+    guarantees for a job's outputs.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
