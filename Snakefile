@@ -1,6 +1,6 @@
 # Knowledge neurons of ESM-2 protein language models.
-# DAG: prepare_dataset -> finetune -> score_neurons (per layer) -> evaluate_masked -> summarize.
-# See README.md for every output and its columns.
+# DAG: data -> finetune -> score_neurons (per layer) -> select_units -> evaluate_masked
+#      -> summarize; residue maps and provenance beside it. README.md, "Architecture".
 
 import os
 import sys
@@ -10,11 +10,14 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 # The library lives in src/ of this checkout. Jobs (local, cluster, or in a conda environment)
-# import it from here, so a run always uses the code beside its Snakefile.
-sys.path.insert(0, os.path.join(workflow.basedir, "src"))
-from kneurons.jobs import share_library_path
-
-share_library_path(os.path.join(workflow.basedir, "src"))
+# import it from here (through PYTHONPATH), so a run always uses the code beside its Snakefile.
+SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    dict.fromkeys(
+        [SRC, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    )
+)
 
 
 # `--configfile X` replaces the default config instead of being merged into it (a merge would
@@ -34,6 +37,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/model.smk"
 include: "rules/scoring.smk"
+include: "rules/selection.smk"
 include: "rules/evaluation.smk"
 include: "rules/summary.smk"
 include: "rules/residues.smk"
@@ -43,6 +47,6 @@ include: "rules/provenance.smk"
 rule all:
     default_target: True
     input:
-        all_targets(),
+        summary_targets(),
         residue_targets(),
         provenance_targets(),

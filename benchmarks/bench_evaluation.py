@@ -31,9 +31,8 @@ import torch
 
 from kneurons.batching import tokenize
 from kneurons.evaluate import predict_logits, prepare_batches
-from kneurons.masking import ablated, select, unit_masks
+from kneurons.masking import ablated, unit_masks
 from kneurons.model import (
-    LAYER_TYPES,
     Architecture,
     EsmClassifier,
     alphabet,
@@ -42,6 +41,8 @@ from kneurons.model import (
     save_classifier,
     units_of,
 )
+from kneurons.selection import select
+from kneurons.vocab import LAYER_TYPES
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 
@@ -98,7 +99,7 @@ def hook_arithmetic_seconds(batches, masks, means=None, repeats: int = 3) -> flo
 
 def import_seconds() -> float:
     """A fresh interpreter importing what an evaluation job imports (median of 3)."""
-    code = "import kneurons.evaluate, kneurons.masking, kneurons.model, pandas, pyarrow"
+    code = "import kneurons.evaluate, kneurons.masking, kneurons.model, kneurons.selection, pyarrow"
     times = [timed(lambda: subprocess.run([sys.executable, "-c", code], check=True)) for _ in "123"]
     return float(np.median(times))
 

@@ -19,7 +19,7 @@ import os
 import platform
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +27,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from kneurons import scoring
 from kneurons.batching import tokenize
 from kneurons.model import (
-    LAYER_TYPES,
     Architecture,
     EsmClassifier,
     alphabet,
@@ -38,12 +38,13 @@ from kneurons.model import (
     load_classifier,
 )
 from kneurons.scoring import (
-    _gradient_scores,
     activation_scores,
     grad_x_activation_scores,
+    gradient_integrals,
     integrated_gradients_scores,
-    quadrature,
+    quadrature_rule,
 )
+from kneurons.vocab import LAYER_TYPES
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "swissprot_enzymes.tsv"
@@ -75,6 +76,13 @@ def build_model(checkpoint: str | None, num_classes: int, seed: int) -> EsmClass
     return EsmClassifier(build_random(Architecture(6, 320, 20), seed=seed), num_classes).eval()
 
 
+def fair_esm_layers(model: EsmClassifier, x, padding, start: int = 0, stop: int | None = None):
+    """fair-esm's own transformer layers [start, stop) on x (T, B, E)."""
+    for layer in model.encoder.layers[start:stop]:
+        x, _ = layer(x, self_attn_padding_mask=padding, need_head_weights=False)
+    return x
+
+
 @torch.no_grad()
 def pooled_features(model: EsmClassifier, tokens) -> torch.Tensor:
     """What the head sees: mean over residues of the final layer-normed representation."""
@@ -82,7 +90,7 @@ def pooled_features(model: EsmClassifier, tokens) -> torch.Tensor:
     for tok in tokens:
         batch = tok.unsqueeze(0)
         x, padding = model.embed(batch)
-        x = model.encoder.emb_layer_norm_after(model.run_layers(x, padding)).transpose(0, 1)
+        x = model.encoder.emb_layer_norm_after(fair_esm_layers(model, x, padding)).transpose(0, 1)
         mask = model.residue_mask(batch).unsqueeze(-1).to(x.dtype)
         out.append(((x * mask).sum(1) / mask.sum(1))[0])
     return torch.stack(out)
@@ -240,7 +248,7 @@ def gated(model: EsmClassifier, layer_type: str, layer: int):
         setattr(parent, attr, gate.inner)
 
 
-def captum_scores(model, tokens, labels, modules, steps, method):
+def captum_scores(model, tokens, labels, modules, steps, quadrature):
     """Per module, mean over examples of captum's LayerIntegratedGradients (summed over tokens).
 
     captum's riemann_trapezoid weights are 1/n (halved at both ends), summing to (n-1)/n; the
@@ -249,7 +257,7 @@ def captum_scores(model, tokens, labels, modules, steps, method):
     """
     from captum.attr import LayerIntegratedGradients
 
-    rescale = steps / (steps - 1) if method == "riemann_trapezoid" else 1.0
+    rescale = steps / (steps - 1) if quadrature == "riemann_trapezoid" else 1.0
 
     model.requires_grad_(False)
     scores, gaps = {}, []
@@ -269,7 +277,7 @@ def captum_scores(model, tokens, labels, modules, steps, method):
                     target=int(label),
                     additional_forward_args=(tok.unsqueeze(0),),
                     n_steps=steps,
-                    method=method,
+                    method=quadrature,
                     return_convergence_delta=True,
                 )
                 total = total + attributions.sum(1).squeeze(0).detach().double()
@@ -278,10 +286,10 @@ def captum_scores(model, tokens, labels, modules, steps, method):
     return scores, gaps
 
 
-def hook_engine_scores(model, tokens, labels, modules, steps, method):
+def hook_engine_scores(model, tokens, labels, modules, steps, quadrature):
     """The previous engine (before this benchmark): fair-esm's own forward with a scaling hook,
     prefix caching, one example and one module at a time (its steps are the batch)."""
-    alphas_np, weights_np = quadrature(method, steps)
+    alphas_np, weights_np = quadrature_rule(quadrature, steps)
     alphas = torch.tensor([*alphas_np, 0.0, 1.0], dtype=torch.float32)
     weights = torch.tensor([*weights_np, 0.0, 0.0], dtype=torch.float64)
     n_rows = len(alphas)
@@ -301,13 +309,15 @@ def hook_engine_scores(model, tokens, labels, modules, steps, method):
             x, padding_mask = model.embed(batch)
             prefix = {0: x}
             for layer in range(model.num_layers - 1):
-                prefix[layer + 1] = model.run_layers(prefix[layer], padding_mask, layer, layer + 1)
+                prefix[layer + 1] = fair_esm_layers(
+                    model, prefix[layer], padding_mask, layer, layer + 1
+                )
         for layer_type, layer in modules:
             x_l = prefix[layer].expand(-1, n_rows, -1).contiguous()
             handle = get_module(model.encoder, layer_type, layer).register_forward_hook(scale_hook)
             try:
                 logits = model.classify(
-                    model.run_layers(x_l, None, layer), batch.expand(n_rows, -1)
+                    fair_esm_layers(model, x_l, None, layer), batch.expand(n_rows, -1)
                 )
                 prob = torch.softmax(logits.float(), dim=-1)[:, int(label)]
                 (grad,) = torch.autograd.grad(prob.sum(), state["scaled"])
@@ -531,7 +541,7 @@ def main(argv=None) -> int:
     if "engine" in sections or "methods" in sections:
         section("Engine: full sweep, all examples")
         rows = []
-        for method in args.sweep_quadratures.split(","):
+        for quadrature in args.sweep_quadratures.split(","):
             result = integrated_gradients_scores(
                 model,
                 tokens,
@@ -539,14 +549,14 @@ def main(argv=None) -> int:
                 layer_types,
                 layers,
                 steps=args.steps,
-                quadrature=method,
+                quadrature=quadrature,
                 max_tokens=args.max_tokens,
             )
-            results[("engine", method)] = result
+            results[("engine", quadrature)] = result
             flops = useful_flops(model, lengths, modules, args.steps)
             rows.append(
                 {
-                    "quadrature": method,
+                    "quadrature": quadrature,
                     "examples": len(tokens),
                     "s/example": result.seconds / len(tokens),
                     "GFLOP/s": flops / result.seconds / 1e9,
@@ -555,7 +565,7 @@ def main(argv=None) -> int:
                     "mean|F1-F0|": float((result.gaps["f1"] - result.gaps["f0"]).abs().mean()),
                 }
             )
-            load.note(method)
+            load.note(quadrature)
         table(rows)
         best = max(r["of ceiling"] for r in rows)
         verdict.append(
@@ -569,11 +579,11 @@ def main(argv=None) -> int:
         sub_tokens, sub_labels = tokens[: args.baseline_examples], labels[: args.baseline_examples]
         n = len(sub_tokens)
         rows = []
-        for method in quadratures:
+        for quadrature in quadratures:
             times: dict = {}
             with timed(times, "captum"):
                 theirs, _ = captum_scores(
-                    model, sub_tokens, sub_labels, modules, args.steps, method
+                    model, sub_tokens, sub_labels, modules, args.steps, quadrature
                 )
             with timed(times, "engine"):
                 ours = integrated_gradients_scores(
@@ -583,14 +593,14 @@ def main(argv=None) -> int:
                     layer_types,
                     layers,
                     steps=args.steps,
-                    quadrature=method,
+                    quadrature=quadrature,
                     max_tokens=args.max_tokens,
                 ).scores
             cmp = compare(ours, theirs)
             flops = useful_flops(model, [len(t) for t in sub_tokens], modules, args.steps)
             rows.append(
                 {
-                    "quadrature": method,
+                    "quadrature": quadrature,
                     "captum s/ex": times["captum"] / n,
                     "engine s/ex": times["engine"] / n,
                     "ratio": times["captum"] / times["engine"],
@@ -600,8 +610,8 @@ def main(argv=None) -> int:
                     "max rel diff": cmp["max_rel_diff"],
                 }
             )
-            load.note(method)
-            results[("captum", method)] = theirs
+            load.note(quadrature)
+            results[("captum", quadrature)] = theirs
         table(rows, floats="{:.4g}")
         worst = min(r["Spearman min"] for r in rows)
         ratio = min(r["ratio"] for r in rows)
@@ -617,10 +627,10 @@ def main(argv=None) -> int:
         lever_layers = pick(args.lever_layers, list(range(model.num_layers)))
         lever_modules = [(lt, layer) for layer in lever_layers for lt in layer_types]
         sub_tokens, sub_labels = tokens[: args.lever_examples], labels[: args.lever_examples]
-        n, method = len(sub_tokens), quadratures[0]
+        n, quadrature = len(sub_tokens), quadratures[0]
         section(
             f"Levers ({n} examples x {len(lever_modules)} modules at layers {lever_layers}, "
-            f"{method}, {args.steps} steps)"
+            f"{quadrature}, {args.steps} steps)"
         )
         one_example = args.steps * max(len(t) for t in sub_tokens)
         runs = []
@@ -640,39 +650,36 @@ def main(argv=None) -> int:
                     lt,
                     lever_layers,
                     steps=args.steps,
-                    quadrature=method,
+                    quadrature=quadrature,
                     max_tokens=max_tokens,
                     **kw,
                 )
 
         def unfrozen():
-            alphas, weights = quadrature(method, args.steps)
+            alphas, weights = quadrature_rule(quadrature, args.steps)
             model.requires_grad_(True)
+            frozen = scoring._frozen
+            scoring._frozen = lambda _model: nullcontext()  # the engine freezes them otherwise
             try:
                 for lt in layer_types:
                     pairs = [(i, (lt, layer)) for i in range(n) for layer in lever_layers]
-                    _gradient_scores(
-                        model,
-                        sub_tokens,
-                        sub_labels,
-                        pairs,
-                        alphas,
-                        weights,
-                        torch.device("cpu"),
-                        one_example,
-                        False,
+                    gradient_integrals(
+                        model, sub_tokens, sub_labels, pairs, alphas, weights, "cpu", one_example
                     )
             finally:
+                scoring._frozen = frozen
                 model.requires_grad_(False)
 
         run(
             "captum, per module and example",
-            lambda: captum_scores(model, sub_tokens, sub_labels, lever_modules, args.steps, method),
+            lambda: captum_scores(
+                model, sub_tokens, sub_labels, lever_modules, args.steps, quadrature
+            ),
         )
         run(
             "previous engine: fair-esm forward + hook, prefix cache",
             lambda: hook_engine_scores(
-                model, sub_tokens, sub_labels, lever_modules, args.steps, method
+                model, sub_tokens, sub_labels, lever_modules, args.steps, quadrature
             ),
         )
         run("engine, per module and example, parameters NOT frozen", unfrozen)
@@ -694,7 +701,7 @@ def main(argv=None) -> int:
                     layer_types,
                     lever_layers,
                     steps=args.steps,
-                    quadrature=method,
+                    quadrature=quadrature,
                     max_tokens=budget,
                 ),
             )
@@ -745,7 +752,7 @@ def main(argv=None) -> int:
             f"mean |F1-F0| {ref_delta.mean():.2e}"
         )
         rows = []
-        for method in quadratures:
+        for quadrature in quadratures:
             for steps in [int(s) for s in args.accuracy_steps.split(",")]:
                 result = integrated_gradients_scores(
                     model,
@@ -754,7 +761,7 @@ def main(argv=None) -> int:
                     layer_types,
                     acc_layers,
                     steps=steps,
-                    quadrature=method,
+                    quadrature=quadrature,
                     max_tokens=args.max_tokens,
                 )
                 gaps = result.gaps["gap"].abs()
@@ -762,7 +769,7 @@ def main(argv=None) -> int:
                 cmp = compare(result.scores, reference.scores)
                 rows.append(
                     {
-                        "quadrature": method,
+                        "quadrature": quadrature,
                         "steps": steps,
                         "mean|gap|": float(gaps.mean()),
                         "max|gap|": float(gaps.max()),
@@ -778,9 +785,9 @@ def main(argv=None) -> int:
 
     # -- cheaper methods ------------------------------------------------------------------
     if "methods" in sections:
-        method = args.sweep_quadratures.split(",")[0]
-        ig = results[("engine", method)]
-        section(f"Cheaper methods vs IG ({method}, {args.steps} steps; {len(tokens)} examples)")
+        quadrature = args.sweep_quadratures.split(",")[0]
+        ig = results[("engine", quadrature)]
+        section(f"Cheaper methods vs IG ({quadrature}, {args.steps} steps; {len(tokens)} examples)")
         others = {
             "grad_x_activation": grad_x_activation_scores(
                 model, tokens, labels, layer_types, layers, max_tokens=args.max_tokens
@@ -839,7 +846,7 @@ def main(argv=None) -> int:
         section("Where the time goes (self CPU time by kind of op, one example)")
         layer = layers[0]
         lt = layer_types[0]
-        method = quadratures[0]
+        quadrature = quadratures[0]
         profiles = {
             f"engine, {len(layer_types)} modules of layer {layer}": time_profile(
                 lambda: integrated_gradients_scores(
@@ -849,13 +856,13 @@ def main(argv=None) -> int:
                     layer_types,
                     [layer],
                     steps=args.steps,
-                    quadrature=method,
+                    quadrature=quadrature,
                     max_tokens=args.max_tokens,
                 )
             ),
             f"captum, {lt} layer {layer}": time_profile(
                 lambda: captum_scores(
-                    model, tokens[:1], labels[:1], [(lt, layer)], args.steps, method
+                    model, tokens[:1], labels[:1], [(lt, layer)], args.steps, quadrature
                 )
             ),
         }

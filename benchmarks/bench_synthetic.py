@@ -14,9 +14,10 @@ import time
 import torch
 
 from kneurons.batching import tokenize
-from kneurons.data import DatasetOptions, prepare_dataset
+from kneurons.data import DatasetOptions, clean_dataset
 from kneurons.evaluate import classification_metrics, predict_logits
 from kneurons.model import Architecture, EsmClassifier, alphabet, build_random
+from kneurons.split import split_dataset
 from kneurons.synthetic import SyntheticOptions, generate
 from kneurons.train import TrainOptions, finetune
 
@@ -45,7 +46,8 @@ def main():
     table = table.rename(
         columns={"Entry": "accession", "EC number": "ec_numbers", "Sequence": "sequence"}
     )
-    splits, card = prepare_dataset(table, DatasetOptions(fractions=(0.8, 0.1, 0.1)))
+    options = DatasetOptions(fractions=(0.8, 0.1, 0.1))
+    splits, card = split_dataset(*clean_dataset(table, options), options)
     layers, width, heads = (int(v) for v in args.arch.split(","))
     torch.manual_seed(0)
     model = EsmClassifier(build_random(Architecture(layers, width, heads)), len(card["classes"]))

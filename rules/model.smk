@@ -1,10 +1,49 @@
+# Fine-tuning: one classifier per entry of `models:` (the {model} wildcard).
+
+
+def model_config(wildcards):
+    return config["models"][wildcards.model]
+
+
+def pretrained_weights(wildcards):
+    """A pretrained model's weights record (rule fetch_pretrained), checked first thing."""
+    if MODELS[wildcards.model].source != "pretrained":
+        return []
+    return f"results/models/{wildcards.model}/weights.json"
+
+
+def pretrained_name(wildcards):
+    return MODELS[wildcards.model].name
+
+
+# No inputs: it runs in the first wave of jobs, so that an offline machine stops at once.
+rule fetch_pretrained:
+    input:
+        lib=script_library("fetch_pretrained"),
+    output:
+        "results/models/{model}/weights.json",
+    log:
+        "logs/fetch_pretrained/{model}.log",
+    priority: 100
+    conda:
+        "../envs/kneurons.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=120,
+    params:
+        name=pretrained_name,
+    script:
+        "../workflow/scripts/fetch_pretrained.py"
+
+
 rule finetune:
     input:
         train="results/data/train.parquet",
-        lib=library("model", "train", "evaluate", "batching"),
+        lib=script_library("finetune"),
         val="results/data/val.parquet",
         test="results/data/test.parquet",
         card="results/data/dataset_card.json",
+        weights=pretrained_weights,
     output:
         checkpoint="results/models/{model}/model.pt",
         info="results/models/{model}/model.json",

@@ -1,18 +1,89 @@
 # provenance.json in every result directory: config sections, git commit, packages, device,
-# seeds and checksums. Cheap and model-free, so it runs in the Snakemake process itself.
+# seeds and checksums.
+
+
+def provenance_stages():
+    stages = ["data"]
+    for model in MODELS:
+        stages += [
+            f"{kind}/{model}" for kind in ("models", "scores", "eval", "summary")
+        ]
+    return stages
+
+
+def _stage(wildcards):
+    kind, _, model = wildcards.stage.partition("/")
+    return kind, model
+
+
+def provenance_inputs(wildcards):
+    """`inputs`: what the directory was computed from; `outputs`: what it holds."""
+    kind, model = _stage(wildcards)
+    if kind == "data":
+        sources = list(dataset_sources(wildcards).values())
+        return {
+            "inputs": sources,
+            "outputs": [*SPLITS, "results/data/dataset_card.json"],
+        }
+    if kind == "models":
+        outputs = [model_file(model), f"results/models/{model}/metrics.json"]
+        return {"inputs": SPLITS, "outputs": outputs}
+    if kind == "scores":
+        return {
+            "inputs": [model_file(model), "results/data/train.parquet"],
+            "outputs": score_files(model, METHODS, LAYER_TYPES),
+        }
+    if kind == "eval":
+        return {
+            "inputs": [model_file(model), "results/data/test.parquet"],
+            "outputs": eval_files(model),
+        }
+    summary = [
+        t for t in summary_targets() if t.startswith(f"results/summary/{model}/")
+    ]
+    return {"inputs": eval_files(model), "outputs": summary}
+
+
+def provenance_config(wildcards):
+    """The config sections a directory depends on (changing others leaves it alone)."""
+    kind, model = _stage(wildcards)
+    sections = {
+        "data": ["data"],
+        "models": ["data", "finetune"],
+        "scores": ["data", "finetune", "scoring"],
+        "eval": ["data", "finetune", "scoring", "evaluation"],
+    }.get(kind)
+    if sections is None:  # summary: everything
+        return {k: v for k, v in config.items() if k != "models"} | {
+            "models": {model: config["models"][model]}
+        }
+    out = {key: config.get(key) for key in sections}
+    if model:
+        out["models"] = {model: config["models"][model]}
+    return out
+
+
+def provenance_targets():
+    return [f"results/{stage}/provenance.json" for stage in provenance_stages()]
 
 
 rule provenance:
     input:
         unpack(provenance_inputs),
+        lib=script_library("provenance"),
     output:
         "results/{stage}/provenance.json",
     log:
         "logs/provenance/{stage}.log",
     wildcard_constraints:
         stage=one_of(provenance_stages()),
-    localrule: True
+    conda:
+        "../envs/kneurons.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         config=provenance_config,
-    run:
-        write_provenance(input, output[0], log[0], params.config)
+        workflow_dir=workflow.basedir,
+    script:
+        "../workflow/scripts/provenance.py"

@@ -2,9 +2,57 @@
 # synthetic data, annotated active/binding sites on real enzymes). Enabled by `residues.enabled`.
 
 
+def residue_methods():
+    """Non-random methods as configured, plus the first `random_seeds` random instances."""
+    n_random = RESIDUES.get("random_seeds", 3)
+    return SELECTION_METHODS + [
+        m for m in METHODS if vocab.is_random(m) and vocab.parse_method(m)[1] < n_random
+    ]
+
+
+def residue_retentions():
+    return [vocab.format_retention(r) for r in RESIDUES.get("retention", [])]
+
+
+def residue_params():
+    keys = ("n_sequences", "n_plotted", "steps", "quadrature", "seed")
+    return {key: RESIDUES[key] for key in keys}
+
+
+def residue_map_files(wildcards):
+    return expand(
+        vocab.RESIDUE_FILE,
+        model=wildcards.model,
+        method=residue_methods(),
+        layer_type=LAYER_TYPES,
+        retention=residue_retentions(),
+    )
+
+
+def residue_selection(wildcards):
+    """The selection of the mapped units: the top r% of one layer type over all its layers."""
+    return selection_file(
+        wildcards.model, "layer_type", wildcards.method, wildcards.layer_type
+    )
+
+
+def sites_table():
+    """Planted motifs of the synthetic data, or sites annotated in the input TSV."""
+    data = config["data"]
+    if not data.get("input") and data.get("synthetic") is not None:
+        return "results/data/synthetic/sites.tsv"
+    return "results/data/sites.tsv"
+
+
+def residue_targets():
+    if not RESIDUES.get("enabled", False):
+        return []
+    return expand("results/summary/{model}/site_recovery.md", model=MODELS)
+
+
 rule make_synthetic:
     input:
-        lib=library("synthetic"),
+        lib=script_library("make_synthetic"),
     output:
         table="results/data/synthetic/uniprot.tsv",
         sites="results/data/synthetic/sites.tsv",
@@ -24,6 +72,7 @@ rule make_synthetic:
 rule extract_sites:
     input:
         unpack(dataset_sources),
+        lib=script_library("extract_sites"),
     output:
         "results/data/sites.tsv",
     log:
@@ -40,12 +89,12 @@ rule extract_sites:
 rule map_residues:
     input:
         checkpoint="results/models/{model}/model.pt",
-        lib=library("model", "masking", "residues"),
+        lib=script_library("map_residues"),
         test="results/data/test.parquet",
         sites=sites_table(),
-        scores=score_files,
+        selection=residue_selection,
     output:
-        maps="results/residues/{model}/{method}/{layer_type}/keep{retention}.parquet",
+        maps=vocab.RESIDUE_FILE,
         plot=report(
             "results/residues/{model}/{method}/{layer_type}/keep{retention}.png",
             caption="../report/residue_map.rst",
@@ -56,7 +105,7 @@ rule map_residues:
     benchmark:
         "results/benchmarks/map_residues/{model}/{method}/{layer_type}/keep{retention}.tsv"
     wildcard_constraints:
-        retention=one_of(format_retention(r) for r in RESIDUES.get("retention", [])),
+        retention=one_of(residue_retentions()),
     conda:
         "../envs/kneurons.yaml"
     threads: 2
@@ -72,7 +121,7 @@ rule map_residues:
 rule site_recovery:
     input:
         sites=sites_table(),
-        lib=library("residues", "summary"),
+        lib=script_library("site_recovery"),
         maps=residue_map_files,
     output:
         table="results/summary/{model}/site_recovery.parquet",

@@ -5,19 +5,30 @@
 # forward below the layer) is a few percent of a job (README, "Scoring methods").
 
 
+def scoring_params(wildcards):
+    """Only the settings a method depends on, so changing IG steps leaves activation alone."""
+    scoring = config["scoring"]
+    return {
+        "n_examples": scoring["n_examples"],
+        "seed": scoring["seed"],
+        "per_class": scoring["per_class"],
+        "options": scoring.get(wildcards.method, {}),  # the method's own block
+    }
+
+
 rule score_neurons:
     input:
         checkpoint="results/models/{model}/model.pt",
-        lib=library("model", "scoring", "batching"),
+        lib=script_library("score_neurons"),
         train="results/data/train.parquet",
     output:
-        "results/scores/{model}/{method}/{layer_type}/layer{layer}.parquet",
+        vocab.SCORE_FILE,
     log:
         "logs/score_neurons/{model}/{method}/{layer_type}/layer{layer}.log",
     benchmark:
         "results/benchmarks/score_neurons/{model}/{method}/{layer_type}/layer{layer}.tsv"
     wildcard_constraints:
-        method="activation|grad_x_activation|integrated_gradients",
+        method=one_of(vocab.SCORING_METHODS),
     conda:
         "../envs/kneurons.yaml"
     threads: 4
@@ -31,20 +42,26 @@ rule score_neurons:
         "../workflow/scripts/score_neurons.py"
 
 
-# Random scores need only the layer sizes; written in-process (no model, no torch).
+# Random scores need only the layer sizes: written in this process (no model, no torch).
 rule score_random:
     input:
         info="results/models/{model}/model.json",
+        lib=module_library("scores"),
     output:
-        "results/scores/{model}/{method}/{layer_type}/layer{layer}.parquet",
+        vocab.SCORE_FILE,
     log:
         "logs/score_random/{model}/{method}/{layer_type}/layer{layer}.log",
     wildcard_constraints:
-        method=r"random-\d+",
+        method=rf"{vocab.RANDOM}-\d+",
     localrule: True
-    params:
-        scoring=scoring_params,
     run:
+        from kneurons.scores import write_random_scores
+
         write_random_scores(
-            input.info, output[0], log[0], wildcards, params.scoring["seed"]
+            input.info,
+            output[0],
+            log[0],
+            wildcards.method,
+            wildcards.layer_type,
+            int(wildcards.layer),
         )

@@ -1,4 +1,5 @@
-"""Tests for the prepare_dataset stage (kneurons.data).
+"""Tests for the data stage: reading and cleaning (kneurons.data), splitting and the card
+(kneurons.split), and the shipped configs' data defaults.
 
 The fixture table plants one or more rows of every awkward case, so each drop reason can be
 checked against an exact count.
@@ -21,18 +22,18 @@ import yaml
 from kneurons.data import (
     DROP_REASONS,
     OUTPUT_COLUMNS,
-    DataError,
+    SPLIT_METHODS,
     DatasetOptions,
-    card_markdown,
+    clean_dataset,
     clean_sequences,
     ec_label,
     label_rows,
     options_from_config,
     parse_ec_numbers,
-    prepare_dataset,
-    random_split,
     read_uniprot_tsv,
 )
+from kneurons.errors import DataError
+from kneurons.split import SPLITTERS, card_markdown, random_split, split_dataset
 
 REAL_TSV = Path("/work/shared/data/swissprot_enzymes.tsv")
 STANDARD = "ACDEFGHIKLMNPQRSTVWY"
@@ -55,6 +56,12 @@ EXPECTED_DROPPED = {
 }
 EXPECTED_KEPT = {"1": 15, "2": 16, "3": 12, "4": 10}
 OPTIONS = DatasetOptions(classes=("1", "2", "3", "4"), min_length=20, max_length=100)
+
+
+def clean_and_split(table, options, non_enzymes=None):
+    """The workflow's two steps for a random split: clean_dataset, then split_dataset."""
+    cleaned, report = clean_dataset(table, options, non_enzymes)
+    return split_dataset(cleaned, report, options)
 
 
 def random_sequence(rng: random.Random, length: int) -> str:
@@ -129,7 +136,7 @@ def table(tsv) -> pd.DataFrame:
 
 @pytest.fixture
 def prepared(table):
-    return prepare_dataset(table, OPTIONS)
+    return clean_and_split(table, OPTIONS)
 
 
 # --- EC numbers ----------------------------------------------------------------------------
@@ -277,7 +284,7 @@ def test_invalid_residues_error_names_accession():
     assert str(err.value) == "row for accession A1: invalid residue(s) '*1' in sequence"
 
 
-# --- prepare_dataset -----------------------------------------------------------------------
+# --- clean and split ------------------------------------------------------------------------
 
 
 def test_drop_counts_match_planted_cases(prepared):
@@ -321,14 +328,14 @@ def test_normalised_content(prepared):
 
 
 def test_centre_crop_through_prepare(table):
-    splits, card = prepare_dataset(table, dataclasses.replace(OPTIONS, crop="centre"))
+    splits, card = clean_and_split(table, dataclasses.replace(OPTIONS, crop="centre"))
     kept = pd.concat(splits.values()).set_index("accession")
     assert kept.loc["LONG01", "sequence"] == LONG_SEQUENCE[25:125]
     assert card["cropped"] == 1
 
 
 def test_crop_drop_through_prepare(table):
-    _, card = prepare_dataset(table, dataclasses.replace(OPTIONS, crop="drop"))
+    _, card = clean_and_split(table, dataclasses.replace(OPTIONS, crop="drop"))
     assert card["dropped"]["too_long"] == 1 and card["cropped"] == 0
     assert sum(counts["2"] for counts in card["counts"].values()) == GOOD["2"]
 
@@ -362,13 +369,13 @@ def test_split_is_stratified_and_disjoint(prepared):
 
 
 def test_deterministic_and_seeded(table):
-    first, card = prepare_dataset(table, OPTIONS)
-    again, card_again = prepare_dataset(table, OPTIONS)
+    first, card = clean_and_split(table, OPTIONS)
+    again, card_again = clean_and_split(table, OPTIONS)
     for name in first:
         pd.testing.assert_frame_equal(first[name], again[name])
     assert card == card_again
 
-    other, _ = prepare_dataset(table, dataclasses.replace(OPTIONS, seed=1))
+    other, _ = clean_and_split(table, dataclasses.replace(OPTIONS, seed=1))
     assert set(other["val"]["accession"]) != set(first["val"]["accession"])
 
 
@@ -376,8 +383,8 @@ def test_split_does_not_depend_on_row_order(table):
     # Dropping the duplicate makes "keep first" irrelevant, so row order should not matter.
     table = table[table["accession"] != "ZDUP01"]
     shuffled = table.sample(frac=1, random_state=3)
-    a, _ = prepare_dataset(table, OPTIONS)
-    b, _ = prepare_dataset(shuffled, OPTIONS)
+    a, _ = clean_and_split(table, OPTIONS)
+    b, _ = clean_and_split(shuffled, OPTIONS)
     for name in a:
         pd.testing.assert_frame_equal(a[name], b[name])
 
@@ -390,7 +397,7 @@ def test_random_split_small_classes():
 
 
 def test_all_classes_when_none_selected(table):
-    splits, card = prepare_dataset(table, dataclasses.replace(OPTIONS, classes=None))
+    splits, card = clean_and_split(table, dataclasses.replace(OPTIONS, classes=None))
     assert card["classes"] == ["1", "2", "3", "4", "7"]
     assert card["dropped"]["class_not_selected"] == 0
     assert card["counts"]["train"]["7"] == 2  # too few to stratify: training only
@@ -398,30 +405,30 @@ def test_all_classes_when_none_selected(table):
 
 def test_class_cap(table):
     options = dataclasses.replace(OPTIONS, max_per_class=11)
-    splits, card = prepare_dataset(table, options)
+    splits, card = clean_and_split(table, options)
     kept = pd.concat(splits.values())
     assert kept["ec_class"].value_counts().to_dict() == {"1": 11, "2": 11, "3": 11, "4": 10}
     assert card["dropped"]["class_cap"] == 4 + 5 + 1
-    again, _ = prepare_dataset(table, options)
+    again, _ = clean_and_split(table, options)
     assert set(pd.concat(again.values())["accession"]) == set(kept["accession"])
 
 
 def test_min_per_class_error_names_class(table):
     with pytest.raises(DataError, match=r"class\(es\) '4' \(10\); min_per_class=11"):
-        prepare_dataset(table, dataclasses.replace(OPTIONS, min_per_class=11))
+        clean_and_split(table, dataclasses.replace(OPTIONS, min_per_class=11))
     with pytest.raises(DataError, match=r"'5' \(0\)"):
-        prepare_dataset(table, dataclasses.replace(OPTIONS, classes=("1", "5")))
+        clean_and_split(table, dataclasses.replace(OPTIONS, classes=("1", "5")))
 
 
 def test_duplicate_accession_is_error(table):
     table = pd.concat([table, table.iloc[[3]]], ignore_index=True)
     with pytest.raises(DataError, match="duplicate accession 'P10003'"):
-        prepare_dataset(table, OPTIONS)
+        clean_and_split(table, OPTIONS)
 
 
 def test_invalid_residues_error_through_prepare(table):
     with pytest.raises(DataError, match="accession BAD001: invalid residue"):
-        prepare_dataset(table, dataclasses.replace(OPTIONS, invalid_residues="error"))
+        clean_and_split(table, dataclasses.replace(OPTIONS, invalid_residues="error"))
 
 
 # --- options ------------------------------------------------------------------------------
@@ -508,7 +515,7 @@ def test_options_from_config_rejects_unknown_keys():
 def test_real_swissprot_table():
     table = read_uniprot_tsv(REAL_TSV)
     options = DatasetOptions(min_length=30, max_per_class=50, min_per_class=10)
-    splits, card = prepare_dataset(table, options)
+    splits, card = clean_and_split(table, options)
     assert card["classes"] == ["1", "2", "3", "4", "5", "6", "7"]
     assert card["n_input_rows"] == len(table)
     assert sum(card["totals"].values()) == 7 * 50
@@ -537,7 +544,7 @@ def test_multi_label_first_keeps_the_first_resolvable_label():
 
 
 def test_multi_label_first_through_prepare(table):
-    splits, card = prepare_dataset(table, dataclasses.replace(OPTIONS, multi_label="first"))
+    splits, card = clean_and_split(table, dataclasses.replace(OPTIONS, multi_label="first"))
     kept = pd.concat(splits.values()).set_index("accession")
     assert kept.loc["MULTI1", "ec_class"] == "1"
     assert card["dropped"]["multiple_classes"] == 0
@@ -565,7 +572,7 @@ def test_non_enzyme_class(tmp_path, table):
     non_enzymes = read_uniprot_tsv(path, require_ec=False)
     assert (non_enzymes["ec_numbers"] == "").all()
     non_enzymes.loc[non_enzymes["accession"] == "NEC001", "ec_numbers"] = "3.1.1.1"
-    splits, card = prepare_dataset(table, OPTIONS, non_enzymes=non_enzymes)
+    splits, card = clean_and_split(table, OPTIONS, non_enzymes=non_enzymes)
     assert card["classes"] == ["0", "1", "2", "3", "4"]
     assert card["label_index"]["0"] == 0
     assert card["input_rows"] == {"table": len(table), "non_enzymes": 14}
@@ -584,7 +591,7 @@ def test_non_enzyme_class(tmp_path, table):
 def test_non_enzyme_accession_also_in_table_is_error(table):
     other = table[table["accession"] == "P10003"].assign(ec_numbers="")
     with pytest.raises(DataError, match="duplicate accession 'P10003'"):
-        prepare_dataset(table, OPTIONS, non_enzymes=other)
+        clean_and_split(table, OPTIONS, non_enzymes=other)
 
 
 @pytest.mark.skipif(not REAL_TSV.exists(), reason="shared Swiss-Prot table not available")
@@ -674,9 +681,50 @@ def test_windows_line_endings(tmp_path, table):
     pd.testing.assert_frame_equal(read_uniprot_tsv(path), table)
 
 
-# --- bad input through the workflow: one line, no output ------------------------------------
+# --- defaults and shipped configs ------------------------------------------------------------
 
 REPO = Path(__file__).resolve().parents[1]
+SHIPPED_CONFIGS = sorted(p for p in (REPO / "config").glob("*.yaml") if p.name != "schema.yaml")
+
+
+def schema_defaults(**sections) -> dict:
+    """A minimal config with Snakemake's validation filling in config/schema.yaml's defaults."""
+    from snakemake.utils import validate
+
+    config = {
+        "data": {},
+        "models": {"m": {"source": "random", "name": "esm2_t6_8M_UR50D"}},
+        "finetune": {},
+        "scoring": {"layer_types": ["key"], "methods": ["activation"]},
+        "evaluation": {"retention": [50]},
+        **sections,
+    }
+    validate(config, str(REPO / "config/schema.yaml"))
+    return config
+
+
+def test_dataset_option_defaults_are_the_schemas():
+    assert options_from_config(schema_defaults()["data"]) == DatasetOptions()
+
+
+def test_split_methods_are_the_implemented_ones():
+    assert tuple(SPLITTERS) == SPLIT_METHODS
+
+
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_are_valid_and_need_nothing_outside_the_repository(path):
+    from snakemake.utils import validate
+
+    text = path.read_text()
+    assert "../shared" not in text and "/shared/" not in text
+    config = yaml.safe_load(text)
+    validate(config, str(REPO / "config/schema.yaml"))
+    options_from_config(config["data"])  # the data options are consistent too
+    data_input = config["data"]["input"]
+    assert data_input is None or (REPO / data_input).exists()
+
+
+# --- bad input through the workflow: one line, no output ------------------------------------
 
 
 def test_bad_input_in_the_workflow_is_one_line_and_leaves_nothing(tmp_path):

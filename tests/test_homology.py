@@ -19,15 +19,10 @@ import pytest
 import yaml
 
 from kneurons import homology
-from kneurons.data import (
-    DataError,
-    DatasetOptions,
-    clean_dataset,
-    homology_split,
-    prepare_dataset,
-    split_dataset,
-)
-from kneurons.homology import cross_split_pairs, join_clusters
+from kneurons.data import DatasetOptions, clean_dataset
+from kneurons.errors import DataError
+from kneurons.homology import HIT_FIELDS, cross_split_pairs, join_clusters
+from kneurons.split import homology_split, split_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 STANDARD = "ACDEFGHIKLMNPQRSTVWY"
@@ -171,10 +166,41 @@ def test_missing_mmseqs_is_one_clear_line(monkeypatch):
 # --- with the real MMseqs2 ---------------------------------------------------------------------
 
 
+def mmseqs_clusters(cleaned: pd.DataFrame, folder: Path, identity: float, coverage: float):
+    """What rule cluster_sequences (rules/data.smk) runs on cleaned.fasta, then the join that
+    prepare_dataset does on its files (`clusters_from_files`)."""
+    mmseqs = homology.mmseqs_path()
+    fasta = folder / "cleaned.fasta"
+    fasta.write_text(homology.fasta_text(cleaned.set_index("accession")["sequence"]))
+    thresholds = homology.threshold_args(identity, coverage)
+
+    def run(*args) -> str:
+        return subprocess.run(
+            [mmseqs, *map(str, args)], capture_output=True, text=True, check=True
+        ).stdout
+
+    (folder / "mmseqs_version.txt").write_text(run("version"))
+    run("easy-cluster", fasta, folder / "clu", folder / "tmp", *thresholds, "--threads", 1)
+    run(
+        "easy-search", fasta, fasta, folder / "hits.tsv", folder / "tmp", *thresholds,
+        "--format-output", ",".join(HIT_FIELDS), "--threads", 1,
+    )  # fmt: skip
+    return homology.clusters_from_files(
+        cleaned["accession"],
+        folder / "clu_cluster.tsv",
+        folder / "hits.tsv",
+        folder / "mmseqs_version.txt",
+    )
+
+
 @pytest.fixture(scope="module")
-def mmseqs_prepared():
+def mmseqs_prepared(tmp_path_factory):
+    """clean_dataset -> MMseqs2 as in the workflow -> split_dataset, on the planted families."""
     options = DatasetOptions(split_method="homology", fractions=(0.6, 0.2, 0.2))
-    return prepare_dataset(family_table(), options)
+    cleaned, report = clean_dataset(family_table(), options)
+    folder = tmp_path_factory.mktemp("mmseqs")
+    clusters, clustering = mmseqs_clusters(cleaned, folder, options.identity, options.coverage)
+    return split_dataset(cleaned, {**report, "clustering": clustering}, options, clusters)
 
 
 @needs_mmseqs
@@ -201,7 +227,8 @@ def test_no_homologous_pair_across_splits(mmseqs_prepared):
 
 @needs_mmseqs
 def test_check_finds_the_leaks_of_a_random_split(tmp_path, capsys):
-    splits, _ = prepare_dataset(family_table(), DatasetOptions(fractions=(0.6, 0.2, 0.2)))
+    options = DatasetOptions(fractions=(0.6, 0.2, 0.2))
+    splits, _ = split_dataset(*clean_dataset(family_table(), options), options)
     for name, frame in splits.items():
         frame.to_parquet(tmp_path / f"{name}.parquet")
     assert homology.main(["check", str(tmp_path)]) == 1

@@ -6,19 +6,10 @@ import pytest
 import torch
 
 from kneurons.batching import pad
-from kneurons.masking import (
-    ablated,
-    all_class_rows,
-    keep_masks,
-    mean_activations,
-    num_kept,
-    per_class_rows,
-    select,
-    select_top,
-    silenced,
-    unit_masks,
-)
-from kneurons.model import LAYER_TYPES, get_module
+from kneurons.masking import ablated, mean_activations, unit_masks
+from kneurons.model import get_module
+from kneurons.selection import all_class_rows, num_kept, per_class_rows, select
+from kneurons.vocab import LAYER_TYPES
 
 
 def test_num_kept_is_ceiling_without_float_noise():
@@ -31,38 +22,44 @@ def test_num_kept_is_ceiling_without_float_noise():
             num_kept(bad, 10)
 
 
-def test_select_top_across_layers_with_deterministic_ties():
+def test_select_across_layers_with_deterministic_ties():
     scores = pd.DataFrame(
         {
+            "layer_type": "key",
             "layer": [0, 0, 0, 1, 1, 1],
             "neuron": [0, 1, 2, 0, 1, 2],
             "score": [0.1, 0.9, 0.5, 0.5, 0.2, 0.9],
         }
     )
-    kept = select_top(scores, 50)  # ceil(3) = 3: the two 0.9s, then the 0.5 in layer 0
-    assert kept.loc[kept["keep"], ["layer", "neuron"]].values.tolist() == [[0, 1], [0, 2], [1, 2]]
-    masks = keep_masks(kept, 3)
-    assert masks[0].tolist() == [0, 1, 1] and masks[1].tolist() == [0, 0, 1]
+    kept = select(scores, 50)  # ceil(3) = 3: the two 0.9s, then the 0.5 in layer 0
+    assert kept.loc[kept["selected"], ["layer", "neuron"]].values.tolist() == [
+        [0, 1],
+        [0, 2],
+        [1, 2],
+    ]
+    masks = unit_masks(kept)
+    assert masks[("key", 0)].tolist() == [0, 1, 1] and masks[("key", 1)].tolist() == [0, 0, 1]
 
 
 @pytest.mark.parametrize("layer_type", list(LAYER_TYPES))
-def test_silencing_equals_zeroed_weight_rows(tiny_model, tiny_tokens, layer_type):
+def test_zero_ablation_equals_zeroed_weight_rows(tiny_model, tiny_tokens, layer_type):
     """Hook masking must give the same logits as zeroing the weight rows and biases."""
     rng = np.random.default_rng(0)
     units = get_module(tiny_model.encoder, layer_type, 0).out_features
     masks = {
-        layer: torch.from_numpy((rng.random(units) < 0.5).astype(np.float32)) for layer in (0, 1)
+        (layer_type, layer): torch.from_numpy((rng.random(units) < 0.5).astype(np.float32))
+        for layer in (0, 1)
     }
     batch = pad(tiny_tokens, tiny_model.encoder.padding_idx)
 
     edited = copy.deepcopy(tiny_model)
     with torch.no_grad():
-        for layer, mask in masks.items():
+        for (_, layer), mask in masks.items():
             module = get_module(edited.encoder, layer_type, layer)
             module.weight[mask == 0] = 0.0
             module.bias[mask == 0] = 0.0
         expected = edited(batch)
-        with silenced(tiny_model, layer_type, masks):
+        with ablated(tiny_model, masks):
             got = tiny_model(batch)
         after = tiny_model(batch)
         original = copy.deepcopy(tiny_model)(batch)
@@ -71,13 +68,23 @@ def test_silencing_equals_zeroed_weight_rows(tiny_model, tiny_tokens, layer_type
     torch.testing.assert_close(after, original)  # ... and the hooks are gone afterwards
 
 
-def test_silenced_units_output_exactly_zero(tiny_model):
+def test_zero_ablated_units_output_exactly_zero(tiny_model):
     mask = torch.ones(128)
     mask[[3, 50, 127]] = 0
-    with torch.no_grad(), silenced(tiny_model, "ffn_in", {1: mask}):
+    with torch.no_grad(), ablated(tiny_model, {("ffn_in", 1): mask}):
         out = tiny_model.encoder.layers[1].fc1(torch.randn(5, 1, 32))
     assert torch.count_nonzero(out[..., [3, 50, 127]]) == 0
     assert torch.count_nonzero(out[..., 4]) == 5
+
+
+def test_hooks_are_removed_after_an_error(tiny_model, tiny_tokens):
+    mask = torch.zeros(32)
+    batch = pad(tiny_tokens, tiny_model.encoder.padding_idx)
+    with torch.no_grad():
+        plain = tiny_model(batch)
+        with pytest.raises(RuntimeError, match="boom"), ablated(tiny_model, {("key", 0): mask}):
+            raise RuntimeError("boom")
+        torch.testing.assert_close(tiny_model(batch), plain, rtol=0, atol=0)
 
 
 # --- masking options ------------------------------------------------------------------------
@@ -103,11 +110,11 @@ def test_select_scope_layer_takes_r_percent_of_every_layer():
         assert top["selected"].all()
 
 
-def test_select_scope_layer_type_matches_select_top():
+def test_select_scope_layer_type_ranks_one_layer_type():
     scores = _scores(("key",), layers=3, units=10)
-    assert (
-        select(scores, 25)["selected"].to_numpy() == select_top(scores, 25)["keep"].to_numpy()
-    ).all()
+    sel = select(scores, 25)
+    assert sel["selected"].sum() == num_kept(25, 30)
+    assert sel.loc[sel["selected"], "score"].min() > sel.loc[~sel["selected"], "score"].max()
     with pytest.raises(ValueError, match="one layer type"):
         select(_scores(), 25, scope="layer_type")
 

@@ -4,18 +4,16 @@ import pytest
 import torch
 
 from kneurons.batching import pad
+from kneurons.errors import ModelError
 from kneurons.model import (
-    Architecture,
     EsmClassifier,
-    ModelError,
-    ModelSpec,
     build_encoder,
     build_random,
     load_classifier,
     load_fair_esm_file,
-    num_layers_of,
     save_classifier,
 )
+from kneurons.spec import Architecture, ModelSpec, num_layers_of
 
 
 def write_fair_esm_file(path, encoder):
@@ -35,12 +33,15 @@ def write_fair_esm_file(path, encoder):
 
 
 def test_forward_matches_fair_esm(tiny_model, tiny_tokens):
+    """The classifier's forward (embed, fair-esm's layers, classify) is fair-esm's own forward
+    followed by the mean over residues and the head, exactly."""
     batch = pad(tiny_tokens, tiny_model.encoder.padding_idx)
     with torch.no_grad():
-        x, padding_mask = tiny_model.embed(batch)
-        mine = tiny_model.encoder.emb_layer_norm_after(tiny_model.run_layers(x, padding_mask))
-        ref = tiny_model.encoder(batch, repr_layers=[2])["representations"][2]
-    torch.testing.assert_close(mine.transpose(0, 1), ref, rtol=0, atol=0)
+        mine = tiny_model(batch)
+        ref = tiny_model.encoder(batch, repr_layers=[2])["representations"][2]  # (B, T, E)
+        mask = tiny_model.residue_mask(batch).unsqueeze(-1).to(ref.dtype)
+        expected = tiny_model.head((ref * mask).sum(1) / mask.sum(1).clamp(min=1.0))
+    torch.testing.assert_close(mine, expected, rtol=0, atol=0)
 
 
 def test_padding_does_not_change_logits(tiny_model, tiny_tokens):
@@ -123,3 +124,19 @@ def test_classifier_ignores_padding_in_mean(tiny_model):
     assert isinstance(tiny_model, EsmClassifier)
     tokens = torch.tensor([[0, 5, 6, 2, 1, 1]])  # BOS, two residues, EOS, padding
     assert tiny_model.residue_mask(tokens).tolist() == [[False, True, True, False, False, False]]
+
+
+def test_missing_pretrained_weights_offline_is_one_line(tmp_path, monkeypatch):
+    """No weights in the hub cache and no network: one line naming the three ways out."""
+    from kneurons import checkpoints
+    from kneurons.errors import ModelError
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(checkpoints, "FAIR_ESM_URL", "http://127.0.0.1:9")  # closed port
+    with pytest.raises(ModelError) as err:
+        checkpoints.download_pretrained("esm2_t6_8M_UR50D")
+    message = str(err.value)
+    assert "\n" not in message and "offline?" in message
+    assert str(tmp_path / "hub" / "checkpoints") in message
+    assert "source: checkpoint" in message and "config/synthetic.yaml" in message
+    assert not list((tmp_path / "hub" / "checkpoints").glob("*.pt"))  # nothing half-written

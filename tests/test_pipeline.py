@@ -38,7 +38,7 @@ def test_tiny_pipeline_runs_caches_and_extends(tmp_path):
     methods = ["activation", "integrated_gradients", "random-0", "random-1"]
     masked = table[table["method"] != "unmasked"]
     assert len(masked) == len(methods) * 2 * 2  # methods x layer types x retention levels
-    assert set(zip(masked["method"], masked["layer_type"], masked["retention"], strict=True)) == {
+    assert set(zip(masked["method"], masked["target"], masked["retention"], strict=True)) == {
         (m, lt, r) for m in methods for lt in ("key", "ffn_in") for r in (50.0, 10.0)
     }
     # the default masking: zero ablation, top r% per layer type, knowledge neurons kept
@@ -53,13 +53,13 @@ def test_tiny_pipeline_runs_caches_and_extends(tmp_path):
     selection = masked[masked["method_family"] != "random"]
     # 2 random seeds: p is 1/3, 2/3 or 1
     assert selection["p_value"].isin([1 / 3, 2 / 3, 1.0]).all()
-    kept = masked.set_index(["layer_type", "retention"])["n_kept"].groupby(level=[0, 1]).first()
+    kept = masked.set_index(["target", "retention"])["n_kept"].groupby(level=[0, 1]).first()
     # key: 2 layers x 32 units, ffn_in: 2 x 128; kept = ceil(r% of all units of the type)
     assert kept[("key", 50.0)] == 32 and kept[("ffn_in", 10.0)] == 26
     auc = pd.read_parquet(summary / "auc.parquet")
     assert set(auc["method"]) == {"activation", "integrated_gradients", "random"}
     enrichment = pd.read_parquet(summary / "type_enrichment.parquet")
-    assert set(enrichment["pool"]) == {"all"}  # key + ffn_in ranked together (no qkv here)
+    assert set(enrichment["target"]) == {"all"}  # key + ffn_in ranked together (no qkv here)
     for name in (
         "summary.md",
         "summary.html",
@@ -96,7 +96,8 @@ def test_tiny_pipeline_runs_caches_and_extends(tmp_path):
     extended = write_config(tmp_path, evaluation__retention=[50, 25, 10])
     plan = run_snakemake(tmp_path, extended, "--dry-run")
     assert plan.returncode == 0, plan.stderr[-3000:]
-    # (plus the provenance records of the two directories that change: eval and summary)
+    # (plus the provenance records of the two directories that change: eval and summary; the
+    # selections hold ranks, not a cut, so they are reused)
     assert job_counts(plan.stdout) == {
         "evaluate_masked": len(methods) * 2,
         "summarize": 1,
@@ -117,6 +118,7 @@ def test_tiny_pipeline_runs_caches_and_extends(tmp_path):
     assert job_counts(plan.stdout) == {
         "evaluate_masked": len(methods) * 2 * 2 * (2 + 1) * 2 - len(methods) * 2 * 2,
         "mean_activations": 2,  # one per layer type, for mean ablation
+        "select_units": len(methods),  # the new target `all`, once per method
         "summarize": 1,
         "provenance": 2,
         "all": 1,

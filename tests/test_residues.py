@@ -3,15 +3,11 @@ import pandas as pd
 import pytest
 import torch
 
-from kneurons.model import alphabet
-from kneurons.residues import (
-    auroc,
-    ig_map,
-    parse_site_features,
-    residue_maps,
-    site_recovery,
-    sites_from_uniprot,
-)
+from kneurons.batching import tokenize
+from kneurons.model import alphabet, get_module
+from kneurons.recovery import site_recovery
+from kneurons.residues import ig_map, ig_maps, residue_maps
+from kneurons.scoring import quadrature_rule
 
 
 @pytest.fixture
@@ -34,14 +30,14 @@ def w_detector(tiny_model):
         q.bias.zero_()
     mask = torch.zeros(q.out_features)
     mask[0] = 1.0
-    return tiny_model, {0: mask}
+    return tiny_model, {("query", 0): mask}
 
 
 def test_residue_map_of_a_single_residue_detector(w_detector):
     model, masks = w_detector
     seq = "MKAWLLGWAKE"
     examples = pd.DataFrame({"accession": ["P1"], "sequence": [seq], "label": [1]})
-    maps = residue_maps(model, alphabet(), examples, "query", masks, steps=8)
+    maps = residue_maps(model, alphabet(), examples, masks, steps=8)
     is_w = np.array([aa == "W" for aa in seq])
     assert maps["residue"].tolist() == list(seq)
     assert maps["position"].tolist() == list(range(1, len(seq) + 1))
@@ -58,88 +54,104 @@ def test_residue_map_of_a_single_residue_detector(w_detector):
     )
 
 
+def _random_masks(layer_type, fraction=0.3, seed=1, units=128):
+    rng = np.random.default_rng(seed)
+    return {
+        (layer_type, layer): torch.from_numpy((rng.random(units) < fraction).astype(np.float32))
+        for layer in (0, 1)
+    }
+
+
 def test_residue_ig_is_complete(tiny_model):
     tokens = torch.tensor([0, *alphabet().encode("MKTAYIAKQRWW"), 2])
-    rng = np.random.default_rng(1)
-    masks = {
-        layer: torch.from_numpy((rng.random(128) < 0.3).astype(np.float32)) for layer in (0, 1)
-    }
+    masks = _random_masks("ffn_in")
     with torch.no_grad():
         tiny_model.head.weight.mul_(20)
-    values, gaps = ig_map(tiny_model, tokens, 1, "ffn_in", masks, steps=32)
+    values, gaps = ig_map(tiny_model, tokens, 1, masks, steps=32)
     assert len(values) == 12
+    assert set(gaps) == set(masks)
     assert max(abs(g) for g in gaps.values()) < 1e-4
 
 
-def test_auroc_perfect_random_and_ties():
-    labels = np.array([0, 0, 1, 1, 0])
-    assert auroc(np.array([0.1, 0.2, 0.9, 0.8, 0.3]), labels) == 1.0
-    assert auroc(np.array([0.9, 0.8, 0.1, 0.2, 0.7]), labels) == 0.0
-    assert auroc(np.ones(5), labels) == 0.5
-    rng = np.random.default_rng(0)
-    assert abs(auroc(rng.random(20000), rng.random(20000) < 0.1) - 0.5) < 0.02
-    assert np.isnan(auroc(np.ones(3), np.zeros(3)))
+def reference_ig_map(model, tokens, label, layer_type, masks, steps, quadrature):
+    """The residue IG of the earlier implementation: fair-esm's own layers, one sequence, the
+    module's output scaled through a hook (masks: layer -> unit mask). Map and gap per layer."""
+
+    def run_layers(x, start, stop=None):
+        for layer in model.encoder.layers[start:stop]:
+            x, _ = layer(x, self_attn_padding_mask=None, need_head_weights=False)
+        return x
+
+    alphas_np, weights_np = quadrature_rule(quadrature, steps)
+    alphas = torch.tensor([*alphas_np, 0.0, 1.0], dtype=torch.float32)
+    weights = torch.tensor([*weights_np, 0.0, 0.0], dtype=torch.float64)
+    n_rows = len(alphas)
+    batch = tokens.unsqueeze(0).expand(n_rows, -1)
+    total = torch.zeros(len(tokens) - 2, dtype=torch.float64)
+    gaps = {}
+    model.requires_grad_(False)
+    with torch.no_grad():
+        x, _ = model.embed(tokens.unsqueeze(0))
+        prefix = [x]
+        for layer in range(max(masks)):
+            prefix.append(run_layers(prefix[-1], layer, layer + 1))
+    for layer, mask in masks.items():
+        state = {}
+
+        def hook(module, inputs, output, mask=mask, state=state):
+            scale = 1 - mask + mask * alphas.view(-1, 1)  # (rows, units)
+            state["a"] = output[:, 0].detach().clone()
+            scaled = (output.detach() * scale.unsqueeze(0)).requires_grad_(True)
+            state["scaled"] = scaled
+            return scaled.clone()
+
+        handle = get_module(model.encoder, layer_type, layer).register_forward_hook(hook)
+        try:
+            with torch.enable_grad():
+                x_l = prefix[layer].expand(-1, n_rows, -1).contiguous()
+                logits = model.classify(run_layers(x_l, layer), batch)
+                prob = torch.softmax(logits.float(), dim=-1)[:, label]
+                (grad,) = torch.autograd.grad(prob.sum(), state["scaled"])
+        finally:
+            handle.remove()
+        integral = torch.einsum("tku,k->tu", grad.double(), weights)  # (T, units)
+        per_token = (state["a"].double() * integral * mask.double()).sum(1)  # (T,)
+        total += per_token[1:-1]
+        prob = prob.detach()
+        gaps[layer] = float(per_token.sum() - (prob[-1] - prob[-2]))
+    model.requires_grad_(True)
+    return total.numpy(), gaps
 
 
-def test_uniprot_site_features():
-    text = 'ACT_SITE 57; /note="Proton acceptor"; BINDING 100..104; /ligand="ATP"'
-    assert parse_site_features(text) == [(57, 57), (100, 104)]
-    table = pd.DataFrame(
-        {
-            "Entry": ["P1", "P2"],
-            "Active site": ["ACT_SITE 3", ""],
-            "Binding site": ['BINDING 5..6; /ligand="Zn"', "BINDING 2"],
-        }
-    )
-    sites = sites_from_uniprot(table)
-    assert sites.values.tolist() == [
-        ["P1", "active_site", 3, 3],
-        ["P1", "binding_site", 5, 6],
-        ["P2", "binding_site", 2, 2],
-    ]
-
-
-def test_recovery_table_and_markdown():
-    rng = np.random.default_rng(0)
-    frames = []
-    for method, shift in (("activation", 5.0), ("random-0", 0.0), ("random-1", 0.0)):
-        positions = np.tile(np.arange(1, 41), 3)
-        acc = np.repeat(["A", "B", "C"], 40)
-        value = rng.random(120) + shift * ((positions >= 10) & (positions <= 14))
-        frames.append(
-            pd.DataFrame(
-                {
-                    "method": method,
-                    "layer_type": "key",
-                    "retention": 10.0,
-                    "accession": acc,
-                    "position": positions,
-                    "residue": "M",
-                    "activation": value,
-                    "ig": -value,
-                }
-            )
+@pytest.mark.parametrize("layer_type", ["query", "key", "value", "attn_out", "ffn_in", "ffn_out"])
+def test_residue_ig_equals_the_fair_esm_reference(tiny_model, tiny_tokens, layer_type):
+    """The engine's masked per-token IG (all sequences in one padded batch) equals the earlier
+    one-sequence implementation through fair-esm's own layers, up to float noise."""
+    with torch.no_grad():
+        tiny_model.head.weight.mul_(20)
+    units = get_module(tiny_model.encoder, layer_type, 0).out_features
+    masks = _random_masks(layer_type, units=units)
+    labels = [0, 1, 2, 0]
+    maps, gaps = ig_maps(tiny_model, tiny_tokens, labels, masks, steps=8)
+    for e, (tok, label) in enumerate(zip(tiny_tokens, labels, strict=True)):
+        by_layer = {layer: mask for (_, layer), mask in masks.items()}
+        expected, expected_gaps = reference_ig_map(
+            tiny_model, tok, label, layer_type, by_layer, 8, "gausslegendre"
         )
-    sites = pd.DataFrame(
-        {
-            "accession": ["A", "B", "C", "A"],
-            "kind": ["motif"] * 3 + ["decoy"],
-            "start": [10, 10, 10, 30],
-            "end": [14, 14, 14, 33],
-        }
-    )
-    from kneurons.residues import recovery_markdown, recovery_table
+        scale = np.abs(expected).max()
+        np.testing.assert_allclose(maps[e], expected, rtol=1e-4, atol=1e-6 * scale)
+        for layer, gap in expected_gaps.items():
+            assert gaps[(e, (layer_type, layer))] == pytest.approx(gap, abs=1e-6)
 
-    table = recovery_table(frames, sites)
-    assert len(table) == 3 * 2 * 2  # selections x site kinds x maps
-    row = table.query("method == 'activation' and site_kind == 'motif' and map == 'activation'")
-    assert row["auroc_mean"].item() == 1.0 and row["n_sequences"].item() == 3
-    assert (
-        table.query("method == 'activation' and map == 'ig' and site_kind == 'motif'")[
-            "auroc_mean"
-        ].item()
-        == 0.0
+
+def test_residue_maps_of_several_sequences_equal_one_at_a_time(tiny_model, tiny_tokens):
+    masks = _random_masks("value", units=32)
+    sequences = ["MKTAYIAKQRWW", "GAVLIMFWPSTCYNQDEKRH", "MKW"]
+    examples = pd.DataFrame(
+        {"accession": ["A", "B", "C"], "sequence": sequences, "label": [0, 2, 1]}
     )
-    text = recovery_markdown(table, "m")
-    assert "## motif: activation map" in text and "| activation | 1.000 |" in text
-    assert "| random | " in text and " ± " in text
+    together = residue_maps(tiny_model, alphabet(), examples, masks, steps=4)
+    for row, tok in zip(examples.itertuples(), tokenize(alphabet(), sequences), strict=True):
+        alone, _ = ig_map(tiny_model, tok, row.label, masks, steps=4)
+        got = together.loc[together["accession"] == row.accession, "ig"].to_numpy()
+        np.testing.assert_allclose(got, alone, rtol=1e-5, atol=1e-9)

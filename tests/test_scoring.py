@@ -6,22 +6,22 @@ from captum.attr import LayerIntegratedGradients
 from torch import nn
 
 from kneurons.batching import pad
+from kneurons.hooks import forward_hooks
 from kneurons.io import write_parquet
-from kneurons.masking import all_class_rows
-from kneurons.model import LAYER_TYPES, get_module
+from kneurons.model import get_module
+from kneurons.scores import random_scores, score_frame
 from kneurons.scoring import (
-    ALL_CLASSES,
-    _Layers,
     activation_scores,
     gap_summary,
     grad_x_activation_scores,
+    gradient_integrals,
     integrated_gradients_scores,
-    quadrature,
-    random_scores,
-    score_frame,
+    quadrature_rule,
     score_neurons,
     score_table,
 )
+from kneurons.selection import all_class_rows
+from kneurons.vocab import ALL_CLASSES, LAYER_TYPES, QUADRATURES
 
 LABELS = [0, 1, 2, 0]
 
@@ -74,21 +74,6 @@ def test_batched_activation_equals_one_by_one(tiny_model, tiny_tokens):
     assert pad(tiny_tokens, 1).shape[0] == 4
 
 
-def test_fast_layers_equal_fair_esm_layers(tiny_model, tiny_tokens):
-    """The engine's batch-first layers compute what fair-esm's TransformerLayer computes."""
-    tokens = pad(tiny_tokens, tiny_model.encoder.padding_idx)
-    with torch.no_grad():
-        x, padding = tiny_model.embed(tokens)
-        reference = tiny_model.run_layers(x, padding)  # (T, B, E)
-        net = _Layers(tiny_model.encoder)
-        mask = (~padding)[:, None, None, :]
-        y = x.transpose(0, 1)
-        for index in range(tiny_model.num_layers):
-            y = net.forward(index, y, mask)
-    real = ~padding
-    torch.testing.assert_close(y[real], reference.transpose(0, 1)[real], rtol=1e-5, atol=1e-5)
-
-
 @pytest.mark.parametrize("layer_type", ["query", "value", "ffn_in", "ffn_out"])
 def test_ig_completeness_gap_shrinks_with_steps(sharp_model, tiny_tokens, layer_type):
     gaps = []
@@ -131,7 +116,7 @@ class Restore(nn.Module):
         return x.transpose(0, 1).clone()
 
 
-def captum_ig(model, tok, label, layer_type, layer, steps, method):
+def captum_ig(model, tok, label, layer_type, layer, steps, quadrature):
     """captum's LayerIntegratedGradients of one module for one example, summed over tokens."""
     *path, attr = LAYER_TYPES[layer_type].split(".")
     parent = model.encoder.layers[layer]
@@ -151,36 +136,36 @@ def captum_ig(model, tok, label, layer_type, layer, steps, method):
             target=label,
             additional_forward_args=(tok.unsqueeze(0),),
             n_steps=steps,
-            method=method,
+            method=quadrature,
         )
     finally:
         setattr(parent, attr, gate.inner)
     theirs = attributions.sum(1).squeeze(0).detach().double().numpy()
     # captum's trapezoid weights are 1/n (halved at the ends) and sum to (n-1)/n, not 1
-    return theirs * (steps / (steps - 1) if method == "riemann_trapezoid" else 1.0)
+    return theirs * (steps / (steps - 1) if quadrature == "riemann_trapezoid" else 1.0)
 
 
 @pytest.mark.parametrize("layer_type", list(LAYER_TYPES))
 def test_ig_matches_captum_every_layer_type(sharp_model, tiny_tokens, layer_type):
     """All examples in one padded batch, both layers: per example equal to captum's LIG."""
-    steps, method = 16, "gausslegendre"
+    steps, quadrature = 16, "gausslegendre"
     ours = integrated_gradients_scores(
-        sharp_model, tiny_tokens, LABELS, layer_type, steps=steps, quadrature=method
+        sharp_model, tiny_tokens, LABELS, layer_type, steps=steps, quadrature=quadrature
     )
     for layer in (0, 1):
         for example, (tok, label) in enumerate(zip(tiny_tokens, LABELS, strict=True)):
-            theirs = captum_ig(sharp_model, tok, label, layer_type, layer, steps, method)
+            theirs = captum_ig(sharp_model, tok, label, layer_type, layer, steps, quadrature)
             mine = ours.per_example[(layer_type, layer)][example]
             np.testing.assert_allclose(mine, theirs, rtol=1e-3, atol=1e-6 * np.abs(theirs).max())
 
 
-@pytest.mark.parametrize("method", ["riemann_trapezoid", "riemann_middle"])
-def test_ig_matches_captum_riemann(sharp_model, tiny_tokens, method):
+@pytest.mark.parametrize("quadrature", ["riemann_trapezoid", "riemann_middle"])
+def test_ig_matches_captum_riemann(sharp_model, tiny_tokens, quadrature):
     tok, label = tiny_tokens[1], 2
     ours = integrated_gradients_scores(
-        sharp_model, [tok], [label], "key", [1], steps=9, quadrature=method
+        sharp_model, [tok], [label], "key", [1], steps=9, quadrature=quadrature
     )
-    theirs = captum_ig(sharp_model, tok, label, "key", 1, 9, method)
+    theirs = captum_ig(sharp_model, tok, label, "key", 1, 9, quadrature)
     np.testing.assert_allclose(ours.scores[("key", 1)], theirs, rtol=1e-3, atol=1e-8)
 
 
@@ -272,16 +257,16 @@ def test_grad_x_activation_is_first_order_autograd(sharp_model, tiny_tokens):
 
 
 @pytest.mark.parametrize(
-    "method,params",
+    "method,options",
     [
         ("activation", {"statistic": "mean"}),
         ("grad_x_activation", {}),
         ("integrated_gradients", {"steps": 4}),
     ],
 )
-def test_per_class_scores_average_back_to_all_classes(tiny_model, tiny_tokens, method, params):
+def test_per_class_scores_average_back_to_all_classes(tiny_model, tiny_tokens, method, options):
     result = score_neurons(
-        method, tiny_model, tiny_tokens, LABELS, ["key", "ffn_in"], None, "cpu", params
+        method, tiny_model, tiny_tokens, LABELS, ["key", "ffn_in"], None, "cpu", options=options
     )
     assert result.class_counts == {0: 2, 1: 1, 2: 1}
     for module, score in result.scores.items():
@@ -377,16 +362,19 @@ def test_bad_input_is_refused(tiny_model, tiny_tokens):
 
 
 def test_quadrature_integrates_polynomials():
-    for method, exact_degree in [
+    for quadrature, exact_degree in [
         ("gausslegendre", 7),
         ("riemann_trapezoid", 1),
         ("riemann_middle", 1),
     ]:
-        alphas, weights = quadrature(method, 4)
+        alphas, weights = quadrature_rule(quadrature, 4)
         for degree in range(exact_degree + 1):
             assert abs((weights * alphas**degree).sum() - 1 / (degree + 1)) < 1e-12
+    for quadrature in QUADRATURES:
+        alphas, weights = quadrature_rule(quadrature, 5)
+        assert ((alphas >= 0) & (alphas <= 1)).all() and abs(weights.sum() - 1) < 1e-12
     with pytest.raises(ValueError, match="unknown quadrature"):
-        quadrature("simpson", 4)
+        quadrature_rule("simpson", 4)
 
 
 def test_random_scores_seeded_and_distinct():
@@ -401,3 +389,54 @@ def test_score_frame_schema():
     frame = score_frame(np.array([0.5, 0.1]), "value", 3)
     assert list(frame.columns) == ["layer", "layer_type", "neuron", "score"]
     assert frame["neuron"].tolist() == [0, 1] and (frame["layer"] == 3).all()
+
+
+# --- the engine: unit masks and per-token integrals ------------------------------------------
+
+
+def test_engine_per_token_sums_to_the_scores(sharp_model, tiny_tokens):
+    """per_token keeps the token axis (the example's unpadded tokens); its sum over tokens is
+    the score, in a padded batch too; a mask of all ones is no mask."""
+    alphas, weights = quadrature_rule("gausslegendre", 6)
+    modules = [("query", 0), ("ffn_in", 1)]
+    pairs = [(e, m) for e in range(len(tiny_tokens)) for m in modules]
+    summed = gradient_integrals(sharp_model, tiny_tokens, LABELS, pairs, alphas, weights)
+    ones = {m: torch.ones(get_module(sharp_model.encoder, *m).out_features) for m in modules}
+    tokens = gradient_integrals(
+        sharp_model, tiny_tokens, LABELS, pairs, alphas, weights, masks=ones, per_token=True
+    )
+    for e, m in pairs:
+        units = get_module(sharp_model.encoder, *m).out_features
+        assert tokens.values[(e, m)].shape == (len(tiny_tokens[e]), units)
+        np.testing.assert_allclose(
+            tokens.values[(e, m)].sum(0), summed.values[(e, m)], rtol=1e-6, atol=1e-12
+        )
+        assert tokens.f0[(e, m)] == pytest.approx(summed.f0[(e, m)], abs=1e-7)
+    assert tokens.f1 == pytest.approx(summed.f1, abs=1e-7)
+
+
+@pytest.mark.parametrize("layer_type", ["key", "attn_out", "ffn_in"])
+def test_engine_unit_mask_scales_only_the_masked_units(sharp_model, tiny_tokens, layer_type):
+    """With a unit mask, only those units are scaled: unmasked units get exactly zero
+    attribution, F(0) is F with the masked units silenced (a hook on fair-esm's forward), and
+    the attributions sum to F(1) - F(0)."""
+    layer = 1
+    units = get_module(sharp_model.encoder, layer_type, layer).out_features
+    mask = torch.from_numpy((np.random.default_rng(0).random(units) < 0.3).astype(np.float32))
+    module = (layer_type, layer)
+    alphas, weights = quadrature_rule("gausslegendre", 24)
+    pairs = [(e, module) for e in range(len(tiny_tokens))]
+    out = gradient_integrals(
+        sharp_model, tiny_tokens, LABELS, pairs, alphas, weights, masks={module: mask}
+    )
+    hook = {module: lambda _m, _i, output: output * (1 - mask)}
+    for e, tok in enumerate(tiny_tokens):
+        values = out.values[(e, module)]
+        assert (values[mask.numpy() == 0] == 0).all() and (values[mask.numpy() == 1] != 0).any()
+        with torch.no_grad():
+            plain = torch.softmax(sharp_model(tok.unsqueeze(0)), -1)[0, LABELS[e]]
+            with forward_hooks(sharp_model, hook):
+                silenced = torch.softmax(sharp_model(tok.unsqueeze(0)), -1)[0, LABELS[e]]
+        assert out.f1[e] == pytest.approx(float(plain), abs=1e-6)
+        assert out.f0[(e, module)] == pytest.approx(float(silenced), abs=1e-6)
+        assert values.sum() == pytest.approx(out.f1[e] - out.f0[(e, module)], abs=1e-4)

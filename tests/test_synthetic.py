@@ -1,17 +1,28 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from kneurons.data import DatasetOptions, prepare_dataset, read_uniprot_tsv
+from kneurons.data import DatasetOptions, clean_dataset, read_uniprot_tsv
+from kneurons.split import split_dataset
 from kneurons.synthetic import (
     ClassSpec,
     PatternError,
     SyntheticOptions,
     generate,
     parse_pattern,
-    pattern_regex,
     sample_pattern,
 )
+
+
+def pattern_regex(pattern: str) -> re.Pattern:
+    """A regular expression matching exactly the strings `pattern` can produce."""
+    parts = []
+    for el in parse_pattern(pattern):
+        chars = el.choices if len(el.choices) == 1 else f"[{el.choices}]"
+        parts.append(chars if (el.lo, el.hi) == (1, 1) else f"{chars}{{{el.lo},{el.hi}}}")
+    return re.compile("".join(parts))
 
 
 def small(**changes):
@@ -79,7 +90,8 @@ def test_output_reads_as_a_uniprot_table(tmp_path):
     table, _ = generate(small())
     path = tmp_path / "synthetic.tsv"
     table.to_csv(path, sep="\t", index=False)
-    splits, card = prepare_dataset(read_uniprot_tsv(path), DatasetOptions(min_per_class=5))
+    options = DatasetOptions(min_per_class=5)
+    splits, card = split_dataset(*clean_dataset(read_uniprot_tsv(path), options), options)
     assert card["classes"] == ["1", "2", "3", "4"]
     assert sum(card["totals"].values()) == 80
     assert card["dropped"]["multiple_classes"] == 0

@@ -1,3 +1,6 @@
+from dataclasses import asdict
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
@@ -7,6 +10,7 @@ from kneurons.model import Architecture, EsmClassifier, alphabet, build_random
 from kneurons.train import TrainOptions, finetune
 
 TIMING = ["seconds", "residues_per_second"]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def fresh_model():
@@ -106,3 +110,17 @@ def test_length_batches_respect_token_budget():
     for batch in batches:
         assert len(batch) == 1 or max(lengths[i] for i in batch) * len(batch) <= 100
     assert [5] in batches  # the 100-long item has a batch of its own
+
+
+def test_option_defaults_are_the_schemas():
+    from snakemake.utils import validate
+
+    config = {
+        "data": {},
+        "models": {"m": {"source": "random", "name": "esm2_t6_8M_UR50D"}},
+        "finetune": {},
+        "scoring": {"layer_types": ["key"], "methods": ["activation"]},
+        "evaluation": {"retention": [50]},
+    }
+    validate(config, str(REPO / "config/schema.yaml"))
+    assert config["finetune"] == asdict(TrainOptions())

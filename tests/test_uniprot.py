@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import re
 import socket
 import subprocess
 import sys
@@ -24,9 +26,13 @@ from kneurons.data import read_uniprot_tsv
 from kneurons.io import file_sha256
 from kneurons.uniprot import (
     DEFAULT_FIELDS,
+    FIRST_CONTACT_RETRIES,
     UniProtError,
     UniProtRequest,
+    _Client,
+    _torch_checkpoints,
     download,
+    offline_hint,
     request_from_config,
 )
 
@@ -277,17 +283,70 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_offline_says_to_set_data_input(tmp_path):
-    request = UniProtRequest(
-        base_url=f"http://127.0.0.1:{closed_port()}", retries=1, backoff_factor=0.01
-    )
+def assert_offline_line(message: str, url: str):
+    assert message.startswith(f"cannot reach {url}/uniprotkb/search (")
+    assert "--config 'data={input: path/to/file.tsv}'" in message
+    assert "hub/checkpoints/<name>.pt" in message
+    assert message.endswith("--configfile config/synthetic.yaml")
+    assert "\n" not in message
+
+
+def test_offline_stops_fast_with_the_defaults(tmp_path):
+    """Nothing listens: with the default retries (5) and backoff (1.0), a first contact is
+    tried 3 times, 0 + 2 s apart (measured: 2.0 s; a name that does not resolve: the same)."""
+    url = f"http://127.0.0.1:{closed_port()}"
+    request = UniProtRequest(base_url=url)
+    assert (request.retries, request.backoff_factor) == (5, 1.0)
+    started = time.monotonic()
     with pytest.raises(UniProtError) as err:
         download(request, tmp_path / "u.tsv.gz")
-    message = str(err.value)
-    assert "connection failed after retries" in message
-    assert message.endswith("set data.input to a local UniProt TSV or TSV.gz instead")
-    assert "\n" not in message
+    assert time.monotonic() - started < 10
+    assert_offline_line(str(err.value), url)
+    assert re.search(r"\(NewConnectionError, 3 attempts in \d+ s\)", str(err.value))
     assert_nothing_left(tmp_path)
+
+
+def test_unanswered_connect_stops_after_three_connect_timeouts(tmp_path):
+    """Packets dropped (a full listen backlog here): 3 x connect_timeout + 2 s of backoff."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = server.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)):  # fills the backlog
+            url = f"http://127.0.0.1:{port}"
+            started = time.monotonic()
+            with pytest.raises(UniProtError) as err:
+                download(UniProtRequest(base_url=url, connect_timeout=0.3), tmp_path / "u.gz")
+            elapsed = time.monotonic() - started
+    assert 2.5 < elapsed < 6
+    assert_offline_line(str(err.value), url)
+    assert "ConnectTimeoutError, 3 attempts" in str(err.value)
+
+
+def test_full_retries_once_uniprot_has_answered():
+    client = _Client.for_request(UniProtRequest(retries=5))
+    first = client.first.get_adapter("https://x").max_retries
+    rest = client.rest.get_adapter("https://x").max_retries
+    assert first.connect == FIRST_CONTACT_RETRIES == 2 and first.status == first.read == 5
+    assert rest.connect == rest.status == rest.read == 5
+    assert client.attempts == 3
+    assert _Client.for_request(UniProtRequest(retries=1)).attempts == 2
+
+
+def test_offline_hint_names_the_torch_hub_cache(monkeypatch):
+    """The folder torch.hub.get_dir() gives (without importing torch in kneurons.uniprot)."""
+    import torch
+
+    def hub_checkpoints() -> str:
+        return os.path.join(torch.hub.get_dir(), "checkpoints")
+
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv("TORCH_HOME", raising=False)
+    assert "~/.cache/torch/hub/checkpoints/<name>.pt" in offline_hint()
+    assert os.path.expanduser(_torch_checkpoints()) == hub_checkpoints()
+    for variable, value in (("XDG_CACHE_HOME", "/cache"), ("TORCH_HOME", "/models/torch")):
+        monkeypatch.setenv(variable, value)
+        assert f"{hub_checkpoints()}/<name>.pt" in offline_hint()
 
 
 # --- config ----------------------------------------------------------------------------------
@@ -308,6 +367,20 @@ def test_request_from_config():
         request_from_config({"querry": "x"})
     with pytest.raises(UniProtError, match="page_size"):
         request_from_config({"page_size": 501})
+
+
+def test_request_defaults_are_the_schemas():
+    from snakemake.utils import validate
+
+    config = {
+        "data": {},
+        "models": {"m": {"source": "random", "name": "esm2_t6_8M_UR50D"}},
+        "finetune": {},
+        "scoring": {"layer_types": ["key"], "methods": ["activation"]},
+        "evaluation": {"retention": [50]},
+    }
+    validate(config, str(REPO / "config/schema.yaml"))
+    assert request_from_config(config["data"]["uniprot"]) == UniProtRequest()
 
 
 # --- the workflow ----------------------------------------------------------------------------
@@ -381,7 +454,7 @@ def test_fetch_rule_offline_is_one_line(tmp_path):
     run = run_snakemake(tmp_path, config, "results/data/uniprot.tsv.gz")
     assert run.returncode != 0
     errors = [line for line in run.stderr.splitlines() if line.startswith("Error in rule")]
-    assert errors[0].startswith("Error in rule fetch_uniprot: cannot download from")
-    assert errors[0].endswith("set data.input to a local UniProt TSV or TSV.gz instead")
+    assert errors[0].startswith("Error in rule fetch_uniprot: cannot reach http://127.0.0.1:")
+    assert errors[0].endswith("--configfile config/synthetic.yaml")
     assert "Traceback" not in run.stderr
     assert not (tmp_path / "results/data/uniprot.tsv.gz").exists()

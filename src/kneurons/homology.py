@@ -8,8 +8,8 @@ the same thresholds; the joined clusters (connected components) are what the hom
 keeps whole, and `cross_split_pairs` searches between the splits to prove it.
 
 The workflow runs MMseqs2 in its own rule (`cluster_sequences`, envs/mmseqs2.yaml) with
-`threshold_args`, then joins the files with `clusters_from_files`; `cluster_sequences` here
-does the same in-process for library use and tests.
+`threshold_args` and `HIT_FIELDS`, then joins its files with `clusters_from_files`; nothing here
+clusters in-process. `python -m kneurons.homology check` runs the leak check on a finished split.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from kneurons.data import SPLIT_NAMES, DataError
+from kneurons.data import SPLIT_NAMES, DatasetOptions
+from kneurons.errors import DataError
 
 HIT_FIELDS = ("query", "target", "fident", "alnlen", "qcov", "tcov", "evalue")
 
@@ -102,15 +103,11 @@ def join_clusters(accessions, clusters: pd.DataFrame, hits: pd.DataFrame) -> tup
     return component, info
 
 
-def read_version(path) -> str:
-    return Path(path).read_text().strip()
-
-
 def clusters_from_files(accessions, clusters_path, hits_path, version_path=None):
     """`join_clusters` on the files written by the workflow's `cluster_sequences` rule."""
     component, info = join_clusters(accessions, read_clusters(clusters_path), read_hits(hits_path))
     if version_path is not None:
-        info = {"mmseqs_version": read_version(version_path), **info}
+        info = {"mmseqs_version": Path(version_path).read_text().strip(), **info}
     return component, info
 
 
@@ -149,38 +146,6 @@ def search(
         return read_hits(tmp / "hits.tsv")
 
 
-def cluster_sequences(
-    sequences: pd.Series, identity: float, coverage: float, threads: int = 1
-) -> tuple[pd.Series, dict]:
-    """easy-cluster + all-against-all search + join, in a temporary directory.
-
-    `sequences`: accession -> sequence. Returns accession -> cluster id, and the card's
-    `clustering` record.
-    """
-    mmseqs = mmseqs_path()
-    with tempfile.TemporaryDirectory(prefix="kneurons_mmseqs_") as tmp:
-        tmp = Path(tmp)
-        fasta = tmp / "seqs.fasta"
-        fasta.write_text(fasta_text(sequences))
-        _run(
-            [
-                mmseqs,
-                "easy-cluster",
-                str(fasta),
-                str(tmp / "clu"),
-                str(tmp / "work"),
-                *threshold_args(identity, coverage),
-                "--threads",
-                str(threads),
-            ]
-        )
-        clusters = read_clusters(tmp / "clu_cluster.tsv")
-        version = _run([mmseqs, "version"]).strip()
-    hits = search(sequences, sequences, identity, coverage, threads)
-    component, info = join_clusters(sequences.index, clusters, hits)
-    return component, {"mmseqs_version": version, **info}
-
-
 def cross_split_pairs(
     splits: dict[str, pd.DataFrame], identity: float, coverage: float, threads: int = 1
 ) -> pd.DataFrame:
@@ -217,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kneurons.homology")
     parser.add_argument("command", choices=["check"])
     parser.add_argument("data_dir", help="folder with train/val/test.parquet")
-    parser.add_argument("--identity", type=float, default=0.3)
-    parser.add_argument("--coverage", type=float, default=0.8)
+    parser.add_argument("--identity", type=float, default=DatasetOptions.identity)
+    parser.add_argument("--coverage", type=float, default=DatasetOptions.coverage)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     splits = {n: pd.read_parquet(Path(args.data_dir) / f"{n}.parquet") for n in SPLIT_NAMES}

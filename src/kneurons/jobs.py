@@ -9,7 +9,14 @@ import sys
 
 import torch
 
-from kneurons.model import resolve_device
+from kneurons.errors import DataError, ModelError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Config key `device`: auto (CUDA when present, else CPU), cpu or cuda."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def start_job(snakemake, seed: int = 0) -> tuple[logging.Logger, torch.device]:
@@ -44,18 +51,9 @@ def start_job(snakemake, seed: int = 0) -> tuple[logging.Logger, torch.device]:
 
 def run_job(main, snakemake) -> None:
     """Run `main(snakemake)`; a known input error is logged as one line (no traceback), exit 1."""
-    from kneurons.data import DataError
-    from kneurons.model import ModelError
-
     try:
         main(snakemake)
     except (DataError, ModelError) as err:
         logging.getLogger(snakemake.rule).error("%s", err)
         print(f"Error in rule {snakemake.rule}: {err}", file=sys.stderr)
         sys.exit(1)
-
-
-def share_library_path(src: str) -> None:
-    """Prepend `src` to PYTHONPATH so that every job process imports the library from there."""
-    parts = [src, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))

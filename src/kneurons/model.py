@@ -1,17 +1,17 @@
 """ESM-2 models: build (pretrained, local fair-esm file, random init), classify, save and load.
 
-The classifier runs fair-esm's `ESM2` layer by layer instead of calling `ESM2.forward`, so that
-scoring can start from the cached input of any layer (prefix caching) and skip the unused LM and
-contact heads. `tests/test_model.py` checks that the representations equal fair-esm's own forward.
+The classifier runs fair-esm's `ESM2` in three parts instead of calling `ESM2.forward`: `embed`
+(as fair-esm does it), fair-esm's own transformer layers, and `classify` (final layer norm, mean
+over residues, linear head); the LM and contact heads are skipped. The gradient engine
+(`kneurons.scoring`) reuses `embed` and `classify` around its batch-first layers
+(`kneurons.transformer`). `tests/test_model.py` checks the forward against fair-esm's own.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import urllib.error
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import esm
@@ -19,80 +19,10 @@ import torch
 from esm.model.esm2 import ESM2
 from torch import nn
 
-# name -> (num_layers, embed_dim, attention_heads), as in esm/pretrained.py. `esm2_tiny` and
-# `esm2_t2_64_test` are test shapes (no pretrained weights exist for them).
-ARCHITECTURES: dict[str, tuple[int, int, int]] = {
-    "esm2_t6_8M_UR50D": (6, 320, 20),
-    "esm2_t12_35M_UR50D": (12, 480, 20),
-    "esm2_t30_150M_UR50D": (30, 640, 20),
-    "esm2_t33_650M_UR50D": (33, 1280, 20),
-    "esm2_t36_3B_UR50D": (36, 2560, 40),
-    "esm2_t48_15B_UR50D": (48, 5120, 40),
-    "esm2_tiny": (2, 32, 4),
-    "esm2_t4_160_test": (4, 160, 8),
-}
-
-# layer type -> submodule of `model.layers[l]` whose output units are the neurons.
-LAYER_TYPES: dict[str, str] = {
-    "query": "self_attn.q_proj",
-    "key": "self_attn.k_proj",
-    "value": "self_attn.v_proj",
-    "attn_out": "self_attn.out_proj",
-    "ffn_in": "fc1",
-    "ffn_out": "fc2",
-}
-
-FAIR_ESM_URL = "https://dl.fbaipublicfiles.com/fair-esm"
-
-
-class ModelError(ValueError):
-    """A model cannot be built or loaded; the message names the file or config key."""
-
-
-@dataclass(frozen=True)
-class Architecture:
-    num_layers: int
-    embed_dim: int
-    attention_heads: int
-    token_dropout: bool = True
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Where the encoder's weights come from (config `models.<id>`)."""
-
-    source: str  # "pretrained" | "checkpoint" | "random"
-    name: str | None = None  # fair-esm model name, or the architecture for "random"
-    path: str | None = None  # fair-esm-format file for "checkpoint"
-    architecture: Architecture | None = None  # explicit shape for "random"
-    seed: int = 0  # initialisation seed for "random"
-
-    @classmethod
-    def from_config(cls, model_id: str, cfg: dict) -> ModelSpec:
-        source = cfg.get("source")
-        arch = cfg.get("architecture")
-        spec = cls(
-            source=source,
-            name=cfg.get("name"),
-            path=cfg.get("path"),
-            architecture=Architecture(**arch) if arch else None,
-            seed=int(cfg.get("seed", 0)),
-        )
-        key = f"models.{model_id}"
-        if source == "pretrained" and not spec.name:
-            raise ModelError(f"{key}.name is required when source is 'pretrained'")
-        if source == "checkpoint" and not spec.path:
-            raise ModelError(f"{key}.path is required when source is 'checkpoint'")
-        if source == "random" and spec.architecture is None and spec.name not in ARCHITECTURES:
-            raise ModelError(
-                f"{key}: source 'random' needs `architecture` or a known `name` "
-                f"(one of {', '.join(ARCHITECTURES)}), got {spec.name!r}"
-            )
-        if source not in ("pretrained", "checkpoint", "random"):
-            raise ModelError(
-                f"{key}.source must be pretrained, checkpoint or random, got {source!r}"
-            )
-        return spec
+from kneurons.checkpoints import download_pretrained, safe_torch_load
+from kneurons.errors import ModelError
+from kneurons.spec import ARCHITECTURES, Architecture, ModelSpec
+from kneurons.vocab import LAYER_TYPES
 
 
 def alphabet() -> esm.data.Alphabet:
@@ -115,33 +45,17 @@ def build_random(arch: Architecture, seed: int = 0) -> ESM2:
         torch.random.set_rng_state(generator_state)
 
 
-def _safe_torch_load(path: Path) -> dict:
-    """Load a fair-esm file without unpickling arbitrary objects.
-
-    fair-esm files hold tensors, plain containers and an `argparse.Namespace` (the training
-    config); that one class is allow-listed, everything else is refused by `weights_only=True`.
-    """
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except FileNotFoundError:
-        raise ModelError(f"{path}: checkpoint file not found") from None
-    except Exception as err:  # pickle.UnpicklingError and friends: say which file, briefly
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelError(f"{path}: refused or unreadable checkpoint ({first})") from None
-
-
 def load_fair_esm_file(path: str | os.PathLike) -> ESM2:
     """Load an ESM-2 model from a file in fair-esm's format (as fair-esm's hub writes them).
 
     A `<stem>-contact-regression.pt` beside the file is used when present (contact head only).
     """
     path = Path(path)
-    model_data = _safe_torch_load(path)
+    model_data = safe_torch_load(path)
     if not isinstance(model_data, dict) or "model" not in model_data or "cfg" not in model_data:
         raise ModelError(f"{path}: not a fair-esm ESM-2 checkpoint (needs 'model' and 'cfg' keys)")
     regression_path = path.with_name(path.stem + "-contact-regression.pt")
-    regression = _safe_torch_load(regression_path) if regression_path.exists() else None
+    regression = safe_torch_load(regression_path) if regression_path.exists() else None
     # fair-esm picks the ESM-2 code path by the name's prefix; the file name itself may be anything.
     try:
         with warnings.catch_warnings():  # the contact head is never used here
@@ -154,34 +68,13 @@ def load_fair_esm_file(path: str | os.PathLike) -> ESM2:
     return model
 
 
-def pretrained_path(name: str) -> Path:
-    """Where fair-esm's hub download keeps `name` (under $TORCH_HOME/hub/checkpoints)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / f"{name}.pt"
-
-
 def load_pretrained(name: str) -> ESM2:
     """Load a pretrained fair-esm model by name: from the torch hub cache, downloading it once.
 
     The download uses fair-esm's URLs and cache location, but the file is then read with the same
     safe loader as local files (fair-esm's own loader unpickles without restriction).
     """
-    if not name.startswith("esm2"):
-        raise ModelError(f"model name {name!r}: only ESM-2 models (esm2_*) are supported")
-    path = pretrained_path(name)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            torch.hub.download_url_to_file(f"{FAIR_ESM_URL}/models/{name}.pt", str(path))
-            torch.hub.download_url_to_file(
-                f"{FAIR_ESM_URL}/regression/{name}-contact-regression.pt",
-                str(path.with_name(f"{name}-contact-regression.pt")),
-            )
-        except (urllib.error.URLError, OSError) as err:
-            raise ModelError(
-                f"cannot download {name!r} ({err}); put the file at {path} or use "
-                "`source: checkpoint` with a local path"
-            ) from None
-    return load_fair_esm_file(path)
+    return load_fair_esm_file(download_pretrained(name))
 
 
 def build_encoder(spec: ModelSpec) -> ESM2:
@@ -200,17 +93,6 @@ def architecture_of(encoder: ESM2) -> Architecture:
         attention_heads=encoder.attention_heads,
         token_dropout=bool(encoder.token_dropout),
     )
-
-
-def num_layers_of(spec: ModelSpec) -> int:
-    """The number of transformer layers, cheaply (used to build the DAG before any job runs)."""
-    if spec.architecture is not None:
-        return spec.architecture.num_layers
-    if spec.source in ("pretrained", "random") and spec.name in ARCHITECTURES:
-        return ARCHITECTURES[spec.name][0]
-    path = Path(spec.path) if spec.source == "checkpoint" else pretrained_path(spec.name)
-    cfg = _safe_torch_load(path)["cfg"]["model"]
-    return int(cfg.encoder_layers)
 
 
 def units_of(encoder: ESM2, layer_type: str) -> int:
@@ -260,14 +142,6 @@ class EsmClassifier(nn.Module):
         x = x * (1 - padding_mask.unsqueeze(-1).type_as(x))
         return x.transpose(0, 1), (padding_mask if padding_mask.any() else None)
 
-    def run_layers(
-        self, x: torch.Tensor, padding_mask: torch.Tensor | None, start: int = 0, stop=None
-    ) -> torch.Tensor:
-        """Run transformer layers [start, stop) on x (T, B, E)."""
-        for layer in self.encoder.layers[start:stop]:
-            x, _ = layer(x, self_attn_padding_mask=padding_mask, need_head_weights=False)
-        return x
-
     def classify(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Final layer norm, mean over residues, linear head: x (T, B, E) -> logits (B, C)."""
         x = self.encoder.emb_layer_norm_after(x).transpose(0, 1)  # (B, T, E)
@@ -276,8 +150,11 @@ class EsmClassifier(nn.Module):
         return self.head(pooled)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits (B, C): fair-esm's own layers between `embed` and `classify`."""
         x, padding_mask = self.embed(tokens)
-        return self.classify(self.run_layers(x, padding_mask), tokens)
+        for layer in self.encoder.layers:
+            x, _ = layer(x, self_attn_padding_mask=padding_mask, need_head_weights=False)
+        return self.classify(x, tokens)
 
 
 def save_classifier(path: str | os.PathLike, model: EsmClassifier, meta: dict) -> None:
@@ -316,9 +193,3 @@ def load_classifier(path: str | os.PathLike, device="cpu") -> tuple[EsmClassifie
     model = EsmClassifier(encoder, payload["num_classes"])
     model.load_state_dict(payload["state_dict"])
     return model.to(device).eval(), payload["meta"]
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)

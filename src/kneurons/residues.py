@@ -1,218 +1,116 @@
-"""Where in a sequence do selected neurons act? Residue maps and how well they find known sites.
+"""Where in a sequence do selected neurons act? Residue maps of a selection's units.
 
-For a selection (the kept neurons of one layer type, over all its layers), two maps per residue:
-- `activation`: the summed |activation| of the selected neurons at that residue;
+For a selection (unit masks per module, 1 = selected, e.g. the kept units of one layer type over
+all its layers; `kneurons.masking.unit_masks`), two maps per residue:
+- `activation`: the summed |activation| of the selected units at that residue;
 - `ig`: the residue-level integrated gradients of the true-class probability through them. For
-  each layer in turn, only the selected units of that layer's module are scaled by alpha (the rest
-  of the network, unselected units included, runs normally); the attribution of residue t is
+  each module in turn, only its selected units are scaled by alpha (the rest of the network,
+  unselected units included, runs normally); the attribution of residue t is
   sum_{i selected} a_i(t) * integral of dF/da_i(t). Summed over tokens it equals
-  F(1) - F(selected units of that layer silenced) (completeness); the map sums the layers.
-Sites (planted motifs, or annotated active/binding sites) are compared with a map by AUROC: the
-probability that a site residue outranks a non-site residue of the same sequence.
+  F(1) - F(selected units of that module silenced) (completeness); the map sums the modules.
+  Computed by the scoring IG engine (`kneurons.scoring.gradient_integrals`, masked, per token).
+How well a map finds known sites is `kneurons.recovery`.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from kneurons.model import EsmClassifier, get_module
-from kneurons.scoring import quadrature
+from kneurons.batching import tokenize
+from kneurons.hooks import captured_outputs
+from kneurons.model import EsmClassifier
+from kneurons.recovery import MAP_VALUES
+from kneurons.scoring import gradient_integrals, quadrature_rule
 
-
-def _residue_slice(tokens: torch.Tensor) -> slice:
-    return slice(1, len(tokens) - 1)  # BOS ... EOS
+Module = tuple[str, int]  # (layer type, layer)
 
 
 @torch.no_grad()
 def activation_map(
-    model: EsmClassifier, tokens: torch.Tensor, layer_type: str, masks: dict[int, torch.Tensor]
+    model: EsmClassifier, tokens: torch.Tensor, masks: Mapping[Module, torch.Tensor]
 ) -> np.ndarray:
-    """Summed |activation| of the kept units (mask 1) at every residue of one sequence."""
+    """Summed |activation| of the selected units (mask 1) at every residue of one sequence."""
     total = torch.zeros(len(tokens) - 2, dtype=torch.float64)
-    outputs = {}
-
-    def make_hook(layer):
-        def hook(module, inputs, output):
-            outputs[layer] = output.detach().clone()  # fair-esm scales q in place afterwards
-
-        return hook
-
-    handles = [
-        get_module(model.encoder, layer_type, layer).register_forward_hook(make_hook(layer))
-        for layer in masks
-    ]
-    try:
-        model(tokens.unsqueeze(0))
-    finally:
-        for h in handles:
-            h.remove()
-    for layer, mask in masks.items():
-        out = outputs[layer][_residue_slice(tokens), 0].abs().double()  # (L, units)
+    with captured_outputs(model, masks) as outputs:
+        model(tokens.unsqueeze(0).to(model.head.weight.device))
+    for module, mask in masks.items():
+        out = outputs[module][1:-1, 0].abs().double().cpu()  # (L, units): BOS/EOS dropped
         total += out @ mask.double()
     return total.numpy()
+
+
+def ig_maps(
+    model: EsmClassifier,
+    tokens: Sequence[torch.Tensor],
+    labels: Sequence[int],
+    masks: Mapping[Module, torch.Tensor],
+    steps: int = 16,
+    quadrature: str = "gausslegendre",
+    max_tokens: int = 16384,
+) -> tuple[list[np.ndarray], dict[tuple[int, Module], float]]:
+    """Residue-level IG through the selected units, for each sequence (BOS and EOS dropped);
+    and the completeness gap per (sequence, module). Runs on the model's device."""
+    maps = [np.zeros(len(t) - 2) for t in tokens]
+    pairs = [(e, module) for e in range(len(tokens)) for module in masks]
+    if not pairs:
+        return maps, {}
+    alphas, weights = quadrature_rule(quadrature, steps)
+    device = model.head.weight.device
+    out = gradient_integrals(
+        model, tokens, labels, pairs, alphas, weights, device, max_tokens,
+        masks=masks, per_token=True,
+    )  # fmt: skip
+    gaps = {}
+    for e, module in pairs:
+        per_token = out.values[(e, module)].sum(1)  # (T,)
+        maps[e] += per_token[1:-1]
+        gaps[(e, module)] = float(per_token.sum() - (out.f1[e] - out.f0[(e, module)]))
+    return maps, gaps
 
 
 def ig_map(
     model: EsmClassifier,
     tokens: torch.Tensor,
     label: int,
-    layer_type: str,
-    masks: dict[int, torch.Tensor],
+    masks: Mapping[Module, torch.Tensor],
     steps: int = 16,
-    method: str = "gausslegendre",
-) -> tuple[np.ndarray, dict[int, float]]:
-    """Residue-level IG through the kept units; returns the map and the gap per layer."""
-    alphas_np, weights_np = quadrature(method, steps)
-    alphas = torch.tensor([*alphas_np, 0.0, 1.0], dtype=torch.float32)
-    weights = torch.tensor([*weights_np, 0.0, 0.0], dtype=torch.float64)
-    n_rows = len(alphas)
-    batch = tokens.unsqueeze(0).expand(n_rows, -1)
-    total = torch.zeros(len(tokens) - 2, dtype=torch.float64)
-    gaps = {}
-    requires_grad = [p.requires_grad for p in model.parameters()]
-    model.requires_grad_(False)
-    try:
-        with torch.no_grad():
-            x, _ = model.embed(tokens.unsqueeze(0))
-            prefix = [x]
-            for layer in range(max(masks)):
-                prefix.append(model.run_layers(prefix[-1], None, layer, layer + 1))
-        for layer, mask in masks.items():
-            state = {}
-
-            def hook(module, inputs, output, mask=mask, state=state):
-                # kept units scaled by alpha_k in row k, all other units left as they are
-                scale = 1 - mask + mask * alphas.view(-1, 1)  # (rows, units)
-                state["a"] = output[:, 0].detach().clone()
-                scaled = (output.detach() * scale.unsqueeze(0)).requires_grad_(True)
-                state["scaled"] = scaled
-                return scaled.clone()
-
-            handle = get_module(model.encoder, layer_type, layer).register_forward_hook(hook)
-            try:
-                with torch.enable_grad():
-                    x_l = prefix[layer].expand(-1, n_rows, -1).contiguous()
-                    logits = model.classify(model.run_layers(x_l, None, layer), batch)
-                    prob = torch.softmax(logits.float(), dim=-1)[:, label]
-                    (grad,) = torch.autograd.grad(prob.sum(), state["scaled"])
-            finally:
-                handle.remove()
-            integral = torch.einsum("tku,k->tu", grad.double(), weights)  # (T, units)
-            per_token = (state["a"].double() * integral * mask.double()).sum(1)  # (T,)
-            total += per_token[_residue_slice(tokens)]
-            prob = prob.detach()
-            gaps[layer] = float(per_token.sum() - (prob[-1] - prob[-2]))
-    finally:
-        for p, flag in zip(model.parameters(), requires_grad, strict=True):
-            p.requires_grad_(flag)
-    return total.numpy(), gaps
+    quadrature: str = "gausslegendre",
+) -> tuple[np.ndarray, dict[Module, float]]:
+    """`ig_maps` of one sequence: the map and the gap per module."""
+    maps, gaps = ig_maps(model, [tokens], [label], masks, steps, quadrature)
+    return maps[0], {module: gap for (_, module), gap in gaps.items()}
 
 
 def residue_maps(
     model: EsmClassifier,
     alphabet,
     examples: pd.DataFrame,
-    layer_type: str,
-    masks: dict[int, torch.Tensor],
+    masks: Mapping[Module, torch.Tensor],
     steps: int = 16,
-    method: str = "gausslegendre",
+    quadrature: str = "gausslegendre",
 ) -> pd.DataFrame:
     """Long table: accession, position (1-based), residue, activation, ig (one row per residue)."""
     model.eval()
+    tokens = tokenize(alphabet, examples["sequence"].tolist())
+    ig, _ = ig_maps(model, tokens, examples["label"].tolist(), masks, steps, quadrature)
     frames = []
-    for row in examples.itertuples(index=False):
-        tokens = torch.tensor(
-            [alphabet.cls_idx, *alphabet.encode(row.sequence), alphabet.eos_idx], dtype=torch.long
-        )
-        act = activation_map(model, tokens, layer_type, masks)
-        ig, _ = ig_map(model, tokens, int(row.label), layer_type, masks, steps, method)
+    for row, tok, ig_values in zip(examples.itertuples(index=False), tokens, ig, strict=True):
         frames.append(
             pd.DataFrame(
                 {
                     "accession": row.accession,
                     "position": np.arange(1, len(row.sequence) + 1, dtype=np.int64),
                     "residue": list(row.sequence),
-                    "activation": act,
-                    "ig": ig,
+                    "activation": activation_map(model, tok, masks),
+                    "ig": ig_values,
                 }
             )
         )
     return pd.concat(frames, ignore_index=True)
-
-
-def auroc(values: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney, ties count half); NaN without both classes."""
-    values = np.asarray(values, dtype=np.float64)
-    positive = np.asarray(positive, dtype=bool)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = pd.Series(values).rank(method="average").to_numpy()
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def site_mask(maps: pd.DataFrame, sites: pd.DataFrame) -> np.ndarray:
-    """True for the rows of `maps` (accession, position) that fall inside any site interval."""
-    inside = np.zeros(len(maps), dtype=bool)
-    by_accession = maps.groupby("accession").indices
-    for site in sites.itertuples(index=False):
-        idx = by_accession.get(site.accession)
-        if idx is None:
-            continue
-        pos = maps["position"].to_numpy()[idx]
-        inside[idx[(pos >= site.start) & (pos <= site.end)]] = True
-    return inside
-
-
-def site_recovery(maps: pd.DataFrame, sites: pd.DataFrame, value: str) -> dict:
-    """AUROC of `value` for site residues, per sequence (then averaged) and pooled."""
-    positive = site_mask(maps, sites)
-    per_sequence = []
-    for _, idx in maps.groupby("accession").indices.items():
-        score = auroc(maps[value].to_numpy()[idx], positive[idx])
-        if not np.isnan(score):
-            per_sequence.append(score)
-    return {
-        "auroc_mean": float(np.mean(per_sequence)) if per_sequence else float("nan"),
-        "auroc_pooled": auroc(maps[value].to_numpy(), positive),
-        "n_sequences": len(per_sequence),
-        "n_site_residues": int(positive.sum()),
-    }
-
-
-_FEATURE = re.compile(r"(?:ACT_SITE|BINDING)\s+(\d+)(?:\.\.(\d+))?")
-
-
-def parse_site_features(text: str) -> list[tuple[int, int]]:
-    """(start, end) intervals from UniProt `ft_act_site` / `ft_binding` text.
-
-    E.g. 'ACT_SITE 57; /note="Proton acceptor"; BINDING 100..104; /ligand="ATP"'.
-    """
-    return [(int(a), int(b) if b else int(a)) for a, b in _FEATURE.findall(text or "")]
-
-
-def sites_from_uniprot(table: pd.DataFrame) -> pd.DataFrame:
-    """Annotated active and binding sites of a UniProt table (raw or renamed columns)."""
-    columns = {
-        "Active site": "active_site",
-        "ft_act_site": "active_site",
-        "Binding site": "binding_site",
-        "ft_binding": "binding_site",
-    }
-    accession = "Entry" if "Entry" in table.columns else "accession"
-    rows = []
-    for column, kind in columns.items():
-        if column not in table.columns:
-            continue
-        for acc, text in zip(table[accession], table[column], strict=True):
-            for start, end in parse_site_features(text):
-                rows.append({"accession": acc, "kind": kind, "start": start, "end": end})
-    return pd.DataFrame(rows, columns=["accession", "kind", "start", "end"])
 
 
 def plot_residue_maps(
@@ -233,7 +131,7 @@ def plot_residue_maps(
     )
     for k, acc in enumerate(accessions):
         rows = maps[maps["accession"] == acc]
-        for j, value in enumerate(("activation", "ig")):
+        for j, value in enumerate(MAP_VALUES):
             ax = axes[2 * k + j, 0]
             data = rows[value].to_numpy()[None, :]
             vmax = np.abs(data).max() or 1.0
@@ -256,71 +154,3 @@ def plot_residue_maps(
     with atomic_path(path_png) as tmp:
         fig.savefig(tmp, format="png", dpi=130)
     plt.close(fig)
-
-
-MAP_VALUES = ("activation", "ig")
-
-
-def recovery_table(maps: Sequence[pd.DataFrame], sites: pd.DataFrame) -> pd.DataFrame:
-    """One row per (selection, site kind, map value) with the AUROC of site residues.
-
-    IG is used signed: a residue that raises the true-class probability ranks high.
-    """
-    rows = []
-    for frame in maps:
-        if frame.empty:
-            continue
-        head = frame.iloc[0]
-        family, _, seed = str(head["method"]).partition("-")
-        for kind, kind_sites in sites.groupby("kind"):
-            for value in MAP_VALUES:
-                stats = site_recovery(frame, kind_sites, value)
-                rows.append(
-                    {
-                        "method": head["method"],
-                        "method_family": family,
-                        "seed": int(seed) if seed else None,
-                        "layer_type": head["layer_type"],
-                        "retention": float(head["retention"]),
-                        "site_kind": kind,
-                        "map": value,
-                        **stats,
-                    }
-                )
-    table = pd.DataFrame(rows)
-    if len(table):
-        table["seed"] = table["seed"].astype("Int64")
-    return table
-
-
-def recovery_markdown(table: pd.DataFrame, model: str) -> str:
-    """Per site kind and map: methods x (layer type, retention) AUROC; random as mean ± std."""
-    lines = [f"# Site recovery: {model}", ""]
-    if table.empty:
-        return "\n".join([*lines, "No site annotations: nothing to recover.", ""])
-    lines += [
-        "AUROC with which each residue map ranks site residues above the other residues of the "
-        "same sequence (mean over sequences; 0.5 = chance). Motif and annotated-site rows should "
-        "be high for a method that finds the knowledge neurons; decoy rows should stay near 0.5.",
-        "",
-    ]
-    table = table.assign(column=table["layer_type"] + " " + table["retention"].map("{:g}%".format))
-    columns = list(dict.fromkeys(table.sort_values(["layer_type", "retention"])["column"]))
-    for (kind, value), part in table.groupby(["site_kind", "map"], sort=True):
-        lines += [f"## {kind}: {value} map", ""]
-        lines.append("| method | " + " | ".join(columns) + " |")
-        lines.append("| :--- |" + " ---: |" * len(columns))
-        for family, rows in part.groupby("method_family", sort=True):
-            cells = []
-            for column in columns:
-                values = rows.loc[rows["column"] == column, "auroc_mean"].dropna()
-                if values.empty:
-                    cells.append("—")
-                elif family == "random":
-                    std = values.std(ddof=1) if len(values) > 1 else 0.0
-                    cells.append(f"{values.mean():.3f} ± {std:.3f}")
-                else:
-                    cells.append(f"{values.iloc[0]:.3f}")
-            lines.append(f"| {family} | " + " | ".join(cells) + " |")
-        lines.append("")
-    return "\n".join(lines)

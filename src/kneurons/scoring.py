@@ -1,22 +1,25 @@
-"""Neuron scores: activation, gradient x activation, integrated gradients (exact) and random.
+"""Neuron scores: activation, gradient x activation and integrated gradients (exact).
 
-Every method has the same call, `f(model, tokens, labels, layer_types, layers, device, **params)`,
-and returns a `ScoreResult`: per module (layer type, layer) the score of every unit averaged over
-all examples, and the same average within each class (`class_scores`; weighted by the class counts
-they average back to the all-class score). `score_table` turns one module into the parquet schema.
-Definitions follow DESIGN.md:
+Every method has the same call, `f(model, tokens, labels, layer_types, layers, device,
+**options)` (options: the config block `scoring.<method>`), and returns a `ScoreResult`: per
+module (layer type, layer) the score of every unit averaged over all examples, and the same
+average within each class (`class_scores`; weighted by the class counts they average back to the
+all-class score). `score_table` turns one module into the parquet schema (`kneurons.scores`,
+which also holds the random baseline). Definitions follow docs/design.md:
 - activation: mean over examples of a per-example statistic over real residue tokens (BOS, EOS,
   padding excluded): `mean_abs` (the default, mean |a|) or `mean` (signed mean a);
 - integrated gradients (IG): for one module at a time, its output is scaled by alpha in [0, 1]
   while the rest of the network runs normally; F(alpha) = probability of the true class;
-  IG_i = sum over token positions of a_i * integral_0^1 dF/da_i(alpha) d alpha; score = mean over
-  examples. Completeness: sum_i IG_i -> F(1) - F(0); the gap is recorded per (example, module).
-  All token positions count, BOS and EOS included, because the scaling acts on all of them;
+  IG_i = sum over token positions of a_i * integral_0^1 dF/da_i(alpha) d alpha, by the rule
+  `quadrature` with `steps` nodes; score = mean over examples. Completeness: sum_i IG_i ->
+  F(1) - F(0); the gap is recorded per (example, module). All token positions count, BOS and EOS
+  included, because the scaling acts on all of them;
 - gradient x activation: sum over token positions of a_i * dF/da_i at alpha = 1, i.e. IG with one
-  right-Riemann step (one backward instead of `steps`);
-- random: seeded uniform scores.
+  right-Riemann step (one backward instead of `steps`).
 
-How the IG engine stays exact and fast (README, "Scoring methods"):
+The IG engine, `gradient_integrals`, also serves the residue maps (`kneurons.residues`): a module
+may scale only a subset of its units (a unit mask) and keep the token axis. How it stays exact
+and fast (README, "Scoring methods"):
 - the network below the scaled module does not depend on alpha: it runs once per example, without
   gradients (prefix caching, down to the module inside its layer: for `ffn_in` even the layer's
   attention block is cached), and only the rest of layer l and the layers above run per step;
@@ -24,9 +27,8 @@ How the IG engine stays exact and fast (README, "Scoring methods"):
   of one layer share a batch (length-bucketed under a token budget; rows never interact, and
   padding is masked out of attention, pooling and the sum over tokens);
 - parameters are frozen and the backward stops at the scaled module;
-- the layers run in a batch-first re-implementation of fair-esm's `TransformerLayer` (same
-  modules and weights; fused attention instead of fair-esm's bmm/softmax and per-head weight
-  averaging); `tests/test_scoring.py` checks it against fair-esm and IG against captum.
+- the layers run batch first with fused attention (`kneurons.transformer`, checked against
+  fair-esm's in `tests/test_transformer.py`); `tests/test_scoring.py` checks IG against captum.
 `torch.inference_mode` is not used: fair-esm's rotary module caches cos/sin tables, and an
 inference tensor cached there breaks a later autograd pass; `no_grad` is enough.
 """
@@ -34,39 +36,35 @@ inference tensor cached there breaks a later autograd pass; `no_grad` is enough.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from kneurons.batching import iter_batches, length_batches, pad
-from kneurons.model import LAYER_TYPES, EsmClassifier, get_module, units_of
+from kneurons.hooks import captured_outputs
+from kneurons.model import EsmClassifier, units_of
+from kneurons.scores import score_frame
+from kneurons.transformer import BatchFirstLayers, key_mask
+from kneurons.vocab import ALL_CLASSES, LAYER_TYPES, QUADRATURES, SCORING_METHODS
 
-QUADRATURES = (
-    "riemann_left",
-    "riemann_right",
-    "riemann_middle",
-    "riemann_trapezoid",
-    "gausslegendre",
-)
-METHODS = ("activation", "grad_x_activation", "integrated_gradients")
 ACTIVATION_STATISTICS = ("mean_abs", "mean")
-ALL_CLASSES = -1  # `label` of the all-class rows of a score table
 
 Module = tuple[str, int]  # (layer type, layer)
 
 
-def quadrature(method: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Points alpha in [0, 1] and weights for integral_0^1 f(alpha) d alpha (as captum)."""
+def quadrature_rule(quadrature: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """The nodes alpha in [0, 1] and weights of the rule `quadrature` (`QUADRATURES`) with
+    `steps` nodes, for integral_0^1 f(alpha) d alpha (as captum places them)."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    if method == "gausslegendre":
+    if quadrature == "gausslegendre":
         x, w = np.polynomial.legendre.leggauss(steps)
         return 0.5 * (x + 1.0), 0.5 * w
-    if method == "riemann_trapezoid":
+    if quadrature == "riemann_trapezoid":
         if steps < 2:
             raise ValueError("riemann_trapezoid needs steps >= 2")
         alphas = np.linspace(0.0, 1.0, steps)
@@ -74,13 +72,14 @@ def quadrature(method: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
         weights[[0, -1]] /= 2
         return alphas, weights
     weights = np.full(steps, 1.0 / steps)
-    if method == "riemann_left":
+    if quadrature == "riemann_left":
         return np.linspace(0.0, 1.0 - 1.0 / steps, steps), weights
-    if method == "riemann_right":
+    if quadrature == "riemann_right":
         return np.linspace(1.0 / steps, 1.0, steps), weights
-    if method == "riemann_middle":
+    if quadrature == "riemann_middle":
         return np.linspace(0.5 / steps, 1.0 - 0.5 / steps, steps), weights
-    raise ValueError(f"unknown quadrature {method!r}; choose one of {', '.join(QUADRATURES)}")
+    choices = ", ".join(QUADRATURES)
+    raise ValueError(f"unknown quadrature {quadrature!r}; choose one of {choices}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,34 +123,13 @@ def _collect(
 
 def _result(per_example, labels, **kwargs) -> ScoreResult:
     scores, class_scores, counts = _collect(per_example, labels)
-    return ScoreResult(
-        scores=scores,
-        class_scores=class_scores,
-        class_counts=counts,
-        per_example=per_example,
-        **kwargs,
-    )
-
-
-def score_frame(scores: np.ndarray, layer_type: str, layer: int, **extra) -> pd.DataFrame:
-    """The per-layer parquet schema: layer, layer_type, neuron, score (+ optional columns)."""
-    frame = pd.DataFrame(
-        {
-            "layer": np.full(len(scores), layer, dtype=np.int64),
-            "layer_type": layer_type,
-            "neuron": np.arange(len(scores), dtype=np.int64),
-            "score": np.asarray(scores, dtype=np.float64),
-        }
-    )
-    for name, values in extra.items():
-        frame[name] = values
-    return frame
+    return ScoreResult(scores, class_scores, counts, per_example, **kwargs)
 
 
 def score_table(result: ScoreResult, module: Module, per_class: bool = True) -> pd.DataFrame:
     """One module's score file: the all-class rows (label -1) first, then one block per class.
 
-    Selection reads only the rows with label -1 (`kneurons.masking.all_class_rows`).
+    Selection reads only the rows with label -1 (`kneurons.selection.all_class_rows`).
     """
     layer_type, layer = module
     parts = [score_frame(result.scores[module], layer_type, layer, label=ALL_CLASSES)]
@@ -161,19 +139,6 @@ def score_table(result: ScoreResult, module: Module, per_class: bool = True) -> 
     frame = pd.concat(parts, ignore_index=True)
     frame["label"] = frame["label"].astype(np.int64)
     return frame
-
-
-def random_scores(num_units: int, seed: int, layer_type: str, layer: int) -> np.ndarray:
-    """Uniform scores, reproducible per (seed, layer type, layer) and independent of job order."""
-    key = [seed, layer, *layer_type.encode()]
-    return np.random.default_rng(key).random(num_units)
-
-
-def pick_examples(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
-    """A seeded sample of `n` rows (all rows if fewer), in a stable order."""
-    if n >= len(frame):
-        return frame.reset_index(drop=True)
-    return frame.sample(n=n, random_state=seed).sort_index().reset_index(drop=True)
 
 
 def _modules(model: EsmClassifier, layer_types, layers) -> list[Module]:
@@ -218,20 +183,7 @@ def activation_scores(
     per_example = {
         m: np.zeros((len(tokens), units_of(model.encoder, m[0])), dtype=np.float64) for m in modules
     }
-    captured: dict[Module, torch.Tensor] = {}
-
-    def make_hook(key):
-        def hook(module, inputs, output):
-            # clone: fair-esm scales q_proj's output in place right after this hook.
-            captured[key] = output.detach().clone()
-
-        return hook
-
-    handles = [
-        get_module(model.encoder, lt, layer).register_forward_hook(make_hook((lt, layer)))
-        for lt, layer in modules
-    ]
-    try:
+    with captured_outputs(model, modules) as captured:
         for idx, batch in iter_batches(tokens, model.encoder.padding_idx, max_tokens):
             batch = batch.to(device)
             model(batch)
@@ -241,120 +193,12 @@ def activation_scores(
                 out = out.to(torch.float64)
                 out = out.abs() if statistic == "mean_abs" else out
                 per_example[key][idx] = ((out * mask).sum(0) / n_res).cpu().numpy()
-    finally:
-        for h in handles:
-            h.remove()
     return _result(
         per_example,
         labels,
         seconds=time.perf_counter() - start,
         info={"statistic": statistic},
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# fair-esm's transformer layer, batch first. Shapes: x (B, T, E); heads (B, H, T, D); a key mask
-# (B or 1, 1, 1, T) True at real tokens, None without padding. Same modules and weights as
-# `TransformerLayer.forward` (pre-LN attention with rotary q/k, pre-LN GELU FFN); fair-esm scales
-# q by head_dim**-0.5 right after q_proj, which is SDPA's default scale here.
-
-
-def _key_mask(padding: torch.Tensor | None) -> torch.Tensor | None:
-    return None if padding is None else (~padding)[:, None, None, :]
-
-
-class _Layers:
-    """The encoder's layers run batch first, with q/k/v as one matmul (the weights are frozen)."""
-
-    def __init__(self, encoder):
-        self.layers = encoder.layers
-        self.heads = encoder.attention_heads
-        self.qkv = []
-        for layer in self.layers:
-            attn = layer.self_attn
-            projections = (attn.q_proj, attn.k_proj, attn.v_proj)
-            weight = torch.cat([p.weight.detach() for p in projections])
-            bias = torch.cat([p.bias.detach() for p in projections])
-            self.qkv.append((weight, bias))
-        self.tables: dict = {}
-
-    def split(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, e = x.shape
-        return x.view(b, t, self.heads, e // self.heads).transpose(1, 2)
-
-    def rotate(self, index: int, x: torch.Tensor) -> torch.Tensor:
-        """fair-esm's rotary embedding of (B, T, E) projections, returned as heads."""
-        x = self.split(x)
-        length = x.shape[-2]
-        key = (index, length, x.device, x.dtype)
-        if key not in self.tables:
-            inv_freq = self.layers[index].self_attn.rot_emb.inv_freq.to(x.device)
-            t = torch.arange(length, device=x.device).type_as(inv_freq)
-            freqs = torch.einsum("i,j->ij", t, inv_freq)  # fair-esm repeats it for both halves
-            self.tables[key] = (freqs.cos().to(x.dtype), freqs.sin().to(x.dtype))
-        cos, sin = self.tables[key]
-        # x * cat(cos, cos) + cat(-x2, x1) * cat(sin, sin), written on the two halves
-        x1, x2 = x.chunk(2, dim=-1)
-        return torch.cat(
-            (torch.addcmul(x1 * cos, x2, sin, value=-1.0), torch.addcmul(x2 * cos, x1, sin)),
-            dim=-1,
-        )
-
-    def project(self, index: int, x: torch.Tensor):
-        """Layer norm and the q, k, v projections of the attention block."""
-        h = self.layers[index].self_attn_layer_norm(x)
-        return F.linear(h, *self.qkv[index]).chunk(3, dim=-1)
-
-    def attend(self, index: int, q_heads, k_heads, v, key_mask) -> torch.Tensor:
-        """out_proj(attention) from rotated q/k heads and v (B, T, E)."""
-        out = F.scaled_dot_product_attention(q_heads, k_heads, self.split(v), attn_mask=key_mask)
-        b, _, t, _ = out.shape
-        return self.layers[index].self_attn.out_proj(out.transpose(1, 2).reshape(b, t, -1))
-
-    def ffn(self, index: int, y: torch.Tensor) -> torch.Tensor:
-        layer = self.layers[index]
-        return y + layer.fc2(F.gelu(layer.fc1(layer.final_layer_norm(y))))
-
-    def forward(self, index: int, x: torch.Tensor, key_mask) -> torch.Tensor:
-        q, k, v = self.project(index, x)
-        o = self.attend(index, self.rotate(index, q), self.rotate(index, k), v, key_mask)
-        return self.ffn(index, x + o)
-
-    def cache(self, index: int, x: torch.Tensor, key_mask) -> dict[str, torch.Tensor]:
-        """Every intermediate of one layer that some module's rows resume from."""
-        layer = self.layers[index]
-        q, k, v = self.project(index, x)
-        q_heads, k_heads = self.rotate(index, q), self.rotate(index, k)
-        o = self.attend(index, q_heads, k_heads, v, key_mask)
-        y = x + o
-        f = layer.fc1(layer.final_layer_norm(y))
-        g = layer.fc2(F.gelu(f))
-        names = ("query", "key", "value", "attn_out", "ffn_in", "ffn_out")
-        return {"x": x, "y": y, "q_heads": q_heads, "k_heads": k_heads} | dict(
-            zip(names, (q, k, v, o, f, g), strict=True)
-        )
-
-    def resume(self, index, cache, layer_type, b: int, scaled, key_mask) -> torch.Tensor:
-        """Layer `index`'s output for rows of example `b` whose module `layer_type` outputs
-        `scaled` (n, T, units); everything before the module comes from the cache."""
-        n = scaled.shape[0]
-
-        def cached(name):
-            value = cache[name][b : b + 1]
-            return value.expand(n, *value.shape[1:])
-
-        if layer_type in ("query", "key", "value"):
-            q = self.rotate(index, scaled) if layer_type == "query" else cached("q_heads")
-            k = self.rotate(index, scaled) if layer_type == "key" else cached("k_heads")
-            v = scaled if layer_type == "value" else cached("value")
-            return self.ffn(index, cache["x"][b] + self.attend(index, q, k, v, key_mask))
-        if layer_type == "attn_out":
-            return self.ffn(index, cache["x"][b] + scaled)
-        if layer_type == "ffn_in":
-            return cache["y"][b] + self.layers[index].fc2(F.gelu(scaled))
-        if layer_type == "ffn_out":
-            return cache["y"][b] + scaled
-        raise ValueError(f"unknown layer type {layer_type!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,6 +218,7 @@ class _Batch:
 
 
 Segment = tuple[str, int, int, int]  # (layer type, example row b, first step, end step)
+Pair = tuple[int, Module]  # (example, module)
 
 
 class _Engine:
@@ -383,7 +228,7 @@ class _Engine:
         self.model = model
         self.device = device
         self.autocast = autocast
-        self.net = _Layers(model.encoder)
+        self.net = BatchFirstLayers(model.encoder)
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast)
@@ -401,40 +246,47 @@ class _Engine:
         with self._autocast():
             x, padding = self.model.embed(batch)
             x = x.transpose(0, 1).contiguous()
-            key_mask = _key_mask(padding)
+            mask = key_mask(padding)
             inputs = {}
-            for index in range(len(self.net.layers)):
+            for index in range(len(self.net)):
                 if index in layers:
                     inputs[index] = x
-                x = self.net.forward(index, x, key_mask)
+                x = self.net.forward(index, x, mask)
             f1 = self._prob(x, batch, label)
         return _Batch(examples, batch, padding, inputs, f1, label)
 
     @torch.no_grad()
     def layer_cache(self, batch: _Batch, layer: int) -> dict[str, torch.Tensor]:
         with self._autocast():
-            return self.net.cache(layer, batch.inputs[layer], _key_mask(batch.padding))
+            return self.net.cache(layer, batch.inputs[layer], key_mask(batch.padding))
 
-    def run(self, batch: _Batch, layer: int, cache, segments, alphas, need_grad: bool):
+    def run(self, batch: _Batch, layer: int, cache, segments, alphas, need_grad: bool, masks):
         """One batch of rows: every segment is steps [k0, k1) of one (example, module).
 
-        Returns F per row and, with `need_grad`, dF/d(scaled output) per segment (n, T, units).
+        A module's output is scaled by alpha, or, with a unit mask m in `masks` (layer type ->
+        (units,)), by 1 - m + m * alpha. Returns F per row and, with `need_grad`,
+        dF/d(scaled output) per segment (n, T, units).
         """
         leaves, outs, rows = [], [], []
         with torch.set_grad_enabled(need_grad), self._autocast():
             for layer_type, b, k0, k1 in segments:
                 activation = cache[layer_type][b]
-                scaled = activation * alphas[k0:k1, None, None].to(activation.dtype)
+                mask = masks.get(layer_type)
+                if mask is None:
+                    scale = alphas[k0:k1, None, None]
+                else:
+                    scale = (1 - mask + mask * alphas[k0:k1, None])[:, None, :]
+                scaled = activation * scale.to(activation.dtype)
                 scaled.requires_grad_(need_grad)
-                mask = None if batch.padding is None else _key_mask(batch.padding[b : b + 1])
-                outs.append(self.net.resume(layer, cache, layer_type, b, scaled, mask))
+                kmask = None if batch.padding is None else key_mask(batch.padding[b : b + 1])
+                outs.append(self.net.resume(layer, cache, layer_type, b, scaled, kmask))
                 leaves.append(scaled)
                 rows += [b] * (k1 - k0)
             rows = torch.tensor(rows, device=self.device)
             x = torch.cat(outs) if len(outs) > 1 else outs[0]
-            mask = None if batch.padding is None else _key_mask(batch.padding[rows])
-            for index in range(layer + 1, len(self.net.layers)):
-                x = self.net.forward(index, x, mask)
+            kmask = None if batch.padding is None else key_mask(batch.padding[rows])
+            for index in range(layer + 1, len(self.net)):
+                x = self.net.forward(index, x, kmask)
             prob = self._prob(x, batch.tokens[rows], batch.labels[rows])
         if not need_grad:
             return prob, None
@@ -458,9 +310,12 @@ def _plan(pairs: list[tuple[str, int]], steps: int, cap: int) -> list[list[Segme
     return passes
 
 
-def _layer_integrals(engine: _Engine, batch: _Batch, layer: int, pairs, alphas, weights, cap):
+def _layer_integrals(
+    engine: _Engine, batch: _Batch, layer: int, pairs, alphas, weights, cap, masks, per_token
+):
     """For one batch of examples and one layer, per (layer type, example row b) in `pairs`:
-    sum over real tokens of a * sum_k w_k dF/da(alpha_k a), and F(0)."""
+    a * sum_k w_k dF/da(alpha_k a) (times the unit mask) over the real tokens, summed over
+    them unless `per_token`; and F(0)."""
     device = engine.device
     cache = engine.layer_cache(batch, layer)
     alphas_t = torch.tensor(alphas, dtype=torch.float32, device=device)
@@ -470,44 +325,82 @@ def _layer_integrals(engine: _Engine, batch: _Batch, layer: int, pairs, alphas, 
     f0: dict[tuple[str, int], float] = {}
 
     for segments in _plan(pairs, len(alphas), cap):
-        prob, grads = engine.run(batch, layer, cache, segments, alphas_t, need_grad=True)
+        prob, grads = engine.run(batch, layer, cache, segments, alphas_t, True, masks)
         offset = 0
         for (layer_type, b, k0, k1), grad in zip(segments, grads, strict=True):
             # sum_k w_k dF/da_k, then times a and summed over the example's real tokens
             weighted = torch.einsum("ktu,k->tu", grad.float(), weights_t[k0:k1])
             product = cache[layer_type][b].double() * weighted.double()
+            if layer_type in masks:
+                product = product * masks[layer_type].double()
             if batch.padding is not None:
                 product = product[~batch.padding[b]]
-            integrals[(layer_type, b)] = integrals[(layer_type, b)] + product.sum(0)
+            if not per_token:
+                product = product.sum(0)
+            integrals[(layer_type, b)] = integrals[(layer_type, b)] + product
             if zero_step is not None and k0 <= zero_step < k1:
                 f0[(layer_type, b)] = float(prob[offset + zero_step - k0])
             offset += k1 - k0
     if zero_step is None:  # F(0) needs rows of its own, forward only
         zero = torch.zeros(1, device=device)
         for segments in _plan(pairs, 1, cap):
-            prob, _ = engine.run(batch, layer, cache, segments, zero, need_grad=False)
+            prob, _ = engine.run(batch, layer, cache, segments, zero, False, masks)
             f0.update(zip([(lt, b) for lt, b, _, _ in segments], prob.tolist(), strict=True))
     return {pair: value.cpu().numpy() for pair, value in integrals.items()}, f0
 
 
-def _gradient_scores(
+@dataclass
+class Integrals:
+    """What `gradient_integrals` returns for its (example, module) pairs."""
+
+    values: dict[Pair, np.ndarray]  # (units,), or (tokens of the example, units) per token
+    f0: dict[Pair, float]  # F with the pair's scaled units at alpha = 0
+    f1: dict[int, float]  # example -> F of the unmodified network
+
+
+@contextmanager
+def _frozen(model: EsmClassifier) -> Iterator[None]:
+    """Parameters without gradients within the block (the backward stops at the scaled module)."""
+    requires_grad = [p.requires_grad for p in model.parameters()]
+    model.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(model.parameters(), requires_grad, strict=True):
+            p.requires_grad_(flag)
+
+
+def gradient_integrals(
     model: EsmClassifier,
     tokens: Sequence[torch.Tensor],
     labels: Sequence[int],
-    pairs: Sequence[tuple[int, Module]],
+    pairs: Sequence[Pair],
     alphas: np.ndarray,
     weights: np.ndarray,
-    device: torch.device,
-    max_tokens: int,
-    autocast: bool,
-) -> tuple[dict[tuple[int, Module], np.ndarray], dict, dict]:
-    """sum_t a * sum_k w_k dF/da(alpha_k a) for every (example, module) pair; F(0), F(1) too.
+    device: torch.device | str = "cpu",
+    max_tokens: int = 16384,
+    autocast: bool = False,
+    *,
+    masks: Mapping[Module, torch.Tensor] | None = None,
+    per_token: bool = False,
+) -> Integrals:
+    """The IG engine: for every (example, module) pair, a * sum_k w_k dF/da(alpha_k a), summed
+    over the example's tokens (padding excluded, BOS and EOS included); F(0) and F(1) too.
+
+    F is the probability of the example's label; (alphas, weights) a quadrature rule
+    (`quadrature_rule`). `masks`: module -> (units,) float mask; such a module's units with
+    mask 1 are scaled by alpha and the others run unchanged (scale 1 - m + m * alpha, and the
+    attribution is a * m * integral), so F(0) is F with the masked-in units silenced. Modules
+    without a mask scale every unit. `per_token`: keep the token axis, values (tokens, units)
+    over the example's unpadded tokens (BOS first, EOS last) instead of their sum.
 
     Examples are bucketed by length so that one pass holds about `max_tokens` padded tokens
     over all its rows; the rows of an example are split over several passes when it alone
     exceeds the budget (the integral is a sum over rows, so any split is exact).
     """
+    device = torch.device(device)
     engine = _Engine(model, device, autocast)
+    masks = {m: v.to(device=device, dtype=torch.float32) for m, v in (masks or {}).items()}
     wanted: dict[int, dict[int, list[str]]] = {}  # example -> layer -> layer types
     for example, (layer_type, layer) in pairs:
         wanted.setdefault(example, {}).setdefault(layer, []).append(layer_type)
@@ -515,46 +408,39 @@ def _gradient_scores(
     per_example = len(alphas) * max(len(t) for e in examples for t in wanted[e].values())
     buckets = length_batches([len(tokens[e]) for e in examples], max(1, max_tokens // per_example))
 
-    ig: dict[tuple[int, Module], np.ndarray] = {}
-    f0: dict[tuple[int, Module], float] = {}
-    f1: dict[int, float] = {}
-    for bucket in buckets:
-        members = [examples[i] for i in bucket]
-        layers = sorted({layer for e in members for layer in wanted[e]})
-        batch = engine.prefix(tokens, labels, members, set(layers))
-        f1.update(zip(members, batch.f1.tolist(), strict=True))
-        cap = max(1, max_tokens // batch.tokens.shape[1])  # rows per pass
-        for layer in layers:
-            layer_pairs = [
-                (lt, b) for b, e in enumerate(members) for lt in wanted[e].get(layer, [])
-            ]
-            integrals, zeros = _layer_integrals(
-                engine, batch, layer, layer_pairs, alphas, weights, cap
-            )
-            for (lt, b), values in integrals.items():
-                ig[(members[b], (lt, layer))] = values
-                f0[(members[b], (lt, layer))] = zeros[(lt, b)]
-    return ig, f0, f1
+    out = Integrals({}, {}, {})
+    model.eval()
+    with _frozen(model):
+        for bucket in buckets:
+            members = [examples[i] for i in bucket]
+            layers = sorted({layer for e in members for layer in wanted[e]})
+            batch = engine.prefix(tokens, labels, members, set(layers))
+            out.f1.update(zip(members, batch.f1.tolist(), strict=True))
+            cap = max(1, max_tokens // batch.tokens.shape[1])  # rows per pass
+            for layer in layers:
+                layer_pairs = [
+                    (lt, b) for b, e in enumerate(members) for lt in wanted[e].get(layer, [])
+                ]
+                layer_masks = {lt: m for (lt, at), m in masks.items() if at == layer}
+                integrals, zeros = _layer_integrals(
+                    engine, batch, layer, layer_pairs, alphas, weights, cap, layer_masks, per_token
+                )
+                for (lt, b), values in integrals.items():
+                    out.values[(members[b], (lt, layer))] = values
+                    out.f0[(members[b], (lt, layer))] = zeros[(lt, b)]
+    return out
 
 
 def _gap_frame(pairs, labels, ig, f0, f1, steps: dict) -> pd.DataFrame:
     rows = []
-    for example, module in pairs:
-        sum_ig = float(ig[(example, module)].sum())
-        delta = f1[example] - f0[(example, module)]
+    for example, (layer_type, layer) in pairs:
+        pair = (example, (layer_type, layer))
+        sum_ig = float(ig[pair].sum())
         rows.append(
-            {
-                "example": example,
-                "label": int(labels[example]),
-                "layer_type": module[0],
-                "layer": module[1],
-                "steps": steps[(example, module)],
-                "f0": f0[(example, module)],
-                "f1": f1[example],
-                "sum_ig": sum_ig,
-                "gap": sum_ig - delta,
-            }
-        )
+            {"example": example, "label": int(labels[example]), "layer_type": layer_type,
+             "layer": layer, "steps": steps[pair], "f0": f0[pair], "f1": f1[example],
+             "sum_ig": sum_ig, "gap": sum_ig - (f1[example] - f0[pair])}
+        )  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -566,7 +452,7 @@ def _gradient_method(
     layers,
     device,
     steps: int,
-    quadrature_name: str,
+    quadrature: str,
     max_tokens: int,
     autocast: bool,
     gap_tolerance: float | None = None,
@@ -583,36 +469,30 @@ def _gradient_method(
     if bad:
         raise ValueError(f"label {bad[0]} out of range for {num_classes} classes")
     modules = _modules(model, layer_types, layers)
-    device = torch.device(device)
-    model.eval()
-    requires_grad = [p.requires_grad for p in model.parameters()]
-    model.requires_grad_(False)
-    try:
-        pairs = [(e, m) for e in range(len(tokens)) for m in modules]
-        alphas, weights = quadrature(quadrature_name, steps)
-        ig, f0, f1 = _gradient_scores(
-            model, tokens, labels, pairs, alphas, weights, device, max_tokens, autocast
+    pairs = [(e, m) for e in range(len(tokens)) for m in modules]
+
+    def integrate(todo, steps):
+        alphas, weights = quadrature_rule(quadrature, steps)
+        return gradient_integrals(
+            model, tokens, labels, todo, alphas, weights, device, max_tokens, autocast
         )
-        used = dict.fromkeys(pairs, steps)
-        rerun = 0
-        if gap_tolerance is not None:
-            limit = max_steps if max_steps is not None else 16 * steps
-            current = steps
-            pending = _above(pairs, ig, f0, f1, gap_tolerance)
-            while pending and current < limit:
-                current = min(2 * current, limit)
-                rerun += len(pending)
-                alphas, weights = quadrature(quadrature_name, current)
-                more, more_f0, _ = _gradient_scores(
-                    model, tokens, labels, pending, alphas, weights, device, max_tokens, autocast
-                )
-                ig.update(more)
-                f0.update(more_f0)
-                used.update(dict.fromkeys(pending, current))
-                pending = _above(pending, ig, f0, f1, gap_tolerance)
-    finally:
-        for p, flag in zip(model.parameters(), requires_grad, strict=True):
-            p.requires_grad_(flag)
+
+    result = integrate(pairs, steps)
+    ig, f0, f1 = result.values, result.f0, result.f1
+    used = dict.fromkeys(pairs, steps)
+    rerun = 0
+    if gap_tolerance is not None:
+        limit = max_steps if max_steps is not None else 16 * steps
+        current = steps
+        pending = _above(pairs, ig, f0, f1, gap_tolerance)
+        while pending and current < limit:
+            current = min(2 * current, limit)
+            rerun += len(pending)
+            more = integrate(pending, current)
+            ig.update(more.values)
+            f0.update(more.f0)
+            used.update(dict.fromkeys(pending, current))
+            pending = _above(pending, ig, f0, f1, gap_tolerance)
     per_example = {
         m: np.stack([ig[(e, m)] for e in range(len(tokens))]).astype(np.float64) for m in modules
     }
@@ -653,20 +533,9 @@ def integrated_gradients_scores(
     if gap_tolerance is not None:
         info["max_steps"] = max_steps if max_steps is not None else 16 * steps
     return _gradient_method(
-        model,
-        tokens,
-        labels,
-        layer_types,
-        layers,
-        device,
-        steps,
-        quadrature,
-        max_tokens,
-        autocast,
-        gap_tolerance,
-        max_steps,
-        info,
-    )
+        model, tokens, labels, layer_types, layers, device, steps, quadrature, max_tokens,
+        autocast, gap_tolerance, max_steps, info,
+    )  # fmt: skip
 
 
 def grad_x_activation_scores(
@@ -698,17 +567,20 @@ def score_neurons(
     layer_types: str | Sequence[str],
     layers: Iterable[int] | None = None,
     device: torch.device | str = "cpu",
-    params: dict | None = None,
+    options: dict | None = None,
 ) -> ScoreResult:
-    """Dispatch to one method with the config block `scoring.<method>` as keyword arguments."""
+    """Dispatch to one method with its options, the config block `scoring.<method>`, as keyword
+    arguments."""
     functions = {
         "activation": activation_scores,
         "grad_x_activation": grad_x_activation_scores,
         "integrated_gradients": integrated_gradients_scores,
     }
     if method not in functions:
-        raise ValueError(f"unknown scoring method {method!r}; choose one of {', '.join(METHODS)}")
-    return functions[method](model, tokens, labels, layer_types, layers, device, **(params or {}))
+        raise ValueError(
+            f"unknown scoring method {method!r}; choose one of {', '.join(SCORING_METHODS)}"
+        )
+    return functions[method](model, tokens, labels, layer_types, layers, device, **(options or {}))
 
 
 def gap_summary(gaps: pd.DataFrame) -> dict:

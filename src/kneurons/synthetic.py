@@ -78,15 +78,6 @@ def parse_pattern(pattern: str) -> list[Element]:
     return elements
 
 
-def pattern_regex(pattern: str) -> re.Pattern:
-    """A regular expression matching exactly the strings `pattern` can produce."""
-    parts = []
-    for el in parse_pattern(pattern):
-        chars = el.choices if len(el.choices) == 1 else f"[{el.choices}]"
-        parts.append(chars if (el.lo, el.hi) == (1, 1) else f"{chars}{{{el.lo},{el.hi}}}")
-    return re.compile("".join(parts))
-
-
 def sample_pattern(elements: list[Element], rng: np.random.Generator) -> str:
     out = []
     for el in elements:

@@ -27,7 +27,7 @@ class TrainOptions:
     lr: float = 5e-5  # encoder learning rate
     head_lr: float = 1e-3  # the head starts from scratch and may learn faster
     weight_decay: float = 0.01
-    max_tokens: int = 4096  # padded tokens per batch
+    max_tokens: int = 8192  # padded tokens per batch
     max_batch_size: int = 32
     grad_clip: float = 1.0
     warmup_fraction: float = 0.05  # linear warm-up, then cosine decay to zero

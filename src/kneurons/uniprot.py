@@ -6,6 +6,14 @@ per-class cap becomes one query per EC class that stops after `per_class_cap` ro
 failures (connection errors, timeouts, 429 with its Retry-After, 5xx) are retried with
 exponential backoff by urllib3's `Retry`; anything else, and a download whose row count differs
 from `X-Total-Results`, is a `UniProtError` (one line) and leaves no file behind.
+
+Offline, the download stops fast: until UniProt has answered once, a connection that cannot be
+made (name resolution, refused, no answer within `connect_timeout`) is retried only
+`FIRST_CONTACT_RETRIES` times, and the error says how to run without the network
+(`offline_hint`). With the defaults that is 3 attempts and 0 + 2 s of backoff (urllib3 sleeps
+0, 2, 4, 8 ... s x `backoff_factor` between attempts): about 2 s when the name does not
+resolve, at most 3 x 10 + 2 s when packets are dropped. Once UniProt has answered, every
+failure gets the full `retries` (waits 0 + 2 + 4 + 8 + 16 s with the defaults).
 """
 
 from __future__ import annotations
@@ -13,7 +21,9 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import logging
+import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,10 +31,12 @@ from pathlib import Path
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError
 from urllib3.util.retry import Retry
 
 from kneurons import __version__
-from kneurons.data import EC_CLASSES, DataError
+from kneurons.data import EC_CLASSES
+from kneurons.errors import DataError
 from kneurons.io import atomic_path, file_sha256
 
 BASE_URL = "https://rest.uniprot.org"
@@ -35,6 +47,8 @@ REQUIRED_FIELDS = ("accession", "ec", "sequence")
 DEFAULT_FIELDS = (*REQUIRED_FIELDS, "length", "organism_name", "protein_name")
 RETRY_STATUS = (429, 500, 502, 503, 504)
 MAX_PAGE_SIZE = 500  # UniProt's limit for `size`
+# Connection retries before UniProt has answered once (then `retries`): offline fails fast.
+FIRST_CONTACT_RETRIES = 2
 
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
@@ -55,9 +69,11 @@ class UniProtRequest:
     per_class_cap: int | None = None
     classes: tuple[str, ...] = EC_CLASSES
     page_size: int = MAX_PAGE_SIZE
+    # Field defaults are config/schema.yaml's (`data.uniprot`; tests/test_uniprot.py checks).
     retries: int = 5
     backoff_factor: float = 1.0  # waits 0, 2, 4, 8 ... x factor s (a 429's Retry-After)
-    timeout: float = 120.0  # seconds to connect, and between bytes received
+    timeout: float = 120.0  # seconds between bytes received
+    connect_timeout: float = 10.0  # seconds to connect (TCP and TLS handshake)
     base_url: str = BASE_URL
 
     def __post_init__(self):
@@ -70,8 +86,14 @@ class UniProtRequest:
             )
         if not 1 <= self.page_size <= MAX_PAGE_SIZE:
             raise UniProtError(f"data.uniprot: page_size must be 1-500, got {self.page_size}")
-        if self.retries < 0 or self.backoff_factor < 0 or self.timeout <= 0:
-            raise UniProtError("data.uniprot: retries, backoff_factor >= 0 and timeout > 0 needed")
+        if (
+            self.retries < 0
+            or self.backoff_factor < 0
+            or min(self.timeout, self.connect_timeout) <= 0
+        ):
+            raise UniProtError(
+                "data.uniprot: retries, backoff_factor >= 0 and timeout, connect_timeout > 0 needed"
+            )
         bad = [c for c in self.classes if c not in EC_CLASSES]
         if bad:
             raise UniProtError(f"data.uniprot: classes must be top-level EC classes, got {bad}")
@@ -97,10 +119,13 @@ def request_from_config(cfg: dict | None, classes=None) -> UniProtRequest:
     return UniProtRequest(**{k: v for k, v in cfg.items() if v is not None or k == "per_class_cap"})
 
 
-def make_session(retries: int, backoff_factor: float) -> requests.Session:
+def make_session(
+    retries: int, backoff_factor: float, connect_retries: int | None = None
+) -> requests.Session:
+    """A session that retries GETs: `retries` times, connection failures `connect_retries`."""
     retry = Retry(
         total=retries,
-        connect=retries,
+        connect=retries if connect_retries is None else min(retries, connect_retries),
         read=retries,
         status=retries,
         other=0,
@@ -120,29 +145,72 @@ def make_session(retries: int, backoff_factor: float) -> requests.Session:
     return session
 
 
-def _offline_hint(url: str, reason: str) -> UniProtError:
-    return UniProtError(
-        f"cannot download from {url} ({reason}); offline? set data.input to a local UniProt "
-        "TSV or TSV.gz instead"
+def _torch_checkpoints() -> str:
+    """torch.hub.get_dir()/checkpoints as torch resolves it, without importing torch."""
+    home = os.getenv("TORCH_HOME") or os.path.join(os.getenv("XDG_CACHE_HOME", "~/.cache"), "torch")
+    return os.path.join(home, "hub", "checkpoints")
+
+
+def offline_hint() -> str:
+    """What to do without the network: the three ways to run offline, in one line."""
+    return (
+        "offline? pass a local UniProt TSV with --config 'data={input: path/to/file.tsv}' (a "
+        f"pretrained model also needs its weights in {_torch_checkpoints()}/<name>.pt), or run "
+        "the offline planted-motif task with --configfile config/synthetic.yaml"
     )
 
 
-def _get(session: requests.Session, url: str, params: dict | None, timeout: float):
+@dataclass
+class _Client:
+    """The download's HTTP sessions: `first` until UniProt has answered once, then `rest`."""
+
+    first: requests.Session
+    rest: requests.Session
+    attempts: int  # connection attempts of a first contact, for the message
+    answered: bool = False
+
+    @classmethod
+    def for_request(cls, request: UniProtRequest) -> _Client:
+        first = make_session(request.retries, request.backoff_factor, FIRST_CONTACT_RETRIES)
+        rest = make_session(request.retries, request.backoff_factor)
+        return cls(first, rest, 1 + min(request.retries, FIRST_CONTACT_RETRIES))
+
+
+def _cause(err: Exception) -> Exception:
+    """The underlying failure of a requests error (a MaxRetryError's reason), else `err`."""
+    cause = err.args[0] if err.args and isinstance(err.args[0], Exception) else err
+    return getattr(cause, "reason", None) or cause
+
+
+def _get(client: _Client, url: str, params: dict | None, request: UniProtRequest):
     """One page, retried by the session; every failure becomes a one-line UniProtError."""
+    first_contact = not client.answered
+    session = client.first if first_contact else client.rest
+    started = time.monotonic()
     try:
-        response = session.get(url, params=params, timeout=timeout)
+        response = session.get(
+            url, params=params, timeout=(request.connect_timeout, request.timeout)
+        )
     except requests.exceptions.RetryError as err:
         reason = getattr(getattr(err.args[0], "reason", None), "args", [""])[0] or err
         raise UniProtError(f"{url}: still failing after retries ({reason})") from None
     except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
         raise UniProtError(f"{url}: the response was cut short (connection lost)") from None
-    except requests.exceptions.Timeout:
-        raise _offline_hint(url, "timed out after retries") from None
-    except requests.exceptions.ConnectionError as err:
-        reason = type(getattr(err.args[0], "reason", err)).__name__ if err.args else "error"
-        raise _offline_hint(url, f"connection failed after retries: {reason}") from None
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
+        cause = _cause(err)
+        # Name resolution failed, connection refused or not answered: NewConnectionError and
+        # NameResolutionError are ConnectTimeoutErrors in urllib3 2.
+        if first_contact and isinstance(cause, ConnectTimeoutError):
+            raise UniProtError(
+                f"cannot reach {url} ({type(cause).__name__}, {client.attempts} attempts in "
+                f"{time.monotonic() - started:.0f} s); {offline_hint()}"
+            ) from None
+        raise UniProtError(
+            f"{url}: connection failed after retries ({type(cause).__name__}); run again later"
+        ) from None
     except requests.exceptions.RequestException as err:
         raise UniProtError(f"{url}: {type(err).__name__}: {err}") from None
+    client.answered = True
     if response.status_code != 200:
         message = response.text[:300]
         try:
@@ -179,7 +247,7 @@ def _next_link(headers) -> str | None:
 
 
 def _search_pages(
-    session, request: UniProtRequest, query: str, limit: int | None
+    client: _Client, request: UniProtRequest, query: str, limit: int | None
 ) -> Iterator[tuple[dict, list[str], list[str]]]:
     """(headers, TSV header fields, data lines) per page, until `limit` rows or the last page."""
     url = f"{request.base_url.rstrip('/')}/uniprotkb/search"
@@ -187,7 +255,7 @@ def _search_pages(
     params = {"query": query, "format": "tsv", "fields": ",".join(request.fields), "size": size}
     got = 0
     while url:
-        response = _get(session, url, params, request.timeout)
+        response = _get(client, url, params, request)
         params = None  # the next link carries the query and a cursor
         lines = _page_lines(response)
         header, rows = lines[0].split("\t"), lines[1:]
@@ -236,10 +304,10 @@ def _check_page(headers, page_header: list[str], query: str, written: _Written) 
     return int(headers["X-Total-Results"])
 
 
-def _download_query(session, request, ec_class, query, limit, out, written: _Written) -> dict:
+def _download_query(client, request, ec_class, query, limit, out, written: _Written) -> dict:
     """Append one query's rows to `out` (skipping accessions already written)."""
     total, got, new = None, 0, 0
-    for headers, page_header, rows in _search_pages(session, request, query, limit):
+    for headers, page_header, rows in _search_pages(client, request, query, limit):
         page_total = _check_page(headers, page_header, query, written)
         total = page_total if total is None else total
         if written.header is None:
@@ -270,19 +338,19 @@ def _download_query(session, request, ec_class, query, limit, out, written: _Wri
     }
 
 
-def download(request: UniProtRequest, dest, session: requests.Session | None = None) -> dict:
+def download(request: UniProtRequest, dest) -> dict:
     """Run the request's queries into `dest` (TSV.gz, written atomically); return the manifest.
 
     An entry returned by two class queries (EC numbers in two classes) is written once. The
     gzip header holds no name or time, so the same rows give the same SHA-256.
     """
     dest = Path(dest)
-    session = session or make_session(request.retries, request.backoff_factor)
+    client = _Client.for_request(request)
     written = _Written()
     with atomic_path(dest) as tmp, open(tmp, "wb") as raw:
         with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as out:
             queries = [
-                _download_query(session, request, ec_class, query, limit, out, written)
+                _download_query(client, request, ec_class, query, limit, out, written)
                 for ec_class, query, limit in request.queries()
             ]
         if not written.accessions:

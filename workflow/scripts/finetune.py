@@ -11,7 +11,6 @@ from kneurons.evaluate import classification_metrics, predict_logits
 from kneurons.io import atomic_write, write_json
 from kneurons.jobs import run_job, start_job
 from kneurons.model import (
-    LAYER_TYPES,
     EsmClassifier,
     ModelSpec,
     alphabet,
@@ -21,6 +20,7 @@ from kneurons.model import (
     units_of,
 )
 from kneurons.train import TrainOptions, finetune
+from kneurons.vocab import LAYER_TYPES
 
 
 def main(snakemake):

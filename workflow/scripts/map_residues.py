@@ -4,28 +4,29 @@ import pandas as pd
 
 from kneurons.io import write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.masking import all_class_rows, keep_masks, select_top
-from kneurons.model import alphabet, load_classifier, units_of
+from kneurons.masking import unit_masks
+from kneurons.model import alphabet, load_classifier
 from kneurons.residues import plot_residue_maps, residue_maps
-from kneurons.scoring import pick_examples
+from kneurons.scores import pick_examples
+from kneurons.selection import pick, selected
 
 
 def main(snakemake):
     params = snakemake.params.residues
     log, device = start_job(snakemake, seed=params["seed"])
     wildcards = snakemake.wildcards
-    model, _ = load_classifier(snakemake.input.checkpoint)  # CPU: one sequence at a time
-    scores = pd.concat([pd.read_parquet(p) for p in snakemake.input.scores], ignore_index=True)
-    scores = all_class_rows(scores)  # per-class rows, if any, do not take part in selection
-    selection = select_top(scores, float(wildcards.retention))
-    masks = keep_masks(selection, units_of(model.encoder, wildcards.layer_type))
+    model, _ = load_classifier(snakemake.input.checkpoint)  # CPU
+    # the top r% of the layer type's units over all its layers (scope layer_type, all classes)
+    units = pick(pd.read_parquet(snakemake.input.selection))
+    selection = units.assign(selected=selected(units, float(wildcards.retention)))
+    masks = unit_masks(selection)  # (layer type, layer) -> 1 at the selected units
     sites = pd.read_csv(snakemake.input.sites, sep="\t")
     test = pd.read_parquet(snakemake.input.test)
     if len(sites):  # map sequences that have sites first: they are what the recovery measures
         test = test[test["accession"].isin(set(sites["accession"]))]
     examples = pick_examples(test, params["n_sequences"], params["seed"])
-    maps = residue_maps(model, alphabet(), examples, wildcards.layer_type, masks,
-                        steps=params["steps"], method=params["quadrature"])  # fmt: skip
+    maps = residue_maps(model, alphabet(), examples, masks,
+                        steps=params["steps"], quadrature=params["quadrature"])  # fmt: skip
     maps.insert(0, "retention", float(wildcards.retention))
     maps.insert(0, "layer_type", wildcards.layer_type)
     maps.insert(0, "method", wildcards.method)

@@ -8,7 +8,7 @@ from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.masking import mean_activations
 from kneurons.model import alphabet, load_classifier
-from kneurons.scoring import pick_examples
+from kneurons.scores import pick_examples
 
 
 def main(snakemake):
@@ -20,8 +20,7 @@ def main(snakemake):
         pd.read_parquet(snakemake.input.train), options["n_examples"], options["seed"]
     )
     tokens = tokenize(alphabet(), examples["sequence"].tolist())
-    max_tokens = snakemake.config["evaluation"].get("max_tokens", 16384)
-    means = mean_activations(model, tokens, [layer_type], device, max_tokens)
+    means = mean_activations(model, tokens, [layer_type], device, snakemake.params.max_tokens)
     frame = pd.concat(
         [
             pd.DataFrame(

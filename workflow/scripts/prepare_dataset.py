@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from kneurons.data import card_markdown, options_from_config, split_dataset
+from kneurons.data import options_from_config
 from kneurons.homology import clusters_from_files
 from kneurons.io import (
     atomic_write,
@@ -12,6 +12,7 @@ from kneurons.io import (
     write_parquet,
 )
 from kneurons.jobs import run_job, start_job
+from kneurons.split import card_markdown, split_dataset
 
 
 def main(snakemake):

@@ -7,7 +7,8 @@ from kneurons.batching import tokenize
 from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.model import alphabet, load_classifier
-from kneurons.scoring import gap_summary, pick_examples, score_neurons, score_table
+from kneurons.scores import pick_examples
+from kneurons.scoring import gap_summary, score_neurons, score_table
 
 
 def main(snakemake):
@@ -24,7 +25,9 @@ def main(snakemake):
     )
     tokens = tokenize(alphabet(), examples["sequence"].tolist())
     labels = examples["label"].tolist()
-    result = score_neurons(method, model, tokens, labels, layer_type, [layer], device, options)
+    result = score_neurons(
+        method, model, tokens, labels, layer_type, [layer], device, options=options
+    )
     module = (layer_type, layer)
 
     classes = meta.get("classes")

@@ -4,8 +4,7 @@ import pandas as pd
 
 from kneurons.io import atomic_write, write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.residues import recovery_markdown, recovery_table
-from kneurons.summary import plot_site_recovery
+from kneurons.recovery import plot_site_recovery, recovery_markdown, recovery_table
 
 
 def main(snakemake):

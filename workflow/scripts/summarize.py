@@ -1,5 +1,8 @@
 """Snakemake adapter: gather all evaluations of one model into tables, statistics, markdown,
-HTML pages for the Snakemake report, and figures."""
+HTML pages for the Snakemake report, and figures.
+
+Params: bootstrap (n, seed, level), retention (the evaluated levels), group_ranking (of the
+group scopes), figures (figure id -> kind and options, with its `png` path)."""
 
 import json
 
@@ -7,21 +10,17 @@ import pandas as pd
 
 from kneurons.io import atomic_write, read_parquet_metadata, write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.masking import all_class_rows
-from kneurons.summary import (
-    add_statistics,
-    class_overlap,
-    collect,
-    dataset_markdown,
-    enrichment_tables,
-    finetuning_markdown,
-    markdown_summary,
-    markdown_to_html,
+from kneurons.selection import read_selections
+from kneurons.summary.html import markdown_to_html
+from kneurons.summary.plots import (
     plot_accuracy_vs_retention,
     plot_per_class_accuracy,
     plot_selection_heatmap,
     plot_type_enrichment,
 )
+from kneurons.summary.selection import class_overlap, enrichment_tables
+from kneurons.summary.tables import add_statistics, collect
+from kneurons.summary.text import dataset_markdown, finetuning_markdown, markdown_summary
 
 COMPLETENESS_COLUMNS = [
     "model",
@@ -50,15 +49,6 @@ def completeness_table(model, paths):
     return pd.DataFrame(rows, columns=COMPLETENESS_COLUMNS)
 
 
-def read_scores(paths):
-    """All score files of the model, with the method (from the path) as a column."""
-    frames = []
-    for path in paths:
-        frame = pd.read_parquet(path)
-        frames.append(frame.assign(method=path.split("/")[-3]))
-    return pd.concat(frames, ignore_index=True)
-
-
 def write_text(path, text):
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
@@ -66,8 +56,7 @@ def write_text(path, text):
 def main(snakemake):
     log, _ = start_job(snakemake)
     model = snakemake.wildcards.model
-    options = snakemake.config["evaluation"]
-    boot = options["bootstrap"]
+    boot = snakemake.params.bootstrap
     level = boot["level"]
     table = collect(
         [pd.read_parquet(p) for p in [snakemake.input.unmasked, *snakemake.input.evals]]
@@ -80,15 +69,15 @@ def main(snakemake):
     with open(snakemake.input.metrics) as fh:
         metrics = json.load(fh)
     history = pd.read_csv(snakemake.input.history, sep="\t")
-    completeness = completeness_table(model, snakemake.input.ig_scores)
+    ig_scores = snakemake.input.ig_scores if "ig_scores" in snakemake.input.keys() else []
+    completeness = completeness_table(model, ig_scores)
 
-    scores = read_scores(snakemake.input.scores)
-    retentions = sorted({float(r) for r in options["retention"]}, reverse=True)
-    rankings = list(dict.fromkeys([options["group_ranking"], "zscore", "raw"]))
-    by_layer, by_type = enrichment_tables(
-        all_class_rows(scores), retentions, rankings=rankings, model=model
-    )
-    overlap = class_overlap(scores, retentions, card["classes"], model=model)
+    selections = read_selections(snakemake.input.selections)
+    retentions = sorted({float(r) for r in snakemake.params.retention}, reverse=True)
+    group_ranking = snakemake.params.group_ranking
+    rankings = list(dict.fromkeys([group_ranking, "zscore", "raw"]))
+    by_layer, by_type = enrichment_tables(selections, retentions, rankings=rankings, model=model)
+    overlap = class_overlap(selections, retentions, card["classes"], model=model)
 
     write_parquet(snakemake.output.table, stats.table)
     write_parquet(snakemake.output.random, stats.random)
@@ -127,9 +116,7 @@ def main(snakemake):
         elif kind == "per_class":
             plot_per_class_accuracy(stats.table, png, variant=variant)
         elif kind == "heatmap":
-            plot_selection_heatmap(
-                by_layer, png, spec["method"], spec["scope"], options["group_ranking"]
-            )
+            plot_selection_heatmap(by_layer, png, spec["method"], spec["scope"], group_ranking)
         elif kind == "enrichment":
             plot_type_enrichment(by_type, png)
         else:

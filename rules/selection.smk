@@ -1,0 +1,32 @@
+# Which units are selected, computed once per (model, scope, method, target) and read by the
+# evaluations, the residue maps and the summary: every unit's rank in its pool
+# (kneurons.selection). Retention-free, so a new retention level reuses it. Model-free and
+# cheap: it runs in this process.
+
+
+def selection_inputs(wildcards):
+    vocab.check_target(wildcards.scope, wildcards.target)
+    layer_types = vocab.target_layer_types(wildcards.target, LAYER_TYPES)
+    return score_files(wildcards.model, [wildcards.method], layer_types)
+
+
+rule select_units:
+    input:
+        scores=selection_inputs,
+        lib=module_library("selection"),
+    output:
+        vocab.SELECTION_FILE,
+    log:
+        "logs/select_units/{model}/{scope}/{method}/{target}.log",
+    localrule: True
+    run:
+        from kneurons.selection import write_selection
+
+        write_selection(
+            input.scores,
+            output[0],
+            log[0],
+            wildcards.scope,
+            wildcards.method,
+            wildcards.target,
+        )

@@ -1,0 +1,70 @@
+"""Reading fair-esm checkpoint files safely, and where fair-esm's hub keeps pretrained weights.
+
+Its own small module so that `kneurons.spec` (torch-free) can read a local checkpoint's layer
+count without importing the model code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import urllib.error
+from pathlib import Path
+
+import torch
+
+from kneurons.errors import ModelError
+
+FAIR_ESM_URL = "https://dl.fbaipublicfiles.com/fair-esm"
+CONNECT_TIMEOUT = 20  # seconds without an answer before a download is given up
+
+
+def safe_torch_load(path: Path) -> dict:
+    """Load a fair-esm file without unpickling arbitrary objects.
+
+    fair-esm files hold tensors, plain containers and an `argparse.Namespace` (the training
+    config); that one class is allow-listed, everything else is refused by `weights_only=True`.
+    """
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except FileNotFoundError:
+        raise ModelError(f"{path}: checkpoint file not found") from None
+    except Exception as err:  # pickle.UnpicklingError and friends: say which file, briefly
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelError(f"{path}: refused or unreadable checkpoint ({first})") from None
+
+
+def pretrained_path(name: str) -> Path:
+    """Where fair-esm's hub download keeps `name` (under $TORCH_HOME/hub/checkpoints)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / f"{name}.pt"
+
+
+def download_pretrained(name: str) -> Path:
+    """The weights file of a pretrained fair-esm model: from the torch hub cache, downloaded once
+    from fair-esm's URLs (plus the optional contact-regression file). Offline, one line says
+    what to do instead."""
+    if not name.startswith("esm2"):
+        raise ModelError(f"model name {name!r}: only ESM-2 models (esm2_*) are supported")
+    path = pretrained_path(name)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(CONNECT_TIMEOUT)  # torch.hub's download has no timeout of its own
+    try:
+        torch.hub.download_url_to_file(f"{FAIR_ESM_URL}/models/{name}.pt", str(path))
+        torch.hub.download_url_to_file(
+            f"{FAIR_ESM_URL}/regression/{name}-contact-regression.pt",
+            str(path.with_name(f"{name}-contact-regression.pt")),
+        )
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", None) or type(err).__name__
+        raise ModelError(
+            f"cannot download {name} from {FAIR_ESM_URL} ({reason}); offline? place {name}.pt "
+            f"in {path.parent}/, or use a local file with source: checkpoint, or run the "
+            "offline planted-motif task with --configfile config/synthetic.yaml"
+        ) from None
+    finally:
+        socket.setdefaulttimeout(previous)
+    return path

@@ -1,0 +1,61 @@
+"""The score files: one parquet file per (model, method, layer type, layer) (`vocab.SCORE_FILE`).
+
+Columns: layer, layer_type, neuron, score, and `label` (the class index the score was averaged
+over; -1 = all classes, which is what selection ranks by default). Also the random baseline's
+scores, which need only the layer sizes, and the seeded sample of examples scores are computed
+on. Imports no torch: random scores are written in the Snakemake process itself.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from kneurons.io import write_parquet
+from kneurons.vocab import parse_method
+
+
+def score_frame(scores: np.ndarray, layer_type: str, layer: int, **extra) -> pd.DataFrame:
+    """The per-layer parquet schema: layer, layer_type, neuron, score (+ optional columns)."""
+    frame = pd.DataFrame(
+        {
+            "layer": np.full(len(scores), layer, dtype=np.int64),
+            "layer_type": layer_type,
+            "neuron": np.arange(len(scores), dtype=np.int64),
+            "score": np.asarray(scores, dtype=np.float64),
+        }
+    )
+    for name, values in extra.items():
+        frame[name] = values
+    return frame
+
+
+def random_scores(num_units: int, seed: int, layer_type: str, layer: int) -> np.ndarray:
+    """Uniform scores, reproducible per (seed, layer type, layer) and independent of job order."""
+    key = [seed, layer, *layer_type.encode()]
+    return np.random.default_rng(key).random(num_units)
+
+
+def pick_examples(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """A seeded sample of `n` rows (all rows if fewer), in a stable order."""
+    if n >= len(frame):
+        return frame.reset_index(drop=True)
+    return frame.sample(n=n, random_state=seed).sort_index().reset_index(drop=True)
+
+
+def write_random_scores(
+    model_info: str, out_path: str, log_path: str, method: str, layer_type: str, layer: int
+) -> None:
+    """Job body of rule score_random: the random scores of one layer, from the model's sizes."""
+    with open(model_info) as fh:
+        units = json.load(fh)["units"][layer_type]
+    _, seed = parse_method(method)
+    if seed is None:
+        raise ValueError(f"{method!r} is not a random method (random-<seed>)")
+    scores = random_scores(units, seed, layer_type, int(layer))
+    metadata = {"method": method, "seed": seed, "layer_type": layer_type, "layer": int(layer)}
+    write_parquet(out_path, score_frame(scores, layer_type, int(layer)), metadata)
+    with open(log_path, "w") as fh:
+        fh.write(f"{len(scores)} random scores (seed {seed}) written to {out_path}\n")

@@ -1,0 +1,56 @@
+"""Cells and pipe tables of the markdown pages: how numbers, intervals and p-values print."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+MISSING_CELL = "—"
+
+
+def md_table(header: list[str], rows: list[list[str]], align: list[str] | None = None) -> str:
+    """A pipe table; `align` holds "l" or "r" per column (default: first left, rest right)."""
+    align = align or ["l"] + ["r"] * (len(header) - 1)
+    rule = [":---" if a == "l" else "---:" for a in align]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(header), line(rule), *(line(r) for r in rows)])
+
+
+def pct(retention: float) -> str:
+    return f"{float(retention):g}%"
+
+
+def isnan(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def fmt(value: float, digits: int = 3) -> str:
+    return MISSING_CELL if isnan(value) else f"{float(value):.{digits}f}"
+
+
+def fmt_g(value: float) -> str:
+    return MISSING_CELL if isnan(value) else f"{float(value):.3g}"
+
+
+def fmt_ci(value: float, low: float, high: float) -> str:
+    if isnan(low) or isnan(high):
+        return fmt(value)
+    return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"
+
+
+def fmt_p(p: float) -> str:
+    if isnan(p):
+        return MISSING_CELL
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def cell(value) -> str:
+    """A table cell of any value: floats with 3 significant digits."""
+    if isinstance(value, float | np.floating):
+        return fmt_g(value)
+    return str(value)

@@ -1,0 +1,466 @@
+"""The sections of summary.md, one function each, from the summary tables of one model: per
+masking variant the accuracy by target and retention, the AUC and per-class accuracy; the
+comparison with the published figures; ground truth (site recovery); where the selected units
+lie; the classes' overlap; IG completeness. Each returns markdown, or "" when it has no data.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from kneurons.recovery import SITE_KINDS
+from kneurons.summary.format import MISSING_CELL, fmt, fmt_ci, fmt_g, fmt_p, md_table, pct
+from kneurons.summary.tables import (
+    Statistics,
+    method_order,
+    of_variant,
+    per_class,
+    target_order,
+    unmasked_rows,
+    variant_rows,
+)
+from kneurons.vocab import RANDOM, order_of
+
+PUBLISHED_VARIANT = ("zero", "qkv", "keep")
+
+
+@functools.cache
+def published_figures() -> dict:
+    """The reference study's printed accuracies (published.yaml, shipped with the package)."""
+    text = resources.files("kneurons.summary").joinpath("published.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def describe_variant(variant: Sequence[str], group_ranking: str | None = None) -> str:
+    mode, scope, direction = variant
+    what = "keep the top r%, ablate the rest" if direction == "keep" else "ablate the top r%"
+    how = "zeroed" if mode == "zero" else "replaced by their training mean"
+    where = {
+        "layer_type": "ranked over all layers of each layer type",
+        "layer": "ranked within each layer",
+        "qkv": "query, key and value ranked together",
+        "all": "all scored layer types ranked together",
+    }.get(scope, scope)
+    ranking = f" ({group_ranking} scale across types)" if group_ranking else ""
+    return f"{what}; ablated units {how}; {where}{ranking}"
+
+
+def _seed_note(counts: Iterable[int], level: float) -> str:
+    text = f"_Cells: test accuracy [bootstrap {level:.0%} CI over test sequences]."
+    counts = sorted(set(int(c) for c in counts))
+    if counts:
+        n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+        plural = "" if counts == [1] else "s"
+        text += (
+            f" random: mean ± std over {n} seed{plural} [central {level:.0%} band of the "
+            "seeds]. p: share of random seeds at or above the method, (k + 1) / (n + 1)."
+        )
+    return text + "_"
+
+
+def _accuracy_cell(row) -> str:
+    return fmt_ci(row["accuracy"], row["accuracy_ci_low"], row["accuracy_ci_high"])
+
+
+def target_block(stats: Statistics, variant: Sequence[str], target: str, level: float) -> str:
+    """Accuracy [CI] per method x retention of one target, the random band and p-values."""
+    sub = variant_rows(stats.table, variant)
+    sub = sub[sub["target"] == target]
+    retentions = sorted(sub["retention"].unique(), reverse=True)
+    header = ["method", *(pct(r) for r in retentions)]
+    rows = []
+    single = sub[sub["method_family"] != RANDOM]
+    methods = method_order(single["method"].unique())
+    for method in methods:
+        by_r = single[single["method"] == method].set_index("retention")
+        cells = (
+            _accuracy_cell(by_r.loc[r]) if r in by_r.index else MISSING_CELL for r in retentions
+        )
+        rows.append([method, *cells])
+    band = of_variant(stats.random, variant)
+    band = band[band["target"] == target]
+    if not band.empty:
+        by_r = band.set_index("retention")
+        cells = []
+        for r in retentions:
+            if r in by_r.index:
+                rec = by_r.loc[r]
+                cells.append(
+                    f"{fmt(rec['mean'])} ± {fmt(rec['std'])} "
+                    f"[{fmt(rec['band_low'])}, {fmt(rec['band_high'])}]"
+                )
+            else:
+                cells.append(MISSING_CELL)
+        rows.append([f"{RANDOM} ({int(band['n_seeds'].max())} seeds)", *cells])
+        for method in methods:
+            by_r = single[single["method"] == method].set_index("retention")
+            cells = (
+                fmt_p(by_r.at[r, "p_value"]) if r in by_r.index else MISSING_CELL
+                for r in retentions
+            )
+            rows.append([f"p: {method}", *cells])
+    note = _seed_note(band["n_seeds"], level)
+    kept = sub.groupby("retention")["n_kept"].max()
+    n_total = sub["n_total"].max()
+    rows.append(["neurons kept", *(str(int(kept[r])) for r in retentions)])
+    parts = [f"### {target}", ""]
+    if pd.notna(n_total):
+        parts += [f"{int(n_total)} neurons in this selection pool.", ""]
+    parts += [md_table(header, rows), "", note]
+    return "\n".join(parts)
+
+
+def auc_section(stats: Statistics, variant: Sequence[str]) -> str:
+    """AUC of accuracy vs retention per target and method (at least two retention levels)."""
+    auc = of_variant(stats.auc, variant)
+    if auc.empty or auc["n_retentions"].max() < 2:
+        return ""
+    has_random = (auc["method"] == RANDOM).any()
+    rows = []
+    for target in target_order(auc["target"]):
+        sub = auc[auc["target"] == target].set_index("method")
+        for method in method_order(sub.index):
+            rec = sub.loc[method]
+            if method == RANDOM:
+                cell = (
+                    f"{fmt(rec['random_auc_mean'])} ± {fmt(rec['random_auc_std'])} "
+                    f"[{fmt(rec['random_auc_band_low'])}, {fmt(rec['random_auc_band_high'])}]"
+                )
+            else:
+                cell = fmt_ci(rec["auc"], rec["auc_ci_low"], rec["auc_ci_high"])
+            rows.append([target, method, cell, fmt_p(rec["p_value"])])
+    return "\n".join(
+        [
+            "#### Area under accuracy vs retention",
+            "",
+            "Mean accuracy over the retention levels on a log axis (trapezoids over "
+            "log10 r, divided by its range)"
+            + ("; p: share of random seeds' AUC at or above." if has_random else "."),
+            "",
+            md_table(["target", "method", "AUC", "p"], rows, ["l", "l", "r", "r"]),
+        ]
+    )
+
+
+def per_class_section(stats: Statistics, variant: Sequence[str]) -> str:
+    """Recall per class at the lowest retention, per target and method (random: seed mean)."""
+    sub = variant_rows(stats.table, variant)
+    if sub.empty:
+        return ""
+    r_min = sub["retention"].min()
+    sub = sub[sub["retention"] == r_min]
+    unmasked = unmasked_rows(stats.table)
+    classes = list(per_class(sub.iloc[0]).keys())
+    rows = []
+    if not unmasked.empty:
+        pc = per_class(unmasked.iloc[0])
+        rows.append(["(unmasked)", "", *(fmt(pc.get(c)) for c in classes)])
+    for target in target_order(sub["target"]):
+        tr = sub[sub["target"] == target]
+        families = tr["method"].where(tr["method_family"] != RANDOM, RANDOM)
+        for method in method_order(families.unique()):
+            rows_m = tr[families == method]
+            pcs = pd.DataFrame([per_class(r) for _, r in rows_m.iterrows()])
+            rows.append([target, method, *(fmt(pcs[c].mean()) for c in classes)])
+    note = " (random: mean over seeds)." if (sub["method_family"] == RANDOM).any() else "."
+    return "\n".join(
+        [
+            f"#### Per-class accuracy at {pct(r_min)} retention",
+            "",
+            "Recall within each EC class" + note,
+            "",
+            md_table(["target", "method", *classes], rows, ["l", "l"] + ["r"] * len(classes)),
+        ]
+    )
+
+
+def variant_section(stats: Statistics, variant: Sequence[str], level: float) -> str:
+    """One masking variant: its description, a block per target, AUC and per-class accuracy."""
+    rows = variant_rows(stats.table, variant)
+    ranking = rows["group_ranking"].dropna().unique()
+    parts = [
+        f"## {stats.model}: {'/'.join(variant)} — test accuracy by retention",
+        "",
+        describe_variant(variant, ranking[0] if len(ranking) else None) + ".",
+        "",
+    ]
+    for target in target_order(rows["target"]):
+        parts += [target_block(stats, variant, target, level), ""]
+    for section in (auc_section(stats, variant), per_class_section(stats, variant)):
+        if section:
+            parts += [section, ""]
+    return "\n".join(parts).rstrip()
+
+
+def published_section(stats: Statistics) -> str:
+    """This run beside the published figures, when qkv / zero / keep evaluations exist."""
+    sub = variant_rows(stats.table, PUBLISHED_VARIANT)
+    if sub.empty:
+        return ""
+    pub = published_figures()
+    retentions = list(pub["retention"])
+    header = ["", "unmasked", *(pct(r) for r in retentions)]
+    unmasked = unmasked_rows(stats.table)
+    ours_unmasked = _accuracy_cell(unmasked.iloc[0]) if not unmasked.empty else MISSING_CELL
+    band = of_variant(stats.random, PUBLISHED_VARIANT)
+    band = band[band["target"] == "qkv"].set_index("retention")
+    rows = []
+    for name, published in pub["accuracy"].items():
+        rows.append([f"published: {name}", fmt(pub["unmasked"]), *(fmt(v) for v in published)])
+        cells = []
+        for r in retentions:
+            if name == RANDOM:
+                ok = r in band.index
+                cells.append(
+                    f"{fmt(band.at[r, 'mean'])} ± {fmt(band.at[r, 'std'])}" if ok else MISSING_CELL
+                )
+                continue
+            m = sub[(sub["method"] == name) & (sub["retention"] == r)]
+            cells.append(_accuracy_cell(m.iloc[0]) if not m.empty else MISSING_CELL)
+        rows.append([f"this run: {name}", ours_unmasked, *cells])
+    ranking = sub["group_ranking"].dropna().unique()
+    return "\n".join(
+        [
+            "## Beside the published figures (Nori et al. 2023)",
+            "",
+            "Rows marked **published** are the figures printed in arXiv 2312.10770 (ESM-2 8M, "
+            "EC classes 1-6, query/key/value selected together, zeroed units, one random draw, "
+            "selection on the test set); they are copied, not recomputed. Rows marked "
+            "**this run** are this pipeline's qkv / zero / keep evaluations"
+            + (f" (cross-type ranking: {ranking[0]})" if len(ranking) else "")
+            + ", selected on training examples; random is mean ± std over seeds.",
+            "",
+            md_table(header, rows),
+        ]
+    )
+
+
+def _recovery_cells(rec: pd.DataFrame, family: str) -> dict[tuple[str, str], str]:
+    """(site kind, map) -> AUROC cell: the method's value, or random's mean ± std [min, max]."""
+    cells = {}
+    for (kind, value), rows in rec.groupby(["site_kind", "map"], sort=False):
+        values = rows["auroc_mean"].dropna()
+        if values.empty:
+            continue
+        if family == RANDOM:
+            std = values.std(ddof=1) if len(values) > 1 else 0.0
+            cells[kind, value] = (
+                f"{fmt(values.mean())} ± {fmt(std)} [{fmt(values.min())}, {fmt(values.max())}]"
+            )
+        else:
+            cells[kind, value] = fmt(values.iloc[0])
+    return cells
+
+
+def ground_truth_section(
+    stats: Statistics,
+    recovery: pd.DataFrame | None,
+    variant: Sequence[str] = ("zero", "layer_type", "keep"),
+) -> str:
+    """Per selection with a residue map: the accuracy the kept neurons hold (vs the random band)
+    beside the AUROC with which their residue maps pick out the known sites (planted motifs,
+    annotated sites, decoys). Empty when there is no recovery table."""
+    if recovery is None or recovery.empty:
+        return ""
+    kinds = order_of(recovery["site_kind"], SITE_KINDS)
+    present = set(zip(recovery["site_kind"], recovery["map"], strict=True))
+    columns = [(k, m) for k in kinds for m in ("activation", "ig") if (k, m) in present]
+    evals = variant_rows(stats.table, variant)
+    band = of_variant(stats.random, variant)
+    rows = []
+    for retention in sorted(recovery["retention"].unique(), reverse=True):
+        at_r = recovery[recovery["retention"] == retention]
+        for layer_type in target_order(at_r["layer_type"].unique()):
+            sub = at_r[at_r["layer_type"] == layer_type]
+            ev = evals[(evals["target"] == layer_type) & (evals["retention"] == retention)]
+            for family in method_order(sub["method_family"].unique()):
+                if family == RANDOM:
+                    b = band[(band["target"] == layer_type) & (band["retention"] == retention)]
+                    accuracy = (
+                        f"{fmt(b.iloc[0]['mean'])} [{fmt(b.iloc[0]['band_low'])}, "
+                        f"{fmt(b.iloc[0]['band_high'])}]"
+                        if not b.empty
+                        else MISSING_CELL
+                    )
+                    n = sub.loc[sub["method_family"] == RANDOM, "method"].nunique()
+                    name = f"{RANDOM} ({n} seeds)"
+                else:
+                    e = ev[ev["method"] == family]
+                    accuracy = _accuracy_cell(e.iloc[0]) if not e.empty else MISSING_CELL
+                    name = family
+                cells = _recovery_cells(sub[sub["method_family"] == family], family)
+                rows.append(
+                    [
+                        layer_type,
+                        pct(retention),
+                        name,
+                        accuracy,
+                        *(cells.get(c, MISSING_CELL) for c in columns),
+                    ]
+                )
+    header = ["layer type", "kept", "method", "accuracy kept [CI]"]
+    header += [f"{kind} AUROC ({value} map)" for kind, value in columns]
+    return "\n".join(
+        [
+            f"## {stats.model}: ground truth — do the kept neurons act on the known sites?",
+            "",
+            "For each selection with residue maps: test accuracy of the model that keeps only "
+            f"these neurons ({'/'.join(variant)}; random: mean over seeds [central band]) and the "
+            "AUROC with which the selected neurons' residue maps rank the site residues above the "
+            "rest of their sequence (mean over test sequences; 0.5 = chance; random: mean ± std "
+            "[min, max] over seeds). A method that finds the knowledge neurons keeps accuracy "
+            "above the random band and maps onto the motifs (AUROC well above 0.5), not onto the "
+            "decoys, which are planted in every class and carry no label. Per-sequence heat "
+            "strips: results/residues/; all rows: site_recovery.parquet.",
+            "",
+            md_table(header, rows, ["l", "r", "l", "r", *(["r"] * len(columns))]),
+        ]
+    )
+
+
+def enrichment_section(by_type: pd.DataFrame | None) -> str:
+    """Key units' enrichment in the qkv target, and every layer type's in each group target."""
+    if by_type is None or by_type.empty:
+        return ""
+    parts = [
+        "## Where knowledge neurons live",
+        "",
+        "Enrichment = (share of a layer type's units selected) / (share of the pool selected); "
+        "1 is what a uniform choice gives. p (hypergeometric): chance of at least this many "
+        "selected under a uniform choice of the same size. p vs random: share of random "
+        "seeds' enrichment at or above the method's, (k + 1) / (n + 1).",
+        "",
+    ]
+    key_rows = by_type[(by_type["target"] == "qkv") & (by_type["layer_type"] == "key")]
+    if not key_rows.empty:
+        rows = []
+        for rec in key_rows[key_rows["method_family"] != RANDOM].itertuples(index=False):
+            rows.append(
+                [
+                    rec.method,
+                    str(rec.group_ranking),
+                    pct(rec.retention),
+                    f"{fmt(rec.enrichment, 2)}",
+                    f"{fmt(rec.random_mean, 2)} [{fmt(rec.random_band_low, 2)}, "
+                    f"{fmt(rec.random_band_high, 2)}]",
+                    fmt_p(rec.p_enriched),
+                    fmt_p(rec.p_value),
+                ]
+            )
+        header = ["method", "ranking", "retention", "key enrichment", "random"]
+        header += ["p (hypergeom.)", "p vs random"]
+        parts += [
+            "### Are key projections enriched? (the reference study's claim)",
+            "",
+            "Key units' enrichment within the query + key + value pool.",
+            "",
+            md_table(header, rows, ["l", "l", "r", "r", "r", "r", "r"]),
+            "",
+        ]
+    for target in ("all", "qkv"):
+        t_rows = by_type[(by_type["target"] == target) & (by_type["method_family"] != RANDOM)]
+        if t_rows.empty:
+            continue
+        types = target_order(t_rows["layer_type"].unique())
+        rows = []
+        for (method, ranking, r), g in t_rows.groupby(
+            ["method", "group_ranking", "retention"], sort=False
+        ):
+            e = g.set_index("layer_type")["enrichment"]
+            rows.append([method, str(ranking), pct(r), *(fmt(e.get(t, np.nan), 2) for t in types)])
+        rows.sort(key=lambda x: (x[0], x[1], -float(x[2][:-1])))
+        parts += [
+            f"### Enrichment by layer type, pool `{target}`",
+            "",
+            md_table(["method", "ranking", "retention", *types], rows),
+            "",
+        ]
+    return "\n".join(parts).rstrip()
+
+
+def overlap_section(overlap: pd.DataFrame | None) -> str:
+    """Jaccard overlap of the classes' top units, summarised over the pairs of classes."""
+    if overlap is None or overlap.empty:
+        return ""
+    agg = (
+        overlap.groupby(["method", "layer_type", "retention"], sort=True)
+        .agg(
+            pairs=("jaccard", "size"),
+            mean=("jaccard", "mean"),
+            min=("jaccard", "min"),
+            max=("jaccard", "max"),
+            expected=("expected_random", "mean"),
+        )
+        .reset_index()
+    )
+    rows = [
+        [
+            rec.method,
+            rec.layer_type,
+            pct(rec.retention),
+            str(rec.pairs),
+            fmt(rec.mean),
+            f"{fmt(rec.min)}–{fmt(rec.max)}",
+            fmt(rec.expected),
+        ]
+        for rec in agg.itertuples(index=False)
+    ]
+    header = ["method", "layer type", "retention", "pairs", "mean J", "range", "chance"]
+    return "\n".join(
+        [
+            "## Overlap between the classes' top neurons",
+            "",
+            "Jaccard overlap of the top-r% units (per layer type) selected from each class's "
+            "own scores, over all pairs of classes; chance: the overlap two unrelated "
+            "selections of that size have.",
+            "",
+            md_table(header, rows, ["l", "l", "r", "r", "r", "r", "r"]),
+        ]
+    )
+
+
+def completeness_section(completeness: pd.DataFrame | None) -> str:
+    """How closely integrated gradients' attributions sum to F(1) − F(0), per layer type."""
+    if completeness is None or completeness.empty:
+        return ""
+    agg = completeness.groupby("layer_type", sort=False).agg(
+        model=("model", "first"),
+        n_layers=("layer", "nunique"),
+        n_examples=("n_examples", "max"),
+        gap_mean_abs=("gap_mean_abs", "mean"),
+        gap_max_abs=("gap_max_abs", "max"),
+        delta_mean_abs=("delta_mean_abs", "mean"),
+    )
+    rows = []
+    for layer_type in target_order(agg.index):
+        rec = agg.loc[layer_type]
+        rows.append(
+            [
+                rec["model"],
+                layer_type,
+                str(int(rec["n_layers"])),
+                str(int(rec["n_examples"])) if pd.notna(rec["n_examples"]) else MISSING_CELL,
+                fmt_g(rec["gap_mean_abs"]),
+                fmt_g(rec["gap_max_abs"]),
+                fmt_g(rec["delta_mean_abs"]),
+            ]
+        )
+    header = ["model", "layer type", "layers", "examples", "mean |gap|", "max |gap|"]
+    header += ["mean |F(1) − F(0)|"]
+    return "\n".join(
+        [
+            "## Integrated-gradients completeness",
+            "",
+            "gap = sum of a module's IG attributions − (F(1) − F(0)) per example; mean |gap| and "
+            "mean |F(1) − F(0)| are averaged over layers, max |gap| is the largest over layers "
+            "and examples. A small gap relative to |F(1) − F(0)| means enough integration steps.",
+            "",
+            md_table(header, rows, align=["l", "l", "r", "r", "r", "r", "r"]),
+        ]
+    )

@@ -1,0 +1,331 @@
+"""The evaluation rows of one model as tables: schema check and order, the random band over
+seeds, bootstrap intervals, empirical p-values and the area under accuracy vs retention.
+
+One masked evaluation is one row (model, method, target, mode, scope, direction, retention ->
+test accuracy, with the per-sequence `correct` vector; `vocab.EVAL_KEY_COLUMNS`). A summary job
+has exactly one model. The statistics themselves are `kneurons.statistics`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from kneurons import statistics as st
+from kneurons.vocab import DIRECTIONS, MODES, NONE, RANDOM, SCOPES, TARGET_ORDER, UNMASKED, order_of
+
+REQUIRED_COLUMNS = (
+    "model",
+    "method",
+    "method_family",
+    "seed",
+    "target",
+    "retention",
+    "n_kept",
+    "n_total",
+    "n",
+    "accuracy",
+    "macro_f1",
+    "per_class_accuracy",
+)
+VARIANT_COLUMNS = ("mode", "scope", "direction")
+# Rows written before the masking options existed were zero / layer_type / keep evaluations.
+OPTION_DEFAULTS = {"mode": "zero", "scope": "layer_type", "direction": "keep"}
+CELL_COLUMNS = ("model", "target", *VARIANT_COLUMNS, "retention")
+BAND_COLUMNS = (*CELL_COLUMNS, "mean", "std", "n_seeds", "band_low", "band_high", "min", "max")
+AUC_COLUMNS = (
+    "model",
+    "target",
+    *VARIANT_COLUMNS,
+    "method",
+    "n_retentions",
+    "auc",
+    "auc_ci_low",
+    "auc_ci_high",
+    "random_auc_mean",
+    "random_auc_std",
+    "random_auc_band_low",
+    "random_auc_band_high",
+    "n_seeds",
+    "p_value",
+    "p_value_raw",
+)
+
+
+def one_model(table: pd.DataFrame, what: str = "a summary") -> str:
+    """The model of `table`'s rows; ValueError unless there is exactly one."""
+    models = list(pd.unique(table["model"]))
+    if len(models) != 1:
+        raise ValueError(f"{what} needs one model's rows, got {models}")
+    return models[0]
+
+
+def collect(rows: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate one model's per-evaluation rows into one table, validated and in order.
+
+    Missing option columns get their defaults (mode zero, scope layer_type, direction keep;
+    `none` for the unmasked row), `n_selected` defaults to `n_kept`. Sorted with the unmasked
+    row first, then by mode, scope, direction, target, method family, method and retention
+    (descending). Raises ValueError if there are no rows, a required column is missing or the
+    rows are of more than one model.
+    """
+    frames = [frame for frame in rows if frame is not None]
+    if not frames:
+        raise ValueError("no evaluation rows to collect")
+    table = pd.concat(frames, ignore_index=True)
+    missing = [col for col in REQUIRED_COLUMNS if col not in table.columns]
+    if missing:
+        hint = " (column `layer_type` is now `target`)" if "layer_type" in table.columns else ""
+        raise ValueError(f"evaluation rows lack required column(s): {', '.join(missing)}{hint}")
+    one_model(table, "collect")
+    unmasked = table["method_family"] == UNMASKED
+    for col, default in OPTION_DEFAULTS.items():
+        if col not in table.columns:
+            table[col] = default
+        table[col] = table[col].where(~unmasked, NONE).fillna(default)
+    if "group_ranking" not in table.columns:
+        table["group_ranking"] = pd.Series(pd.NA, index=table.index, dtype="string")
+    if "n_selected" not in table.columns:
+        table["n_selected"] = table["n_kept"]
+    table["seed"] = table["seed"].astype("Int64")
+    table["_order"] = (~unmasked).astype(int)
+    table = table.sort_values(
+        ["_order", *VARIANT_COLUMNS, "target", "method_family", "method", "retention"],
+        ascending=[True, True, True, True, True, True, True, False],
+        kind="stable",
+    )
+    return table.drop(columns="_order").reset_index(drop=True)
+
+
+def masked_rows(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["method_family"] != UNMASKED]
+
+
+def unmasked_rows(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["method_family"] == UNMASKED]
+
+
+def variants(table: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """The (mode, scope, direction) combinations present, in the vocabulary's order."""
+    masked = masked_rows(table)
+    found = set(zip(*(masked[c] for c in VARIANT_COLUMNS), strict=True))
+    orders = (MODES, SCOPES, DIRECTIONS)
+
+    def key(variant):
+        return tuple(
+            (ref.index(x) if x in ref else len(ref), x)
+            for x, ref in zip(variant, orders, strict=True)
+        )
+
+    return sorted(found, key=key)
+
+
+def of_variant(frame: pd.DataFrame, variant: Sequence[str]) -> pd.DataFrame:
+    """The rows of `frame` (evaluations, random band, AUC) of one (mode, scope, direction)."""
+    keep = np.ones(len(frame), dtype=bool)
+    for col, value in zip(VARIANT_COLUMNS, variant, strict=True):
+        keep &= (frame[col] == value).to_numpy()
+    return frame[keep]
+
+
+def variant_rows(table: pd.DataFrame, variant: Sequence[str]) -> pd.DataFrame:
+    """The masked evaluation rows of one (mode, scope, direction)."""
+    return of_variant(masked_rows(table), variant)
+
+
+def method_order(methods: Iterable[str]) -> list[str]:
+    """Selection methods in alphabetical order, with the random baseline last."""
+    methods = set(methods)
+    return sorted(m for m in methods if m != RANDOM) + ([RANDOM] if RANDOM in methods else [])
+
+
+def target_order(targets: Iterable[str]) -> list[str]:
+    """Layer types first (query, key, value, ...), then the groups (qkv, all), then others."""
+    return order_of(set(targets) - {NONE}, TARGET_ORDER)
+
+
+def per_class(row) -> dict:
+    """An evaluation row's per-class accuracy (class name -> recall; {} when unreadable)."""
+    raw = row["per_class_accuracy"]
+    try:
+        out = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    except (TypeError, ValueError):
+        return {}
+    return {k: (np.nan if v is None else float(v)) for k, v in out.items()}
+
+
+def random_band(table: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Spread of the random baseline over seeds, per (target, variant, retention).
+
+    Columns: model, target, mode, scope, direction, retention, mean, std (ddof=1; 0 when
+    only one seed), n_seeds, band_low, band_high (central `level` quantiles over seeds), min,
+    max of accuracy. Sorted by target, variant and retention (descending).
+    """
+    rand = table[table["method_family"] == RANDOM]
+    if rand.empty:
+        return pd.DataFrame({col: pd.Series(dtype=_band_dtype(col)) for col in BAND_COLUMNS})
+    records = []
+    for key, rows in rand.groupby(list(CELL_COLUMNS), sort=False):
+        b = st.band(rows["accuracy"], level)
+        records.append(
+            {
+                **dict(zip(CELL_COLUMNS, key, strict=True)),
+                "mean": b["mean"],
+                "std": b["std"],
+                "n_seeds": b["n"],
+                "band_low": b["band_low"],
+                "band_high": b["band_high"],
+                "min": b["min"],
+                "max": b["max"],
+            }
+        )
+    band = pd.DataFrame(records)
+    band["n_seeds"] = band["n_seeds"].astype("int64")
+    band = band.sort_values(
+        ["target", *VARIANT_COLUMNS, "retention"],
+        ascending=[True, True, True, True, False],
+        kind="stable",
+    )
+    return band.loc[:, list(BAND_COLUMNS)].reset_index(drop=True)
+
+
+def _band_dtype(col: str) -> str:
+    if col in ("model", "target", *VARIANT_COLUMNS):
+        return "object"
+    return "int64" if col == "n_seeds" else "float64"
+
+
+@dataclass
+class Statistics:
+    table: pd.DataFrame  # evaluation rows + accuracy CI, random mean/std, p-values
+    random: pd.DataFrame  # random_band
+    auc: pd.DataFrame  # one row per (target, variant, method or "random")
+
+    @property
+    def model(self) -> str:
+        return one_model(self.table)
+
+
+def _correct_matrix(rows: pd.DataFrame) -> np.ndarray | None:
+    if "correct" not in rows.columns:
+        return None
+    vectors = list(rows["correct"])
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in vectors):
+        return None
+    lengths = {len(v) for v in vectors}
+    if len(lengths) != 1:
+        raise ValueError(f"evaluations of one model differ in test-set size: {sorted(lengths)}")
+    return np.asarray([np.asarray(v, dtype=bool) for v in vectors])
+
+
+def add_statistics(
+    table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> Statistics:
+    """Bootstrap CIs for every accuracy, the random band, p-values and AUC per method.
+
+    CIs need the `correct` column (per-sequence correctness, test order); without it they
+    are NaN. All rows share the same `n_boot` resamples (seeded), so the AUC interval is the
+    AUC of the resampled accuracies.
+    """
+    one_model(table, "add_statistics")
+    out = table.copy()
+    out["accuracy_ci_low"] = np.nan
+    out["accuracy_ci_high"] = np.nan
+    boot = pd.Series([None] * len(out), index=out.index, dtype=object)
+    correct = _correct_matrix(out)
+    if correct is not None:
+        counts = st.bootstrap_counts(correct.shape[1], n_boot, seed)
+        samples = st.bootstrap_accuracy(correct, counts)
+        out["accuracy_ci_low"], out["accuracy_ci_high"] = st.percentile_interval(samples, level)
+        for i, idx in enumerate(out.index):
+            boot[idx] = samples[i]
+
+    band = random_band(out, level)
+    out["random_mean"] = np.nan
+    out["random_std"] = np.nan
+    out["p_value"] = np.nan
+    out["p_value_raw"] = np.nan
+    rand = out[out["method_family"] == RANDOM]
+    null = {key: rows["accuracy"].to_numpy() for key, rows in rand.groupby(list(CELL_COLUMNS))}
+    band_by_cell = band.set_index(list(CELL_COLUMNS)) if not band.empty else None
+    for idx, row in masked_rows(out).iterrows():
+        key = tuple(row[c] for c in CELL_COLUMNS)
+        if key not in null:
+            continue
+        out.at[idx, "random_mean"] = band_by_cell.loc[key, "mean"]
+        out.at[idx, "random_std"] = band_by_cell.loc[key, "std"]
+        if row["method_family"] != RANDOM:
+            out.at[idx, "p_value"], out.at[idx, "p_value_raw"] = st.empirical_p_value(
+                row["accuracy"], null[key]
+            )
+    return Statistics(table=out, random=band, auc=auc_table(out, boot, level))
+
+
+def auc_table(table: pd.DataFrame, boot: pd.Series, level: float = 0.95) -> pd.DataFrame:
+    """Area under accuracy vs retention per (target, variant, method), with its bootstrap CI
+    (`boot`: each row's resampled accuracies, or None) and the random seeds' AUCs as the null;
+    the seeds themselves collapse to one `random` row (their mean). Columns `AUC_COLUMNS`."""
+    records = []
+    group_cols = ["model", "target", *VARIANT_COLUMNS]
+    for key, rows in masked_rows(table).groupby(group_cols, sort=False):
+        per_method = {}
+        for method, m_rows in rows.groupby("method", sort=False):
+            m_rows = m_rows.sort_values("retention")
+            r = m_rows["retention"].to_numpy(dtype=float)
+            auc = st.retention_auc(r, m_rows["accuracy"])
+            samples = [boot[i] for i in m_rows.index]
+            ci = (np.nan, np.nan)
+            if all(s is not None for s in samples):
+                auc_boot = st.auc_weights(r) @ np.vstack(samples)
+                ci = st.percentile_interval(auc_boot, level)
+            per_method[method] = (auc, len(r), ci, m_rows["method_family"].iloc[0])
+        random_aucs = [v[0] for v in per_method.values() if v[3] == RANDOM]
+        b = st.band(random_aucs, level)
+        base = dict(zip(group_cols, key, strict=True))
+        rand_cols = {
+            "random_auc_mean": b["mean"],
+            "random_auc_std": b["std"],
+            "random_auc_band_low": b["band_low"],
+            "random_auc_band_high": b["band_high"],
+            "n_seeds": b["n"],
+        }
+        for method, (auc, n_r, ci, family) in per_method.items():
+            if family == RANDOM:
+                continue
+            p, p_raw = st.empirical_p_value(auc, random_aucs)
+            records.append(
+                {
+                    **base,
+                    "method": method,
+                    "n_retentions": n_r,
+                    "auc": auc,
+                    "auc_ci_low": float(ci[0]),
+                    "auc_ci_high": float(ci[1]),
+                    **rand_cols,
+                    "p_value": p,
+                    "p_value_raw": p_raw,
+                }
+            )
+        if random_aucs:
+            n_r = max(v[1] for v in per_method.values() if v[3] == RANDOM)
+            records.append(
+                {
+                    **base,
+                    "method": RANDOM,
+                    "n_retentions": n_r,
+                    "auc": b["mean"],
+                    "auc_ci_low": np.nan,
+                    "auc_ci_high": np.nan,
+                    **rand_cols,
+                    "p_value": np.nan,
+                    "p_value_raw": np.nan,
+                }
+            )
+    frame = pd.DataFrame(records, columns=list(AUC_COLUMNS))
+    frame["n_seeds"] = frame["n_seeds"].astype("int64")
+    return frame

@@ -1,0 +1,123 @@
+"""The markdown pages of one model: summary.md (`markdown_summary`, assembled from
+`kneurons.summary.sections`), the dataset card and the fine-tuning metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from kneurons.summary import sections
+from kneurons.summary.format import cell, fmt, fmt_ci, md_table
+from kneurons.summary.tables import Statistics, add_statistics, masked_rows, unmasked_rows, variants
+
+TITLE = "# Knowledge neurons: accuracy under neuron masking"
+
+
+def dataset_markdown(card: dict) -> str:
+    """Class counts per split, plus the rows dropped by reason, from the dataset card."""
+    totals = card.get("totals") or {}
+    counts = card.get("counts") or {}
+    classes = list(card.get("classes") or [])
+    parts = ["## Dataset", ""]
+    if classes and counts:
+        header = ["split", *classes, "total"]
+        rows = []
+        for split, total in totals.items():
+            per_class = counts.get(split, {})
+            rows.append([split, *(str(per_class.get(c, 0)) for c in classes), str(total)])
+        parts.append(md_table(header, rows))
+    else:
+        rows = [[split, str(total)] for split, total in totals.items()]
+        parts.append(md_table(["split", "sequences"], rows))
+    dropped = card.get("dropped") or {}
+    if isinstance(dropped, dict) and dropped:
+        rows = [[str(k), str(v)] for k, v in dropped.items()]
+        parts += ["", "Rows dropped:", "", md_table(["reason", "rows"], rows)]
+    return "\n".join(parts)
+
+
+def finetuning_markdown(metrics: dict, history: pd.DataFrame | None = None) -> str:
+    """Accuracy and macro-F1 per split, per-class test metrics and the training log."""
+    rows = []
+    for split in ("train", "val", "test"):
+        if split in metrics and isinstance(metrics[split], dict):
+            m = metrics[split]
+            rows.append([split, fmt(m.get("accuracy", np.nan)), fmt(m.get("macro_f1", np.nan))])
+    parts = ["## Fine-tuned classifier", "", md_table(["split", "accuracy", "macro-F1"], rows)]
+    per_class = (metrics.get("test") or {}).get("per_class") if isinstance(metrics, dict) else None
+    if per_class:
+        rows = [
+            [c, str(v.get("n", "")), fmt(v.get("accuracy")), fmt(v.get("f1"))]
+            for c, v in per_class.items()
+        ]
+        parts += ["", "Test set per class:", "", md_table(["class", "n", "recall", "F1"], rows)]
+    if history is not None and not history.empty:
+        cols = list(history.columns)
+        rows = [[cell(v) for v in rec] for rec in history.itertuples(index=False)]
+        parts += ["", "Training log:", "", md_table(cols, rows)]
+    return "\n".join(parts)
+
+
+def _unmasked_section(stats: Statistics) -> str:
+    unmasked = unmasked_rows(stats.table)
+    if unmasked.empty:
+        return ""
+    rec = unmasked.iloc[0]
+    row = [
+        rec["model"],
+        fmt_ci(rec["accuracy"], rec["accuracy_ci_low"], rec["accuracy_ci_high"]),
+        fmt(rec["macro_f1"]),
+        str(int(rec["n"])),
+    ]
+    header = ["model", "accuracy [CI]", "macro-F1", "test examples"]
+    return "\n".join(["## Unmasked model (test set)", "", md_table(header, [row])])
+
+
+def _check_model(frame: pd.DataFrame | None, model: str, what: str) -> None:
+    if frame is None or "model" not in frame.columns:
+        return
+    others = set(frame["model"]) - {model}
+    if others:
+        raise ValueError(f"{what} holds rows of model(s) {sorted(others)}, not {model!r}")
+
+
+def markdown_summary(
+    table: pd.DataFrame | Statistics,
+    completeness: pd.DataFrame | None = None,
+    card: dict | None = None,
+    metrics: dict | None = None,
+    by_type: pd.DataFrame | None = None,
+    overlap: pd.DataFrame | None = None,
+    level: float = 0.95,
+    recovery: pd.DataFrame | None = None,
+) -> str:
+    """summary.md of one model: unmasked accuracy, fine-tuning, data, the published comparison,
+    per variant the accuracy tables with CIs, p-values and AUC, per-class accuracy, ground truth
+    (site recovery), enrichment, class overlap and IG completeness (each section only when its
+    data is given). The optional tables must be of the evaluations' model."""
+    stats = table if isinstance(table, Statistics) else add_statistics(table, level=level)
+    model = stats.model
+    _check_model(completeness, model, "completeness")
+    _check_model(by_type, model, "by_type")
+    _check_model(overlap, model, "overlap")
+    _check_model(recovery, model, "recovery")
+
+    parts = [TITLE, ""]
+    blocks = [_unmasked_section(stats)]
+    if metrics:
+        blocks.append(finetuning_markdown(metrics))
+    if card:
+        blocks.append(dataset_markdown(card))
+    if not masked_rows(stats.table).empty:
+        blocks.append(sections.published_section(stats))
+        blocks += [sections.variant_section(stats, v, level) for v in variants(stats.table)]
+        blocks += [
+            sections.ground_truth_section(stats, recovery),
+            sections.enrichment_section(by_type),
+            sections.overlap_section(overlap),
+        ]
+    blocks.append(sections.completeness_section(completeness))
+    for block in blocks:
+        if block:
+            parts += [block, ""]
+    return "\n".join(parts).rstrip() + "\n"

@@ -1,0 +1,140 @@
+"""The project's vocabulary: one name per concept, shared by the config, the Snakemake wildcards,
+the output paths, the parquet columns and the code. Imports nothing heavy (no torch, no pandas),
+so the Snakemake process, the rules and every job read the same definitions.
+
+The names (docs/design.md, "Vocabulary"):
+- layer type: a kind of module whose output units are the neurons (`LAYER_TYPES`);
+- group: several layer types ranked together (`GROUPS`): `qkv`, and `all` (every scored type);
+- target: what one evaluation masks, a layer type or a group (wildcard and column `target`);
+- scope: where the top r% is taken (`SCOPES`): all layers of one type, each layer alone, or a
+  group's pool;
+- retention: percent of a pool's units selected (wildcard `retention`, column `retention`);
+- method: a scoring method, or one seed of the random baseline (`random-3`; `parse_method`);
+- mode: how an ablated unit is silenced; direction: whether the selected units are kept or
+  removed; group ranking: how a group's layer types are put on one scale;
+- quadrature: the integration rule of integrated gradients (`QUADRATURES`), with `steps` nodes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+# layer type -> submodule of fair-esm's `model.layers[l]` whose output units are the neurons.
+LAYER_TYPES: dict[str, str] = {
+    "query": "self_attn.q_proj",
+    "key": "self_attn.k_proj",
+    "value": "self_attn.v_proj",
+    "attn_out": "self_attn.out_proj",
+    "ffn_in": "fc1",
+    "ffn_out": "fc2",
+}
+# group -> its layer types; None: every layer type scored in the run.
+GROUPS: dict[str, tuple[str, ...] | None] = {"qkv": ("query", "key", "value"), "all": None}
+SCOPES = ("layer_type", "layer", "qkv", "all")
+GROUP_RANKINGS = ("zscore", "percentile", "raw")
+MODES = ("zero", "mean")
+DIRECTIONS = ("keep", "remove")
+QUADRATURES = (
+    "riemann_left",
+    "riemann_right",
+    "riemann_middle",
+    "riemann_trapezoid",
+    "gausslegendre",
+)
+SCORING_METHODS = ("activation", "grad_x_activation", "integrated_gradients")
+RANDOM = "random"  # method family of the seeded random baseline: random-0, random-1, ...
+UNMASKED = "unmasked"  # method (and family) of the reference evaluation without a mask
+NONE = "none"  # target, scope, mode and direction of the unmasked row
+ALL_CLASSES = -1  # `label` of the all-class rows of score and selection files
+
+# Output paths, relative to the working directory; `{...}` are the Snakemake wildcards.
+SCORE_FILE = "results/scores/{model}/{method}/{layer_type}/layer{layer}.parquet"
+SELECTION_FILE = "results/selection/{model}/{scope}/{method}/{target}.parquet"
+MEANS_FILE = "results/activations/{model}/{layer_type}.parquet"
+UNMASKED_FILE = "results/eval/{model}/unmasked.parquet"
+EVAL_FILE = "results/eval/{model}/{mode}/{scope}/{method}/{target}/{direction}{retention}.parquet"
+RESIDUE_FILE = "results/residues/{model}/{method}/{layer_type}/keep{retention}.parquet"
+
+# One masked (or unmasked) evaluation: the row of EVAL_FILE / UNMASKED_FILE.
+EVAL_KEY_COLUMNS = (
+    "model",
+    "method",
+    "method_family",
+    "seed",
+    "target",
+    "scope",
+    "mode",
+    "direction",
+    "group_ranking",
+    "retention",
+)
+EVAL_COUNT_COLUMNS = ("n_selected", "n_kept", "n_total")
+# ... followed by the metrics of `kneurons.evaluate.evaluation_record`.
+
+_RANDOM_METHOD = re.compile(rf"{RANDOM}-(\d+)")
+
+
+def random_method(seed: int) -> str:
+    """The method name of one random seed: 3 -> "random-3"."""
+    return f"{RANDOM}-{int(seed)}"
+
+
+def parse_method(method: str) -> tuple[str, int | None]:
+    """ "random-3" -> ("random", 3); "integrated_gradients" -> ("integrated_gradients", None)."""
+    match = _RANDOM_METHOD.fullmatch(method)
+    if match:
+        return RANDOM, int(match.group(1))
+    return method, None
+
+
+def is_random(method: str) -> bool:
+    return parse_method(method)[0] == RANDOM
+
+
+def expand_methods(methods: Iterable[str], n_seeds: int) -> list[str]:
+    """Config methods -> method instances: `random` becomes random-0 .. random-{n-1}."""
+    out = []
+    for method in methods:
+        if method == RANDOM:
+            out.extend(random_method(seed) for seed in range(n_seeds))
+        else:
+            out.append(method)
+    return out
+
+
+def format_retention(value: float | str) -> str:
+    """50 -> "50", 0.5 -> "0.5": the {retention} wildcard as written in paths."""
+    return f"{float(value):g}"
+
+
+def is_group(name: str) -> bool:
+    return name in GROUPS
+
+
+def target_layer_types(target: str, scored: Sequence[str]) -> list[str]:
+    """The layer types a target covers: a layer type itself, or a group's members."""
+    if target not in GROUPS:
+        return [target]
+    members = GROUPS[target]
+    return list(scored) if members is None else list(members)
+
+
+def scope_targets(scope: str, scored: Sequence[str]) -> list[str]:
+    """The targets of a scope: the group itself for a group scope, else every scored type."""
+    return [scope] if scope in GROUPS else list(scored)
+
+
+def check_target(scope: str, target: str) -> None:
+    """A group target belongs to its own scope only; a layer type to the non-group scopes."""
+    if (scope in GROUPS or target in GROUPS) and scope != target:
+        raise ValueError(f"target {target!r} does not belong to scope {scope!r}")
+
+
+def order_of(values: Iterable[str], reference: Sequence[str]) -> list[str]:
+    """`values` in the order of `reference`, unknown ones after, alphabetically."""
+    rank = {v: i for i, v in enumerate(reference)}
+    return sorted(set(values), key=lambda v: (rank.get(v, len(rank)), v))
+
+
+TARGET_ORDER = (*LAYER_TYPES, *GROUPS)

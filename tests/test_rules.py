@@ -1,0 +1,203 @@
+"""Every rule declares, as inputs, the library modules its job's code imports (rules/common.smk,
+`library`), so that editing a module reruns exactly the jobs that use it; and the Snakemake
+process itself imports no torch."""
+
+from __future__ import annotations
+
+import ast
+import functools
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from workflow_helpers import REPO, run_snakemake, snakemake_command, write_config
+
+from kneurons.deps import library_files, library_modules
+
+SRC = REPO / "src"
+LIBRARY = SRC / "kneurons"
+
+
+def rule_code() -> dict[str, tuple[str, str]]:
+    """Rule -> ("script", path) or ("run", module) for every rule with Python job code."""
+    code = {}
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for block in re.split(r"^rule ", smk.read_text(), flags=re.M)[1:]:
+            name = block.split(":", 1)[0].strip()
+            script = re.search(r'script:\s*\n\s*"\.\./(workflow/scripts/\w+\.py)"', block)
+            run = re.search(r"run:\s*\n\s*from (kneurons\.\w+) import", block)
+            if script:
+                code[name] = ("script", script.group(1))
+            elif run:
+                code[name] = ("run", run.group(1))
+    return code
+
+
+@functools.cache
+def imported_at_runtime(kind: str, ref: str) -> frozenset[str]:
+    """Library files in sys.modules after really running the code's imports (a fresh process):
+    the ground truth, independent of kneurons.deps."""
+    if kind == "script":
+        tree = ast.parse((REPO / ref).read_text())
+        imports = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+        program = "\n".join(ast.unparse(n) for n in imports)
+    else:
+        program = f"import {ref}"
+    program += (
+        "\nimport json, sys"
+        "\nprint(json.dumps(sorted(getattr(m, '__file__', '') or '' for n, m in"
+        " list(sys.modules.items()) if n == 'kneurons' or n.startswith('kneurons.'))))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    out = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, env=env, check=True
+    )
+    files = json.loads(out.stdout.strip().splitlines()[-1])
+    return frozenset(str(Path(f).resolve()) for f in files if f)
+
+
+def dry_run_jobs(output: str) -> list[dict]:
+    """Jobs of a dry run's printout: rule, inputs and the files named as updated inputs."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output)[1:]:
+        job = {"rule": re.match(r"(?:local)?rule (\w+):", block).group(1)}
+        inputs = re.search(r"^\s+input: (.*)$", block, flags=re.M)
+        job["inputs"] = set(inputs.group(1).split(", ")) if inputs else set()
+        updated = re.search(r"Updated input files: ([^;\n]*)", block)
+        job["updated"] = set(updated.group(1).split(", ")) if updated else set()
+        jobs.append(job)
+    return jobs
+
+
+def lazily_imported(files) -> set[str]:
+    """Library modules imported inside a function of one of `files` (run only when called)."""
+    found = set()
+    for file in files:
+        for node in ast.walk(ast.parse(Path(file).read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.ImportFrom) and inner.module:
+                        found.add(inner.module)
+                    elif isinstance(inner, ast.Import):
+                        found.update(alias.name for alias in inner.names)
+    return {m for m in found if m.startswith("kneurons")}
+
+
+def library_inputs(paths: set[str]) -> set[str]:
+    return {
+        str(Path(p).resolve()) for p in paths if str(Path(p).resolve()).startswith(str(LIBRARY))
+    }
+
+
+def test_every_rule_with_code_is_found():
+    code = rule_code()
+    assert {"finetune", "score_neurons", "evaluate_masked", "summarize", "provenance"} <= set(code)
+    assert code["score_random"] == ("run", "kneurons.scores")
+    assert code["select_units"] == ("run", "kneurons.selection")
+
+
+def test_declared_library_inputs_cover_what_each_job_imports(tmp_path):
+    config = write_config(tmp_path, evaluation__modes=["zero", "mean"])
+    run = run_snakemake(tmp_path, config, "--dry-run")
+    assert run.returncode == 0, run.stderr[-3000:]
+    jobs = dry_run_jobs(run.stdout)
+    code = rule_code()
+    checked = set()
+    for job in jobs:
+        if job["rule"] not in code:
+            continue
+        actual = imported_at_runtime(*code[job["rule"]])
+        declared = library_inputs(job["inputs"])
+        missing = sorted(Path(f).name for f in actual - declared)
+        assert not missing, f"rule {job['rule']} does not declare {missing}"
+        checked.add(job["rule"])
+    assert {"finetune", "score_neurons", "score_random", "select_units", "evaluate_masked",
+            "mean_activations", "summarize", "provenance"} <= checked  # fmt: skip
+
+
+def test_snakemake_process_imports_no_torch(tmp_path):
+    """Building the DAG (a dry run, homology split: every input function and param evaluated)
+    and the jobs run in the Snakemake process (random scores, selections) import no torch."""
+    split = {"method": "homology", "train": 0.6, "val": 0.2, "test": 0.2}
+    config = write_config(tmp_path, data__split=split, evaluation__modes=["zero", "mean"])
+    command = snakemake_command(tmp_path, config, "--dry-run")
+    run = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "snakemake", *command[1:]],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in run.stderr.splitlines()}
+    assert "kneurons.spec" in imported and "snakemake" in imported  # the check sees imports
+    assert "torch" not in imported and "esm" not in imported
+    program = "import sys, kneurons.scores, kneurons.selection; print('torch' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+    )
+    assert out.stdout.strip() == "False"
+
+
+def test_dependencies_follow_imports_transitively(tmp_path):
+    src = tmp_path / "src"
+    pkg = src / "kneurons"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from kneurons import b\n")
+    (pkg / "b.py").write_text("def f():\n    from kneurons.sub.c import g\n")
+    (pkg / "sub" / "__init__.py").write_text("from . import c\n")
+    (pkg / "sub" / "c.py").write_text("import os\n")
+    (pkg / "unused.py").write_text("")
+    script = tmp_path / "job.py"
+    script.write_text("import pandas\nfrom kneurons.a import x\n")
+    names = library_modules(script, src)
+    assert names == ["kneurons", "kneurons.a", "kneurons.b", "kneurons.sub", "kneurons.sub.c"]
+    files = library_files(script, src)
+    assert str(pkg / "sub" / "__init__.py") in files and str(pkg / "unused.py") not in files
+
+
+@pytest.mark.integration
+def test_editing_a_module_reruns_exactly_the_jobs_that_use_it(tmp_path):
+    """After a finished run, every library file is made newer: each job must name as updated
+    inputs exactly the library files its code imports, and no job reruns for another reason
+    than those files or an upstream job."""
+    config = write_config(tmp_path)
+    run = run_snakemake(tmp_path, config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    files = sorted(LIBRARY.rglob("*.py"))
+    saved = {f: f.stat() for f in files}
+    try:
+        for f in files:
+            os.utime(f, ns=(saved[f].st_atime_ns, saved[f].st_mtime_ns + 10**12))  # +1000 s
+        plan = run_snakemake(tmp_path, config, "--dry-run")
+    finally:
+        for f, st in saved.items():
+            os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    code = rule_code()
+    jobs = dry_run_jobs(plan.stdout)
+    assert jobs
+    for job in jobs:
+        updated = library_inputs(job["updated"])
+        if job["rule"] not in code:
+            assert not updated, job["rule"]
+            continue
+        kind, ref = code[job["rule"]]
+        actual = imported_at_runtime(kind, ref)
+        assert actual <= updated, (job["rule"], sorted(actual - updated))
+        # more than the runtime imports only where code imports a module inside a function
+        sources = [REPO / ref] if kind == "script" else []
+        lazy = lazily_imported([*sources, *map(Path, updated)])
+        extra = {Path(f).relative_to(SRC).with_suffix("").as_posix().replace("/", ".")
+                 for f in updated - actual}  # fmt: skip
+        assert extra <= lazy, (job["rule"], sorted(extra - lazy))
+    # and with the files as they were, nothing reruns
+    again = run_snakemake(tmp_path, config, "--dry-run")
+    assert "Nothing to be done" in again.stdout + again.stderr

@@ -1,0 +1,269 @@
+"""Tests for kneurons.summary.tables on a small synthetic evaluation table. The evaluation rows
+built here (`eval_row`, `eval_rows`, `with_correct`) serve the other test_summary_* modules."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kneurons.summary.tables import (
+    REQUIRED_COLUMNS,
+    add_statistics,
+    collect,
+    random_band,
+    variants,
+)
+
+MODEL = "esm2_t6_8M"
+CLASSES = ("1", "2", "3")
+N_TOTAL = 320
+N_KEPT = {50.0: 160, 10.0: 32}
+N_TEST = 1000
+
+# accuracy[target][method][retention]
+ACCURACY = {
+    "key": {
+        "activation": {50.0: 0.412, 10.0: 0.350},
+        "integrated_gradients": {50.0: 0.500, 10.0: 0.450},
+        "random-0": {50.0: 0.2, 10.0: 0.1},
+        "random-1": {50.0: 0.3, 10.0: 0.1},
+        "random-2": {50.0: 0.4, 10.0: 0.1},
+    },
+    "query": {
+        "activation": {50.0: 0.600, 10.0: 0.550},
+        "integrated_gradients": {50.0: 0.650, 10.0: 0.520},
+        "random-0": {50.0: 0.25, 10.0: 0.2},
+        "random-1": {50.0: 0.35, 10.0: 0.3},
+        "random-2": {50.0: 0.45, 10.0: 0.4},
+    },
+}
+UNMASKED_ACC = 0.913
+UNMASKED_F1 = 0.901
+
+
+def eval_row(model: str, method: str, target: str, retention: float, accuracy: float):
+    """One evaluation row as the evaluation jobs write it (without the masking options)."""
+    if method == "unmasked":
+        family, seed = "unmasked", None
+    elif method.startswith("random-"):
+        family, seed = "random", int(method.split("-")[1])
+    else:
+        family, seed = method, None
+    n_kept = N_TOTAL if method == "unmasked" else N_KEPT.get(retention, 0)
+    per_class = json.dumps({c: accuracy for c in CLASSES})
+    return pd.DataFrame(
+        {
+            "model": [model],
+            "method": [method],
+            "method_family": [family],
+            "seed": pd.array([seed], dtype="Int64"),
+            "target": [target],
+            "retention": [float(retention)],
+            "n_kept": [n_kept],
+            "n_total": [N_TOTAL],
+            "n": [N_TEST],
+            "accuracy": [accuracy],
+            "macro_f1": [UNMASKED_F1 if method == "unmasked" else accuracy * 0.9],
+            "per_class_accuracy": [per_class],
+        }
+    )
+
+
+def eval_rows(model: str = MODEL) -> list[pd.DataFrame]:
+    rows = [eval_row(model, "unmasked", "none", 100.0, UNMASKED_ACC)]
+    for target, by_method in ACCURACY.items():
+        for method, by_r in by_method.items():
+            for retention, acc in by_r.items():
+                rows.append(eval_row(model, method, target, retention, acc))
+    random.Random(0).shuffle(rows)
+    return rows
+
+
+def with_correct(rows: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """Add the per-sequence correctness vector that evaluation jobs write (acc x N_TEST hits)."""
+    out = []
+    for i, row in enumerate(rows):
+        correct = np.zeros(N_TEST, dtype=bool)
+        correct[: round(float(row["accuracy"].iloc[0]) * N_TEST)] = True
+        np.random.default_rng(i).shuffle(correct)
+        out.append(row.assign(correct=[correct.tolist()]))
+    return out
+
+
+def summary_stats():
+    return add_statistics(collect(with_correct(eval_rows())), n_boot=500, seed=0)
+
+
+@pytest.fixture
+def table() -> pd.DataFrame:
+    return collect(eval_rows())
+
+
+@pytest.fixture
+def stats():
+    return summary_stats()
+
+
+# --- collect --------------------------------------------------------------------------------
+
+
+def test_collect_orders_rows(table):
+    assert len(table) == 1 + 2 * 5 * 2
+    assert list(table.index) == list(range(len(table)))
+    keys = list(zip(table["target"], table["method"], table["retention"], strict=True))
+    assert keys[0] == ("none", "unmasked", 100.0)  # the unmasked reference first
+    assert keys[1:7] == [
+        ("key", "activation", 50.0),
+        ("key", "activation", 10.0),
+        ("key", "integrated_gradients", 50.0),
+        ("key", "integrated_gradients", 10.0),
+        ("key", "random-0", 50.0),
+        ("key", "random-0", 10.0),
+    ]
+    assert keys[11] == ("query", "activation", 50.0)
+    assert str(table["seed"].dtype) == "Int64"
+    # rows from before the masking options existed get the defaults
+    masked = table[table["method"] != "unmasked"]
+    assert set(zip(masked["mode"], masked["scope"], masked["direction"], strict=True)) == {
+        ("zero", "layer_type", "keep")
+    }
+    assert table.loc[0, ["mode", "scope", "direction"]].tolist() == ["none"] * 3
+    assert (table["n_selected"] == table["n_kept"]).all()
+
+
+def test_collect_names_missing_columns():
+    rows = [r.drop(columns=["accuracy", "n_kept"]) for r in eval_rows()]
+    with pytest.raises(ValueError, match="accuracy") as err:
+        collect(rows)
+    assert "n_kept" in str(err.value)
+    with pytest.raises(ValueError):
+        collect([])
+
+
+def test_collect_rejects_the_old_layer_type_column():
+    rows = [r.rename(columns={"target": "layer_type"}) for r in eval_rows()]
+    with pytest.raises(ValueError, match="target.*`layer_type` is now `target`"):
+        collect(rows)
+
+
+def test_collect_rejects_two_models():
+    with pytest.raises(ValueError, match="one model"):
+        collect(eval_rows() + eval_rows("esm2_t12_35M"))
+
+
+def test_required_columns_match_fixture():
+    assert list(eval_rows()[0].columns) == list(REQUIRED_COLUMNS)
+
+
+def test_variants_in_vocabulary_order(table):
+    def variant(mode, scope, direction):
+        return table[table["method"] != "unmasked"].assign(
+            mode=mode, scope=scope, direction=direction
+        )
+
+    mixed = pd.concat(
+        [
+            variant("mean", "layer", "keep"),
+            variant("zero", "qkv", "remove"),
+            variant("zero", "all", "keep"),
+        ]
+    )
+    assert variants(mixed) == [  # modes, scopes, directions in vocab's order
+        ("zero", "qkv", "remove"),
+        ("zero", "all", "keep"),
+        ("mean", "layer", "keep"),
+    ]
+
+
+# --- random_band ----------------------------------------------------------------------------
+
+
+def test_random_band_statistics(table):
+    band = random_band(table)
+    assert list(band.columns) == [
+        "model",
+        "target",
+        "mode",
+        "scope",
+        "direction",
+        "retention",
+        "mean",
+        "std",
+        "n_seeds",
+        "band_low",
+        "band_high",
+        "min",
+        "max",
+    ]
+    assert len(band) == 4
+    rec = band[(band["target"] == "key") & (band["retention"] == 50.0)].iloc[0]
+    assert rec["mean"] == pytest.approx(0.3)
+    assert rec["std"] == pytest.approx(0.1)
+    assert rec["n_seeds"] == 3
+    assert rec["min"] == pytest.approx(0.2)
+    assert rec["max"] == pytest.approx(0.4)
+    # central 95% of three seeds 0.2, 0.3, 0.4 (linear interpolation)
+    assert rec["band_low"] == pytest.approx(0.205) and rec["band_high"] == pytest.approx(0.395)
+    rec = band[(band["target"] == "key") & (band["retention"] == 10.0)].iloc[0]
+    assert rec["mean"] == pytest.approx(0.1)
+    assert rec["std"] == pytest.approx(0.0)
+    rec = band[(band["target"] == "query") & (band["retention"] == 10.0)].iloc[0]
+    assert rec["mean"] == pytest.approx(0.3)
+    assert rec["std"] == pytest.approx(0.1)
+    assert list(band["retention"]) == [50.0, 10.0, 50.0, 10.0]
+
+
+def test_random_band_single_seed_and_none(table):
+    one_seed = table[(table["method_family"] != "random") | (table["method"] == "random-1")]
+    band = random_band(one_seed)
+    assert (band["n_seeds"] == 1).all()
+    assert (band["std"] == 0.0).all()
+    assert not band["std"].isna().any()
+    empty = random_band(table[table["method_family"] != "random"])
+    assert empty.empty
+    assert "mean" in empty.columns and "target" in empty.columns
+
+
+# --- statistics -----------------------------------------------------------------------------
+
+
+def test_statistics_add_ci_and_p_values(stats):
+    t = stats.table
+    assert stats.model == MODEL
+    assert t["accuracy_ci_low"].notna().all() and t["accuracy_ci_high"].notna().all()
+    assert (t["accuracy_ci_low"] <= t["accuracy"]).all()
+    assert (t["accuracy"] <= t["accuracy_ci_high"]).all()
+    # a proportion near 0.4 from 1000 sequences: CI half-width about 1.96 * sqrt(.24 / 1000)
+    rec = t[(t["method"] == "activation") & (t["target"] == "key") & (t["retention"] == 50)]
+    rec = rec.iloc[0]
+    assert rec["accuracy_ci_high"] - rec["accuracy_ci_low"] == pytest.approx(0.061, abs=0.01)
+    # key 50%: activation 0.412 above all three seeds (0.2, 0.3, 0.4) -> p = 1 / 4
+    assert rec["p_value"] == pytest.approx(0.25) and rec["p_value_raw"] == 0.0
+    assert rec["random_mean"] == pytest.approx(0.3)
+    # query 50%: activation 0.6 vs seeds 0.25, 0.35, 0.45 -> p = 1 / 4; query 10%: 0.55 vs
+    # 0.2, 0.3, 0.4 -> 1 / 4; a method at or below the seeds gets a larger p
+    q = t[(t["target"] == "query") & (t["method"] == "integrated_gradients")]
+    assert q["p_value"].tolist() == [pytest.approx(0.25)] * 2
+    assert t.loc[t["method_family"] == "random", "p_value"].isna().all()
+    assert t.loc[t["method"] == "unmasked", "p_value"].isna().all()
+
+
+def test_statistics_auc(stats):
+    auc = stats.auc.set_index(["target", "method"])
+    # two levels 50 and 10: the AUC is their mean
+    assert auc.loc[("key", "activation"), "auc"] == pytest.approx((0.412 + 0.35) / 2)
+    assert auc.loc[("key", "random"), "auc"] == pytest.approx((0.3 + 0.1) / 2)
+    assert auc.loc[("key", "random"), "n_seeds"] == 3
+    rec = auc.loc[("key", "activation")]
+    assert rec["auc_ci_low"] < rec["auc"] < rec["auc_ci_high"]
+    assert rec["p_value"] == pytest.approx(0.25) and rec["p_value_raw"] == 0.0
+
+
+def test_statistics_without_correct_vectors_leave_ci_empty(table):
+    stats = add_statistics(table, n_boot=50)
+    assert stats.table["accuracy_ci_low"].isna().all()
+    assert stats.table["p_value"].notna().sum() == 2 * 2 * 2  # methods x targets x retention

@@ -1,0 +1,243 @@
+"""Tests for the markdown pages (kneurons.summary.text, .sections) and their HTML."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from test_summary_selection import unit_selections
+from test_summary_tables import (
+    CLASSES,
+    MODEL,
+    collect,
+    eval_row,
+    eval_rows,
+    summary_stats,
+)
+
+from kneurons.summary.html import markdown_to_html
+from kneurons.summary.sections import ground_truth_section, published_figures
+from kneurons.summary.selection import enrichment_tables
+from kneurons.summary.text import dataset_markdown, finetuning_markdown, markdown_summary
+
+
+@pytest.fixture
+def table() -> pd.DataFrame:
+    return collect(eval_rows())
+
+
+@pytest.fixture
+def stats():
+    return summary_stats()
+
+
+@pytest.fixture
+def completeness() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "model": [MODEL] * 4,
+            "layer_type": ["key", "key", "query", "query"],
+            "layer": [0, 1, 0, 1],
+            "n_examples": [16] * 4,
+            "gap_mean": [0.001, -0.002, 0.0005, 0.0],
+            "gap_mean_abs": [0.002, 0.004, 0.001, 0.003],
+            "gap_max_abs": [0.01, 0.03, 0.005, 0.02],
+            "delta_mean_abs": [0.2, 0.4, 0.1, 0.3],
+        }
+    )
+
+
+def test_markdown_summary_cells(table):
+    md = markdown_summary(table)
+    assert md.startswith("# ")
+    assert "0.913" in md and "0.901" in md
+    assert md.count("### key") == 1
+    assert md.count("### query") == 1
+    assert md.index("### query") < md.index("### key")  # canonical order: query, key, value, ...
+    assert "zero/layer_type/keep" in md
+    assert "| method | 50% | 10% |" in md
+    assert "| activation | 0.412 | 0.350 |" in md  # no per-sequence vectors: no CI
+    assert "| integrated_gradients | 0.500 | 0.450 |" in md
+    assert (
+        "| random (3 seeds) | 0.300 ± 0.100 [0.205, 0.395] | 0.100 ± 0.000 [0.100, 0.100] |" in md
+    )
+    assert "| p: activation | 0.250 | 0.250 |" in md
+    assert md.count("| neurons kept | 160 | 32 |") == 2
+    assert "3 seeds" in md
+    assert "| target | method | AUC | p |" in md
+    assert "| key | activation | 0.381 | 0.250 |" in md  # AUC = mean of the two levels
+    assert "| target | method | 1 | 2 | 3 |" in md  # per-class accuracy at the lowest level
+    assert "completeness" not in md.lower()
+    assert "published" not in md  # no qkv / zero / keep rows
+
+
+def test_markdown_summary_with_confidence_intervals(stats):
+    md = markdown_summary(stats)
+    row = next(line for line in md.splitlines() if line.startswith("| activation | 0.412 ["))
+    low, high = (float(x) for x in row.split("[")[1].split("]")[0].split(","))
+    assert low < 0.412 < high and high - low == pytest.approx(0.061, abs=0.01)
+    assert "bootstrap 95% CI" in md
+
+
+def test_published_figures_ship_with_the_package():
+    pub = published_figures()
+    assert pub["unmasked"] == 0.913
+    assert pub["retention"] == [50.0, 25.0, 10.0, 1.0]
+    assert list(pub["accuracy"]) == ["random", "activation", "integrated_gradients"]
+    assert pub["accuracy"]["random"] == [0.180, 0.088, 0.187, 0.187]
+    assert "2312.10770" in pub["citation"]
+
+
+def test_markdown_summary_places_published_figures():
+    rows = [eval_row(MODEL, "unmasked", "none", 100.0, 0.8)]
+    for method, accs in {
+        "activation": (0.5, 0.4, 0.3, 0.2),
+        "integrated_gradients": (0.6, 0.5, 0.4, 0.3),
+        "random-0": (0.2, 0.2, 0.2, 0.2),
+        "random-1": (0.3, 0.3, 0.3, 0.3),
+    }.items():
+        for r, acc in zip((50.0, 25.0, 10.0, 1.0), accs, strict=True):
+            rows.append(
+                eval_row(MODEL, method, "qkv", r, acc).assign(
+                    scope="qkv", mode="zero", direction="keep", group_ranking="raw"
+                )
+            )
+    md = markdown_summary(collect(rows))
+    assert "Beside the published figures (Nori et al. 2023)" in md
+    assert "| published: random | 0.913 | 0.180 | 0.088 | 0.187 | 0.187 |" in md
+    assert "| published: integrated_gradients | 0.913 | 0.355 | 0.312 | 0.289 | 0.297 |" in md
+    assert "| this run: activation | 0.800 | 0.500 | 0.400 | 0.300 | 0.200 |" in md
+    assert "| this run: random | 0.800 | 0.250 ± 0.071 |" in md
+    assert "cross-type ranking: raw" in md
+    html = markdown_to_html(md, "t")
+    assert "<table>" in html and "<h2>Beside the published figures" in html
+    assert "<strong>published</strong>" in html
+
+
+def test_markdown_summary_optional_sections(table, completeness):
+    card = {
+        "classes": list(CLASSES),
+        "totals": {"train": 700, "val": 100, "test": 200},
+        "counts": {
+            "train": {"1": 300, "2": 200, "3": 200},
+            "val": {"1": 40, "2": 30, "3": 30},
+            "test": {"1": 80, "2": 60, "3": 60},
+        },
+    }
+    metrics = {
+        "val": {"accuracy": 0.925, "macro_f1": 0.918},
+        "test": {"accuracy": 0.913, "macro_f1": 0.901},
+    }
+    md = markdown_summary(table, completeness=completeness, card=card, metrics=metrics)
+    assert "completeness" in md.lower()
+    # key: mean |gap| over layers 0.003, max 0.03, mean |F(1)-F(0)| 0.3
+    assert "| esm2_t6_8M | key | 2 | 16 | 0.003 | 0.03 | 0.3 |" in md
+    assert "| esm2_t6_8M | query | 2 | 16 | 0.002 | 0.02 | 0.2 |" in md
+    assert md.index("| esm2_t6_8M | query |") < md.index("| esm2_t6_8M | key |")
+    assert "| train | 300 | 200 | 200 | 700 |" in md
+    assert "| test | 80 | 60 | 60 | 200 |" in md
+    assert "| val | 0.925 | 0.918 |" in md
+    assert "| test | 0.913 | 0.901 |" in md
+    # totals alone still give a table
+    md = markdown_summary(table, card={"totals": {"train": 7, "test": 2}})
+    assert "| train | 7 |" in md
+
+
+def test_markdown_summary_no_random_single_retention(table):
+    sub = table[
+        (table["method_family"] == "unmasked")
+        | ((table["method_family"] != "random") & (table["retention"] == 50.0))
+    ]
+    md = markdown_summary(sub)
+    assert "| method | 50% |" in md
+    assert "| random" not in md
+    assert "seeds" not in md
+    assert "| neurons kept | 160 |" in md
+    assert "Area under" not in md  # one retention level: no AUC
+
+
+def test_markdown_reports_key_enrichment(stats):
+    _, by_type = enrichment_tables(unit_selections(), [5.0], rankings=["zscore"], model=MODEL)
+    md = markdown_summary(stats, by_type=by_type)
+    assert "Are key projections enriched?" in md
+    assert "| activation | zscore | 5% | 3.00 | " in md
+    assert "### Enrichment by layer type, pool `qkv`" in md
+    with pytest.raises(ValueError, match="by_type holds rows of model"):
+        markdown_summary(stats, by_type=by_type.assign(model="other"))
+
+
+def test_dataset_and_finetuning_pages():
+    card = {"totals": {"train": 7}, "dropped": {"too_short": 2}}
+    md = dataset_markdown(card)
+    assert "| train | 7 |" in md and "| too_short | 2 |" in md
+    history = pd.DataFrame({"epoch": [1, 2], "loss": [0.51234, 0.25]})
+    metrics = {"test": {"accuracy": 0.5, "macro_f1": 0.4, "per_class": {"1": {"n": 3}}}}
+    md = finetuning_markdown(metrics, history)
+    assert "| test | 0.500 | 0.400 |" in md
+    assert "| 1 | 3 | — | — |" in md
+    assert "| 1 | 0.512 |" in md and "| 2 | 0.25 |" in md
+
+
+def test_markdown_to_html_page():
+    md = "# A <title>\n\n_note_ with **bold**, `code` and a_b.\n\n| a | b |\n| :--- | ---: |\n"
+    md += "| x \\| y | <b>1</b> |\n"
+    page = markdown_to_html(md, "m & n")
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<title>m &amp; n</title>" in page and "border-collapse" in page
+    assert "<h1>A &lt;title&gt;</h1>" in page
+    assert "<em>note</em>" in page and "<strong>bold</strong>" in page
+    assert "<code>code</code>" in page and "a_b" in page
+    assert '<td style="text-align: left;">x | y</td>' in page
+    assert '<th style="text-align: right;">b</th>' in page
+    assert "&lt;b&gt;1&lt;/b&gt;" in page  # text, not markup: HTML in it is escaped
+    assert page.rstrip().endswith("</body></html>")
+
+
+# --- ground truth (site recovery) -------------------------------------------------------------
+
+# auroc_mean[method][site kind, map] at keep 10% of key
+RECOVERY = {
+    "activation": {("motif", "activation"): 0.93, ("motif", "ig"): 0.97, ("decoy", "ig"): 0.52},
+    "random-0": {("motif", "activation"): 0.55, ("motif", "ig"): 0.60, ("decoy", "ig"): 0.50},
+    "random-1": {("motif", "activation"): 0.45, ("motif", "ig"): 0.70, ("decoy", "ig"): 0.48},
+}
+
+
+def recovery_table(model: str = MODEL) -> pd.DataFrame:
+    rows = []
+    for method, cells in RECOVERY.items():
+        family, _, seed = method.partition("-")
+        for (kind, value), auroc in cells.items():
+            rows.append({"model": model, "method": method, "method_family": family,
+                         "seed": int(seed) if seed else None, "layer_type": "key",
+                         "retention": 10.0, "site_kind": kind, "map": value,
+                         "auroc_mean": auroc, "auroc_pooled": auroc, "n_sequences": 4,
+                         "n_site_residues": 20})  # fmt: skip
+    table = pd.DataFrame(rows)
+    table["seed"] = table["seed"].astype("Int64")
+    return table
+
+
+def test_ground_truth_section_puts_accuracy_beside_site_auroc(stats):
+    md = ground_truth_section(stats, recovery_table())
+    assert md.startswith(f"## {MODEL}: ground truth")
+    header = next(line for line in md.splitlines() if line.startswith("| layer type"))
+    assert header.split("|")[5:8] == [
+        " motif AUROC (activation map) ",
+        " motif AUROC (ig map) ",
+        " decoy AUROC (ig map) ",
+    ]
+    # activation keeps 0.350 of key at 10% (with its bootstrap CI); random seeds all hold 0.1
+    row = next(line for line in md.splitlines() if line.startswith("| key | 10% | activation |"))
+    assert "| 0.350 [" in row and row.endswith("| 0.930 | 0.970 | 0.520 |")
+    rand = next(line for line in md.splitlines() if line.startswith("| key | 10% | random"))
+    assert "random (2 seeds)" in rand and "| 0.100 [0.100, 0.100] |" in rand
+    # random AUROC: mean ± std [min, max] over the seeds
+    assert rand.endswith(
+        "| 0.500 ± 0.071 [0.450, 0.550] | 0.650 ± 0.071 [0.600, 0.700] "
+        "| 0.490 ± 0.014 [0.480, 0.500] |"
+    )
+    assert "ground truth" in markdown_summary(stats, recovery=recovery_table())
+    with pytest.raises(ValueError, match="recovery holds rows of model"):
+        markdown_summary(stats, recovery=recovery_table("other"))
+    assert ground_truth_section(stats, recovery_table().iloc[:0]) == ""
+    assert ground_truth_section(stats, None) == ""
