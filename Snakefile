@@ -21,7 +21,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 
 # `--configfile X` replaces the default config instead of being merged into it (a merge would
-# add X's models to the default's); `--config key=value` still adjusts whichever config is used.
+# add X's models to the default's); `--config` still adjusts whichever config is used
+# (nested keys as a block: --config 'data={input: enzymes.tsv}').
 if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"

@@ -230,14 +230,7 @@ class Restore(nn.Module):
 @contextmanager
 def gated(model: EsmClassifier, layer_type: str, layer: int):
     parent = model.encoder.layers[layer]
-    *path, attr = {
-        "query": "self_attn.q_proj",
-        "key": "self_attn.k_proj",
-        "value": "self_attn.v_proj",
-        "attn_out": "self_attn.out_proj",
-        "ffn_in": "fc1",
-        "ffn_out": "fc2",
-    }[layer_type].split(".")
+    *path, attr = LAYER_TYPES[layer_type].split(".")
     for part in path:
         parent = getattr(parent, part)
     gate = Gate(getattr(parent, attr))

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from workflow_helpers import schema_defaults
 
 from kneurons.data import (
     DROP_REASONS,
@@ -685,22 +686,6 @@ def test_windows_line_endings(tmp_path, table):
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_CONFIGS = sorted(p for p in (REPO / "config").glob("*.yaml") if p.name != "schema.yaml")
-
-
-def schema_defaults(**sections) -> dict:
-    """A minimal config with Snakemake's validation filling in config/schema.yaml's defaults."""
-    from snakemake.utils import validate
-
-    config = {
-        "data": {},
-        "models": {"m": {"source": "random", "name": "esm2_t6_8M_UR50D"}},
-        "finetune": {},
-        "scoring": {"layer_types": ["key"], "methods": ["activation"]},
-        "evaluation": {"retention": [50]},
-        **sections,
-    }
-    validate(config, str(REPO / "config/schema.yaml"))
-    return config
 
 
 def test_dataset_option_defaults_are_the_schemas():

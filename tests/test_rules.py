@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from workflow_helpers import REPO, run_snakemake, snakemake_command, write_config
 
-from kneurons.deps import library_files, library_modules
+from kneurons.deps import imported_modules, library_files, library_modules
 
 SRC = REPO / "src"
 LIBRARY = SRC / "kneurons"
@@ -201,3 +201,28 @@ def test_editing_a_module_reruns_exactly_the_jobs_that_use_it(tmp_path):
     # and with the files as they were, nothing reruns
     again = run_snakemake(tmp_path, config, "--dry-run")
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_library_has_no_import_cycle():
+    """No module imports (at any depth, lazily included) a module that imports it back."""
+    graph = {}
+    for file in LIBRARY.rglob("*.py"):
+        name = file.relative_to(SRC).with_suffix("").as_posix().replace("/", ".")
+        name = name.removesuffix(".__init__")
+        graph[name] = imported_modules(file, SRC) - {name}
+    # a package's __init__ is run by its submodules, not a cycle of their own making
+    graph = {m: {d for d in deps if not m.startswith(d + ".")} for m, deps in graph.items()}
+    assert len(graph) > 20
+    state: dict[str, int] = {}
+
+    def visit(module, path):
+        state[module] = 1
+        for dep in sorted(graph.get(module, ())):
+            assert state.get(dep) != 1, f"import cycle: {' -> '.join([*path, dep])}"
+            if dep not in state:
+                visit(dep, [*path, dep])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])

@@ -1,16 +1,15 @@
 from dataclasses import asdict
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from workflow_helpers import schema_defaults
 
 from kneurons.batching import length_batches
 from kneurons.model import Architecture, EsmClassifier, alphabet, build_random
 from kneurons.train import TrainOptions, finetune
 
 TIMING = ["seconds", "residues_per_second"]
-REPO = Path(__file__).resolve().parents[1]
 
 
 def fresh_model():
@@ -113,14 +112,5 @@ def test_length_batches_respect_token_budget():
 
 
 def test_option_defaults_are_the_schemas():
-    from snakemake.utils import validate
-
-    config = {
-        "data": {},
-        "models": {"m": {"source": "random", "name": "esm2_t6_8M_UR50D"}},
-        "finetune": {},
-        "scoring": {"layer_types": ["key"], "methods": ["activation"]},
-        "evaluation": {"retention": [50]},
-    }
-    validate(config, str(REPO / "config/schema.yaml"))
+    config = schema_defaults()
     assert config["finetune"] == asdict(TrainOptions())

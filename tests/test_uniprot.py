@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 import pytest
 import yaml
 from werkzeug import Request, Response
+from workflow_helpers import schema_defaults
 
 from kneurons.data import read_uniprot_tsv
 from kneurons.io import file_sha256
@@ -370,16 +371,7 @@ def test_request_from_config():
 
 
 def test_request_defaults_are_the_schemas():
-    from snakemake.utils import validate
-
-    config = {
-        "data": {},
-        "models": {"m": {"source": "random", "name": "esm2_t6_8M_UR50D"}},
-        "finetune": {},
-        "scoring": {"layer_types": ["key"], "methods": ["activation"]},
-        "evaluation": {"retention": [50]},
-    }
-    validate(config, str(REPO / "config/schema.yaml"))
+    config = schema_defaults()
     assert request_from_config(config["data"]["uniprot"]) == UniProtRequest()
 
 

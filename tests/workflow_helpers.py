@@ -40,3 +40,19 @@ def write_config(workdir: Path, config: dict | None = None, **changes) -> Path:
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def schema_defaults(**sections) -> dict:
+    """A minimal config with Snakemake's validation filling in config/schema.yaml's defaults."""
+    from snakemake.utils import validate
+
+    config = {
+        "data": {},
+        "models": {"m": {"source": "random", "name": "esm2_t6_8M_UR50D"}},
+        "finetune": {},
+        "scoring": {"layer_types": ["key"], "methods": ["activation"]},
+        "evaluation": {"retention": [50]},
+        **sections,
+    }
+    validate(config, str(REPO / "config/schema.yaml"))
+    return config

@@ -90,7 +90,7 @@ def mean_activations(
     tokens: Sequence[torch.Tensor],
     layer_types: Sequence[str],
     device: torch.device,
-    max_tokens: int = 8192,
+    max_tokens: int = 16384,
 ) -> dict[UnitKey, np.ndarray]:
     """Signed mean of every unit's output over all real residues of `tokens` (token-weighted).
 

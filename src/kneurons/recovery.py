@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from kneurons.figures import method_colors, pyplot, save_figure
 from kneurons.vocab import RANDOM, TARGET_ORDER, order_of, parse_method
 
 MAP_VALUES = ("activation", "ig")  # the value columns of a residue map
@@ -167,23 +168,18 @@ def plot_site_recovery(recovery: pd.DataFrame, path_png: str | os.PathLike) -> N
     """Bars: site AUROC of each method's residue maps, a panel per (site kind, map) and retention,
     a bar group per layer type; random seeds as mean with min-max whiskers; 0.5 dashed. Writes
     `path_png` and an SVG beside it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     if recovery is None or recovery.empty:
         fig, ax = plt.subplots(figsize=(6, 2))
         ax.axis("off")
         ax.text(0.5, 0.5, "no site annotations: nothing to recover", ha="center")
-        _save(plt, fig, path_png)
+        save_figure(fig, path_png)
         return
     kinds = order_of(recovery["site_kind"], SITE_KINDS)
     panels = [(k, m) for k in kinds for m in MAP_VALUES if m in set(recovery["map"])]
     retentions = sorted(recovery["retention"].unique(), reverse=True)
     methods = _method_order(recovery["method_family"].unique())
-    palette = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]  # 7 is grey
-    colors = {m: palette[i % len(palette)] for i, m in enumerate(m for m in methods if m != RANDOM)}
+    colors = method_colors([m for m in methods if m != RANDOM])
     nrows, ncols = len(panels), len(retentions)
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(1.2 + 3.8 * ncols, 0.8 + 2.6 * nrows), squeeze=False
@@ -220,20 +216,4 @@ def plot_site_recovery(recovery: pd.DataFrame, path_png: str | os.PathLike) -> N
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
     fig.suptitle("Do the kept neurons act on the known sites? (0.5 = chance)", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 0.96))
-    _save(plt, fig, path_png)
-
-
-def _save(plt, fig, path_png: str | os.PathLike) -> None:
-    """The figure as PNG at `path_png` and as SVG beside it, each written atomically."""
-    from pathlib import Path
-
-    from kneurons.io import atomic_path
-
-    path_png = Path(path_png)
-    try:
-        with atomic_path(path_png) as tmp:
-            fig.savefig(tmp, format="png", dpi=150)
-        with atomic_path(path_png.with_suffix(".svg")) as tmp:
-            fig.savefig(tmp, format="svg")
-    finally:
-        plt.close(fig)
+    save_figure(fig, path_png)

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from kneurons.batching import tokenize
+from kneurons.figures import pyplot, save_figure
 from kneurons.hooks import captured_outputs
 from kneurons.model import EsmClassifier
 from kneurons.recovery import MAP_VALUES
@@ -117,14 +118,9 @@ def plot_residue_maps(
     maps: pd.DataFrame, sites: pd.DataFrame, accessions: Sequence[str], path_png
 ) -> None:
     """Heat strips of both maps for a few sequences, planted or annotated sites outlined."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    from kneurons.io import atomic_path
-
+    plt = pyplot()
     accessions = list(accessions)
     fig, axes = plt.subplots(
         len(accessions) * 2, 1, figsize=(12, 0.9 * 2 * len(accessions) + 0.8), squeeze=False
@@ -151,6 +147,4 @@ def plot_residue_maps(
             else:
                 ax.set_xticks([])
     fig.tight_layout()
-    with atomic_path(path_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=130)
-    plt.close(fig)
+    save_figure(fig, path_png, svg=False, dpi=130)

@@ -518,15 +518,15 @@ def integrated_gradients_scores(
     *,
     steps: int = 20,
     quadrature: str = "gausslegendre",
-    max_tokens: int = 16384,
+    max_tokens: int = 8192,
     gap_tolerance: float | None = None,
-    max_steps: int | None = None,
+    max_steps: int | None = 256,
     autocast: bool = False,
 ) -> ScoreResult:
     """Exact IG of the true-class probability w.r.t. every module of `layer_types` x `layers`.
 
     `gap_tolerance`: an (example, module) whose |completeness gap| exceeds it is recomputed with
-    twice the steps, again and again up to `max_steps` (default 16 x steps); the steps each
+    twice the steps, again and again up to `max_steps` (None: 16 x steps); the steps each
     pair finally used are in `gaps["steps"]`. `autocast`: bf16 autocast (meant for CUDA).
     """
     info = {"steps": steps, "quadrature": quadrature, "gap_tolerance": gap_tolerance}
@@ -546,7 +546,7 @@ def grad_x_activation_scores(
     layers: Iterable[int] | None = None,
     device: torch.device | str = "cpu",
     *,
-    max_tokens: int = 16384,
+    max_tokens: int = 8192,
     autocast: bool = False,
 ) -> ScoreResult:
     """sum over tokens of a_i * dF/da_i at the unmodified network (one backward per module).

@@ -7,11 +7,11 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from kneurons.figures import method_colors, pyplot, save_figure
 from kneurons.summary.tables import (
     OPTION_DEFAULTS,
     Statistics,
@@ -28,41 +28,12 @@ from kneurons.summary.tables import (
 from kneurons.vocab import RANDOM
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path_png: str | os.PathLike) -> None:
-    from kneurons.io import atomic_path
-
-    plt = _pyplot()
-    path_png = Path(path_png)
-    try:
-        with atomic_path(path_png) as tmp:
-            fig.savefig(tmp, format="png", dpi=150)
-        with atomic_path(path_png.with_suffix(".svg")) as tmp:
-            fig.savefig(tmp, format="svg")
-    finally:
-        plt.close(fig)
-
-
 def chance_level(unmasked: pd.DataFrame) -> float | None:
     """1 / number of classes, from the unmasked row's per-class accuracy (None without it)."""
     if unmasked.empty:
         return None
     classes = per_class(unmasked.iloc[0])
     return 1.0 / len(classes) if classes else None
-
-
-def _method_colors(methods: Sequence[str]) -> dict[str, tuple]:
-    plt = _pyplot()
-    palette = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]  # 7 is grey
-    return {m: palette[i % len(palette)] for i, m in enumerate(methods)}
 
 
 def plot_accuracy_vs_retention(
@@ -75,7 +46,7 @@ def plot_accuracy_vs_retention(
     bootstrap CI, the random mean with ± std and central band, unmasked and chance lines."""
     from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter, NullLocator
 
-    plt = _pyplot()
+    plt = pyplot()
     stats = table if isinstance(table, Statistics) else add_statistics(table, level=level)
     table = stats.table
     model = one_model(table, "plot_accuracy_vs_retention")
@@ -94,7 +65,7 @@ def plot_accuracy_vs_retention(
     chance = chance_level(unmasked)
 
     methods = method_order(masked.loc[masked["method_family"] != RANDOM, "method"].unique())
-    colors = _method_colors(methods)
+    colors = method_colors(methods)
     retentions_all = sorted(masked["retention"].unique())
     ncols = min(3, len(targets))
     nrows = math.ceil(len(targets) / ncols)
@@ -175,7 +146,7 @@ def plot_accuracy_vs_retention(
     )
     legend_rows = math.ceil(len(handles) / 4)
     fig.tight_layout(rect=(0, 0.25 * legend_rows / (3.6 * nrows + 0.9), 1, 1))
-    _save(fig, path_png)
+    save_figure(fig, path_png)
 
 
 def plot_selection_heatmap(
@@ -190,7 +161,7 @@ def plot_selection_heatmap(
     number selected; colour is enrichment over a uniform choice (1 = white)."""
     from matplotlib.colors import TwoSlopeNorm
 
-    plt = _pyplot()
+    plt = pyplot()
     rows = by_layer[by_layer["method"] == method]
     if scope == "layer_type":
         rows = rows[rows["target"] == rows["layer_type"]]
@@ -238,18 +209,18 @@ def plot_selection_heatmap(
     fig.tight_layout(rect=(0, 0, 0.86, 0.95))
     cax = fig.add_axes((0.88, 0.15, 0.015, 0.7))
     fig.colorbar(image, cax=cax, label="enrichment over uniform")
-    _save(fig, path_png)
+    save_figure(fig, path_png)
 
 
 def plot_type_enrichment(by_type: pd.DataFrame, path_png: str | os.PathLike) -> None:
     """Bars: enrichment of each layer type in a group target's selection, per method, a panel
     per (target, ranking) and retention; random seeds as mean with their central band."""
-    plt = _pyplot()
+    plt = pyplot()
     if by_type.empty:
         fig, ax = plt.subplots(figsize=(6, 2))
         ax.axis("off")
         ax.text(0.5, 0.5, "only one layer type scored: no cross-type enrichment", ha="center")
-        _save(fig, path_png)
+        save_figure(fig, path_png)
         return
     model = one_model(by_type, "plot_type_enrichment")
     panels = (
@@ -261,7 +232,7 @@ def plot_type_enrichment(by_type: pd.DataFrame, path_png: str | os.PathLike) -> 
     methods = method_order(
         by_type["method"].where(by_type["method_family"] != RANDOM, RANDOM).unique()
     )
-    colors = _method_colors([m for m in methods if m != RANDOM])
+    colors = method_colors([m for m in methods if m != RANDOM])
     nrows, ncols = len(panels), len(retentions)
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(3.6 * ncols + 0.5, 3.0 * nrows + 1.0), squeeze=False
@@ -309,7 +280,7 @@ def plot_type_enrichment(by_type: pd.DataFrame, path_png: str | os.PathLike) -> 
     fig.suptitle(f"{model}: which layer types hold the selected neurons")
     fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=4, frameon=False)
     fig.tight_layout(rect=(0, 0.6 / (3.0 * nrows + 1.0), 1, 0.95))
-    _save(fig, path_png)
+    save_figure(fig, path_png)
 
 
 def plot_per_class_accuracy(
@@ -319,7 +290,7 @@ def plot_per_class_accuracy(
 ) -> None:
     """Per-class test accuracy (recall) of masked models: a heatmap per target, rows
     method @ retention (random: mean over seeds), columns EC classes, the unmasked model on top."""
-    plt = _pyplot()
+    plt = pyplot()
     model = one_model(table, "plot_per_class_accuracy")
     masked = variant_rows(table, variant)
     unmasked = unmasked_rows(table)
@@ -378,4 +349,4 @@ def plot_per_class_accuracy(
     fig.tight_layout(rect=(0, 0, 0.92, 0.95))
     cax = fig.add_axes((0.94, 0.15, 0.012, 0.7))
     fig.colorbar(image, cax=cax, label="recall")
-    _save(fig, path_png)
+    save_figure(fig, path_png)
