@@ -11,13 +11,10 @@ min_version("9.0")
 
 # The library lives in src/ of this checkout. Jobs (local, cluster, or in a conda environment)
 # import it from here (through PYTHONPATH), so a run always uses the code beside its Snakefile.
-SRC = os.path.join(workflow.basedir, "src")
-sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    dict.fromkeys(
-        [SRC, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    )
-)
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+from kneurons.deps import share_library_path
+
+share_library_path(os.path.join(workflow.basedir, "src"))
 
 
 # `--configfile X` replaces the default config instead of being merged into it (a merge would

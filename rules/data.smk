@@ -3,55 +3,7 @@
 # data.split.method: homology.
 
 
-def dataset_sources(wildcards):
-    """clean_dataset's inputs: data.input, else the planted-motif table, else fetch_uniprot's
-    download and its manifest; plus data.non_enzymes when set."""
-    data = config["data"]
-    if data.get("input"):
-        sources = {"table": data["input"]}
-    elif data.get("synthetic") is not None:
-        sources = {"table": "results/data/synthetic/uniprot.tsv"}
-    else:
-        sources = {
-            "table": "results/data/uniprot.tsv.gz",
-            "manifest": "results/data/uniprot_manifest.json",
-        }
-    if data.get("non_enzymes"):
-        sources["non_enzymes"] = data["non_enzymes"]
-    return sources
-
-
-def split_inputs(wildcards):
-    inputs = {"table": "results/data/cleaned.parquet"}
-    if config["data"]["split"]["method"] == "homology":
-        inputs["clusters"] = "results/data/homology/clusters.tsv"
-        inputs["hits"] = "results/data/homology/hits.tsv"
-        inputs["version"] = "results/data/homology/mmseqs_version.txt"
-    return inputs
-
-
-def split_options():
-    """The dataset options: the `data:` block without file paths and download settings."""
-    skip = {"input", "non_enzymes", "uniprot", "synthetic"}
-    return {key: value for key, value in config["data"].items() if key not in skip}
-
-
-def cleaning_options():
-    """The options cleaning depends on: a new split must not re-run cleaning and MMseqs2."""
-    return {key: value for key, value in split_options().items() if key != "split"}
-
-
-def mmseqs_thresholds():
-    from kneurons.homology import threshold_args
-
-    split = config["data"]["split"]
-    return " ".join(threshold_args(split["identity"], split["coverage"]))
-
-
-def mmseqs_hit_fields():
-    from kneurons.homology import HIT_FIELDS
-
-    return ",".join(HIT_FIELDS)
+include: "inputs/data.smk"
 
 
 rule fetch_uniprot:

@@ -1,19 +1,7 @@
 # Fine-tuning: one classifier per entry of `models:` (the {model} wildcard).
 
 
-def model_config(wildcards):
-    return config["models"][wildcards.model]
-
-
-def pretrained_weights(wildcards):
-    """A pretrained model's weights record (rule fetch_pretrained), checked first thing."""
-    if MODELS[wildcards.model].source != "pretrained":
-        return []
-    return f"results/models/{wildcards.model}/weights.json"
-
-
-def pretrained_name(wildcards):
-    return MODELS[wildcards.model].name
+include: "inputs/model.smk"
 
 
 # No inputs: it runs in the first wave of jobs, so that an offline machine stops at once.

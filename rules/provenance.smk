@@ -2,69 +2,7 @@
 # seeds and checksums.
 
 
-def provenance_stages():
-    stages = ["data"]
-    for model in MODELS:
-        stages += [
-            f"{kind}/{model}" for kind in ("models", "scores", "eval", "summary")
-        ]
-    return stages
-
-
-def _stage(wildcards):
-    kind, _, model = wildcards.stage.partition("/")
-    return kind, model
-
-
-def provenance_inputs(wildcards):
-    """`inputs`: what the directory was computed from; `outputs`: what it holds."""
-    kind, model = _stage(wildcards)
-    if kind == "data":
-        sources = list(dataset_sources(wildcards).values())
-        return {
-            "inputs": sources,
-            "outputs": [*SPLITS, "results/data/dataset_card.json"],
-        }
-    if kind == "models":
-        outputs = [model_file(model), f"results/models/{model}/metrics.json"]
-        return {"inputs": SPLITS, "outputs": outputs}
-    if kind == "scores":
-        return {
-            "inputs": [model_file(model), "results/data/train.parquet"],
-            "outputs": score_files(model, METHODS, LAYER_TYPES),
-        }
-    if kind == "eval":
-        return {
-            "inputs": [model_file(model), "results/data/test.parquet"],
-            "outputs": eval_files(model),
-        }
-    summary = [
-        t for t in summary_targets() if t.startswith(f"results/summary/{model}/")
-    ]
-    return {"inputs": eval_files(model), "outputs": summary}
-
-
-def provenance_config(wildcards):
-    """The config sections a directory depends on (changing others leaves it alone)."""
-    kind, model = _stage(wildcards)
-    sections = {
-        "data": ["data"],
-        "models": ["data", "finetune"],
-        "scores": ["data", "finetune", "scoring"],
-        "eval": ["data", "finetune", "scoring", "evaluation"],
-    }.get(kind)
-    if sections is None:  # summary: everything
-        return {k: v for k, v in config.items() if k != "models"} | {
-            "models": {model: config["models"][model]}
-        }
-    out = {key: config.get(key) for key in sections}
-    if model:
-        out["models"] = {model: config["models"][model]}
-    return out
-
-
-def provenance_targets():
-    return [f"results/{stage}/provenance.json" for stage in provenance_stages()]
+include: "inputs/provenance.smk"
 
 
 rule provenance:
@@ -84,6 +22,5 @@ rule provenance:
         runtime=10,
     params:
         config=provenance_config,
-        workflow_dir=workflow.basedir,
     script:
         "../workflow/scripts/provenance.py"

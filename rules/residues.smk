@@ -2,52 +2,7 @@
 # synthetic data, annotated active/binding sites on real enzymes). Enabled by `residues.enabled`.
 
 
-def residue_methods():
-    """Non-random methods as configured, plus the first `random_seeds` random instances."""
-    n_random = RESIDUES.get("random_seeds", 3)
-    return SELECTION_METHODS + [
-        m for m in METHODS if vocab.is_random(m) and vocab.parse_method(m)[1] < n_random
-    ]
-
-
-def residue_retentions():
-    return [vocab.format_retention(r) for r in RESIDUES.get("retention", [])]
-
-
-def residue_params():
-    keys = ("n_sequences", "n_plotted", "steps", "quadrature", "seed")
-    return {key: RESIDUES[key] for key in keys}
-
-
-def residue_map_files(wildcards):
-    return expand(
-        vocab.RESIDUE_FILE,
-        model=wildcards.model,
-        method=residue_methods(),
-        layer_type=LAYER_TYPES,
-        retention=residue_retentions(),
-    )
-
-
-def residue_selection(wildcards):
-    """The selection of the mapped units: the top r% of one layer type over all its layers."""
-    return selection_file(
-        wildcards.model, "layer_type", wildcards.method, wildcards.layer_type
-    )
-
-
-def sites_table():
-    """Planted motifs of the synthetic data, or sites annotated in the input TSV."""
-    data = config["data"]
-    if not data.get("input") and data.get("synthetic") is not None:
-        return "results/data/synthetic/sites.tsv"
-    return "results/data/sites.tsv"
-
-
-def residue_targets():
-    if not RESIDUES.get("enabled", False):
-        return []
-    return expand("results/summary/{model}/site_recovery.md", model=MODELS)
+include: "inputs/residues.smk"
 
 
 rule make_synthetic:

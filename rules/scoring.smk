@@ -5,15 +5,7 @@
 # forward below the layer) is a few percent of a job (README, "Scoring methods").
 
 
-def scoring_params(wildcards):
-    """Only the settings a method depends on, so changing IG steps leaves activation alone."""
-    scoring = config["scoring"]
-    return {
-        "n_examples": scoring["n_examples"],
-        "seed": scoring["seed"],
-        "per_class": scoring["per_class"],
-        "options": scoring.get(wildcards.method, {}),  # the method's own block
-    }
+include: "inputs/scoring.smk"
 
 
 rule score_neurons:

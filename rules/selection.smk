@@ -4,10 +4,7 @@
 # cheap: it runs in this process.
 
 
-def selection_inputs(wildcards):
-    vocab.check_target(wildcards.scope, wildcards.target)
-    layer_types = vocab.target_layer_types(wildcards.target, LAYER_TYPES)
-    return score_files(wildcards.model, [wildcards.method], layer_types)
+include: "inputs/selection.smk"
 
 
 rule select_units:

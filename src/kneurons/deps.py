@@ -11,6 +11,7 @@ followed transitively through the library. Imports no torch.
 from __future__ import annotations
 
 import ast
+import os
 from functools import cache
 from pathlib import Path
 
@@ -106,3 +107,9 @@ def library_files(path: str | Path, src: str | Path) -> list[str]:
     src_path = Path(src)
     files = (_module_file(src_path, m) for m in library_modules(path, src_path))
     return sorted(str(f) for f in files if f is not None)
+
+
+def share_library_path(src: str) -> None:
+    """Prepend `src` to PYTHONPATH, so that every job process imports the library from there."""
+    parts = [src, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))

@@ -1,5 +1,8 @@
 """Snakemake adapter: the provenance record of one result directory."""
 
+from pathlib import Path
+
+import kneurons
 from kneurons.io import write_json
 from kneurons.jobs import run_job, start_job
 from kneurons.provenance import provenance
@@ -9,7 +12,7 @@ def main(snakemake):
     log, _ = start_job(snakemake)
     record = provenance(
         snakemake.params.config,
-        snakemake.params.workflow_dir,
+        Path(kneurons.__file__).resolve().parents[2],  # the checkout the library runs from
         snakemake.input.inputs,
         snakemake.input.outputs,
     )

@@ -1,0 +1,41 @@
+# Input functions and constants of rules/evaluation.smk (no rules here: snakemake --lint).
+
+
+def eval_files(model):
+    """Every masked evaluation of a model: modes x scopes x directions x methods x targets x
+    retention levels."""
+    files = []
+    for scope in SCOPES:
+        files += expand(
+            vocab.EVAL_FILE,
+            model=model,
+            mode=MODES,
+            scope=scope,
+            method=METHODS,
+            target=vocab.scope_targets(scope, LAYER_TYPES),
+            direction=DIRECTIONS,
+            retention=RETENTIONS,
+        )
+    return files
+
+
+def eval_selection(wildcards):
+    vocab.check_target(wildcards.scope, wildcards.target)
+    return selection_file(
+        wildcards.model, wildcards.scope, wildcards.method, wildcards.target
+    )
+
+
+def eval_mean_files(wildcards):
+    if wildcards.mode != "mean":
+        return []
+    return expand(
+        vocab.MEANS_FILE,
+        model=wildcards.model,
+        layer_type=vocab.target_layer_types(wildcards.target, LAYER_TYPES),
+    )
+
+
+def group_ranking_param(wildcards):
+    """Only group scopes depend on it, so changing it reruns only their evaluations."""
+    return EVALUATION["group_ranking"] if vocab.is_group(wildcards.scope) else None

@@ -1,0 +1,16 @@
+# Input functions and constants of rules/model.smk (no rules here: snakemake --lint).
+
+
+def model_config(wildcards):
+    return config["models"][wildcards.model]
+
+
+def pretrained_weights(wildcards):
+    """A pretrained model's weights record (rule fetch_pretrained), checked first thing."""
+    if MODELS[wildcards.model].source != "pretrained":
+        return []
+    return f"results/models/{wildcards.model}/weights.json"
+
+
+def pretrained_name(wildcards):
+    return MODELS[wildcards.model].name

@@ -1,0 +1,117 @@
+# Input functions and constants of rules/summary.smk (no rules here: snakemake --lint).
+
+
+def summary_figures():
+    """Figure id -> what it shows (summarize draws figures/{id}.png and .svg for each)."""
+    figures = {}
+    for mode, scope, direction in itertools.product(MODES, SCOPES, DIRECTIONS):
+        variant = {"mode": mode, "scope": scope, "direction": direction}
+        figures[f"accuracy_{mode}_{scope}_{direction}"] = {
+            "kind": "accuracy",
+            **variant,
+        }
+        figures[f"per_class_{mode}_{scope}_{direction}"] = {
+            "kind": "per_class",
+            **variant,
+        }
+    for scope in (s for s in SCOPES if s != "layer"):  # scope layer: r% of every layer
+        for method in SELECTION_METHODS:
+            figures[f"heatmap_{scope}_{method}"] = {
+                "kind": "heatmap",
+                "scope": scope,
+                "method": method,
+            }
+    figures["enrichment"] = {"kind": "enrichment"}
+    return figures
+
+
+FIGURES = summary_figures()
+
+
+FIGURE_CATEGORIES = {
+    "accuracy": "Accuracy vs retention",
+    "per_class": "Per-class accuracy",
+    "heatmap": "Where knowledge neurons live",
+    "enrichment": "Where knowledge neurons live",
+}
+
+
+def figure_files(kind, ext):
+    """Figure paths (with the {model} wildcard) of one kind, or of every kind for None."""
+    return [
+        f"results/summary/{{model}}/figures/{fid}.{ext}"
+        for fid, spec in FIGURES.items()
+        if kind is None or spec["kind"] == kind
+    ]
+
+
+def report_figures(kind):
+    """The PNGs of one kind of figure, flagged for `snakemake --report` with their caption."""
+    return [report_figure(path, kind) for path in figure_files(kind, "png")]
+
+
+def report_figure(path, kind):
+    name = os.path.splitext(os.path.basename(path))[0]
+    return report(
+        path,
+        caption=f"../report/{kind}.rst",
+        category=FIGURE_CATEGORIES[kind],
+        labels={"model": "{model}", "figure": name},
+    )
+
+
+def figure_params(wildcards):
+    return {
+        fid: {**spec, "png": f"results/summary/{wildcards.model}/figures/{fid}.png"}
+        for fid, spec in FIGURES.items()
+    }
+
+
+def selection_pools():
+    """Target -> scope of the pools the enrichment analyses rank: every layer type alone, qkv
+    when query, key and value are scored, all when more than one type is."""
+    pools = {layer_type: "layer_type" for layer_type in LAYER_TYPES}
+    if set(vocab.GROUPS["qkv"]) <= set(LAYER_TYPES):
+        pools["qkv"] = "qkv"
+    if len(LAYER_TYPES) > 1:
+        pools["all"] = "all"
+    return pools
+
+
+def summary_selection_files(wildcards):
+    return [
+        selection_file(wildcards.model, scope, method, target)
+        for target, scope in selection_pools().items()
+        for method in METHODS
+    ]
+
+
+def summary_inputs(wildcards):
+    model = wildcards.model
+    inputs = {
+        "evals": eval_files(model),
+        "unmasked": vocab.UNMASKED_FILE.format(model=model),
+        "selections": summary_selection_files(wildcards),
+        "card": "results/data/dataset_card.json",
+        "metrics": f"results/models/{model}/metrics.json",
+        "history": f"results/models/{model}/training_log.tsv",
+    }
+    if "integrated_gradients" in METHODS:  # completeness gaps, from the files' metadata
+        inputs["ig_scores"] = score_files(model, ["integrated_gradients"], LAYER_TYPES)
+    if RESIDUES.get("enabled", False):
+        inputs["recovery"] = f"results/summary/{model}/site_recovery.parquet"
+    return inputs
+
+
+def summary_targets():
+    # Every figure is requested: a new masking variant or method adds figures, which makes
+    # the summary (and so the new evaluations) run even where the input-set trigger is off.
+    return expand(
+        [
+            "results/summary/{model}/masked_eval.parquet",
+            "results/summary/{model}/summary.md",
+            "results/summary/{model}/summary.html",
+            *figure_files(None, "png"),
+        ],
+        model=MODELS,
+    )
