@@ -33,7 +33,7 @@ rule mean_activations:
 rule evaluate_unmasked:
     input:
         checkpoint="results/models/{model}/model.pt",
-        lib=script_library("evaluate_masked"),
+        lib=script_library("evaluate_unmasked"),
         test="results/data/test.parquet",
     output:
         vocab.UNMASKED_FILE,
@@ -49,7 +49,7 @@ rule evaluate_unmasked:
     params:
         max_tokens=EVALUATION["max_tokens"],
     script:
-        "../workflow/scripts/evaluate_masked.py"
+        "../workflow/scripts/evaluate_unmasked.py"
 
 
 rule evaluate_masked:

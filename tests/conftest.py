@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from make_tiny_tsv import AMINO_ACIDS, write_uniprot_tsv  # noqa: F401 (re-exported for tests)
+from workflow_helpers import TinyRun, copy_workflow, run_snakemake, write_config
 
 from kneurons.batching import tokenize
 from kneurons.model import Architecture, EsmClassifier, alphabet, build_random
@@ -34,3 +35,15 @@ def tiny_tokens() -> list[torch.Tensor]:
     seqs = ["".join(rng.choice(AMINO_ACIDS) for _ in range(n)) for n in (12, 30, 7, 21)]
     seqs[1] = seqs[1][:10] + "XU" + seqs[1][12:]
     return tokenize(alphabet(), seqs)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> TinyRun:
+    """The tiny pipeline, run once per session from a copy of the workflow (tests that edit the
+    library edit the copy); tests that share it must leave its outputs as they found them."""
+    root = tmp_path_factory.mktemp("tiny_run")
+    repo = copy_workflow(root / "repo")
+    workdir = root / "work"
+    workdir.mkdir()
+    config = write_config(workdir)
+    return TinyRun(repo, workdir, config, run_snakemake(workdir, config, repo=repo))

@@ -28,9 +28,8 @@ def test_committed_tiny_tsv_matches_generator(tmp_path):
 
 
 @pytest.mark.integration
-def test_tiny_pipeline_runs_caches_and_extends(tmp_path):
-    config = write_config(tmp_path)
-    run = run_snakemake(tmp_path, config)
+def test_tiny_pipeline_runs_caches_and_extends(tiny_run):
+    run, tmp_path = tiny_run.run, tiny_run.workdir
     assert run.returncode == 0, run.stderr[-3000:]
 
     summary = tmp_path / "results/summary/tiny"
@@ -81,20 +80,20 @@ def test_tiny_pipeline_runs_caches_and_extends(tmp_path):
     assert len(gaps) == 2 * 2 and (gaps["gap_max_abs"] < 1e-3).all()
 
     report = tmp_path / "report.html"
-    built = run_snakemake(tmp_path, config, "--report", str(report))
+    built = tiny_run.snakemake("--report", str(report))
     assert built.returncode == 0, built.stderr[-3000:]
     html = report.read_text(errors="replace")
     for name in ("accuracy_zero_layer_type_keep.png", "heatmap_layer_type_activation.png"):
         assert name in html
     assert "Knowledge neurons of ESM-2" in html  # report/workflow.rst
 
-    rerun = run_snakemake(tmp_path, config, "--dry-run")
+    rerun = tiny_run.snakemake("--dry-run")
     assert rerun.returncode == 0 and "Nothing to be done" in rerun.stdout + rerun.stderr
 
     # one more retention level: exactly one evaluation per method x layer type (x masking
     # variant, of which the tiny config has one), then the summary
-    extended = write_config(tmp_path, evaluation__retention=[50, 25, 10])
-    plan = run_snakemake(tmp_path, extended, "--dry-run")
+    extended = write_config(tmp_path, name="extended.yaml", evaluation__retention=[50, 25, 10])
+    plan = tiny_run.snakemake("--dry-run", config=extended)
     assert plan.returncode == 0, plan.stderr[-3000:]
     # (plus the provenance records of the two directories that change: eval and summary; the
     # selections hold ranks, not a cut, so they are reused)
@@ -109,22 +108,22 @@ def test_tiny_pipeline_runs_caches_and_extends(tmp_path):
     # scope `all` adds one target (all layer types together) beside the 2 layer types
     variants = write_config(
         tmp_path,
+        name="variants.yaml",
         evaluation__modes=["zero", "mean"],
         evaluation__scopes=["layer_type", "all"],
         evaluation__directions=["keep", "remove"],
     )
-    plan = run_snakemake(tmp_path, variants, "--dry-run")
+    plan = tiny_run.snakemake("--dry-run", config=variants)
     assert plan.returncode == 0, plan.stderr[-3000:]
     assert job_counts(plan.stdout) == {
         "evaluate_masked": len(methods) * 2 * 2 * (2 + 1) * 2 - len(methods) * 2 * 2,
         "mean_activations": 2,  # one per layer type, for mean ablation
-        "select_units": len(methods),  # the new target `all`, once per method
         "summarize": 1,
         "provenance": 2,
         "all": 1,
     }
     target = "results/eval/tiny/mean/all/integrated_gradients/all/remove10.parquet"
-    one = run_snakemake(tmp_path, variants, target)
+    one = tiny_run.snakemake(target, config=variants)
     assert one.returncode == 0, one.stderr[-3000:]
     row = pd.read_parquet(tmp_path / target).iloc[0]
     assert (row["mode"], row["scope"], row["direction"]) == ("mean", "all", "remove")

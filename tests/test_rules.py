@@ -67,6 +67,8 @@ def dry_run_jobs(output: str) -> list[dict]:
         job = {"rule": re.match(r"(?:local)?rule (\w+):", block).group(1)}
         inputs = re.search(r"^\s+input: (.*)$", block, flags=re.M)
         job["inputs"] = set(inputs.group(1).split(", ")) if inputs else set()
+        outputs = re.search(r"^\s+output: (.*)$", block, flags=re.M)
+        job["outputs"] = frozenset(outputs.group(1).split(", ")) if outputs else frozenset()
         updated = re.search(r"Updated input files: ([^;\n]*)", block)
         job["updated"] = set(updated.group(1).split(", ")) if updated else set()
         jobs.append(job)
@@ -163,43 +165,63 @@ def test_dependencies_follow_imports_transitively(tmp_path):
     assert str(pkg / "sub" / "__init__.py") in files and str(pkg / "unused.py") not in files
 
 
+def downstream(jobs: list[dict], start: set[frozenset]) -> set[frozenset]:
+    """`start` (jobs named by their outputs) and every job that consumes what they make."""
+    found, todo = set(start), list(start)
+    while todo:
+        made = todo.pop()
+        for job in jobs:
+            if job["outputs"] not in found and job["inputs"] & made:
+                found.add(job["outputs"])
+                todo.append(job["outputs"])
+    return found
+
+
 @pytest.mark.integration
-def test_editing_a_module_reruns_exactly_the_jobs_that_use_it(tmp_path):
-    """After a finished run, every library file is made newer: each job must name as updated
-    inputs exactly the library files its code imports, and no job reruns for another reason
-    than those files or an upstream job."""
-    config = write_config(tmp_path)
-    run = run_snakemake(tmp_path, config)
-    assert run.returncode == 0, run.stderr[-3000:]
-    files = sorted(LIBRARY.rglob("*.py"))
-    saved = {f: f.stat() for f in files}
-    try:
-        for f in files:
-            os.utime(f, ns=(saved[f].st_atime_ns, saved[f].st_mtime_ns + 10**12))  # +1000 s
-        plan = run_snakemake(tmp_path, config, "--dry-run")
-    finally:
-        for f, st in saved.items():
-            os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert plan.returncode == 0, plan.stderr[-3000:]
+def test_editing_a_module_reruns_exactly_the_jobs_that_use_it(tiny_run):
+    """After a finished run, library files of the workflow's copy get a new line, one at a time
+    (one file for each distinct set of rules using it): the jobs that rerun must be those whose
+    code imports it and what lies downstream of them, nothing else. Restored, nothing reruns."""
+    assert tiny_run.run.returncode == 0, tiny_run.run.stderr[-3000:]
+    every = tiny_run.snakemake("--dry-run", "--forceall")
+    jobs = [j for j in dry_run_jobs(every.stdout) if j["outputs"]]
+    assert {"finetune", "score_neurons", "select_units", "summarize"} <= {j["rule"] for j in jobs}
     code = rule_code()
-    jobs = dry_run_jobs(plan.stdout)
-    assert jobs
-    for job in jobs:
-        updated = library_inputs(job["updated"])
-        if job["rule"] not in code:
-            assert not updated, job["rule"]
-            continue
-        kind, ref = code[job["rule"]]
-        actual = imported_at_runtime(kind, ref)
-        assert actual <= updated, (job["rule"], sorted(actual - updated))
-        # more than the runtime imports only where code imports a module inside a function
-        sources = [REPO / ref] if kind == "script" else []
-        lazy = lazily_imported([*sources, *map(Path, updated)])
-        extra = {Path(f).relative_to(SRC).with_suffix("").as_posix().replace("/", ".")
-                 for f in updated - actual}  # fmt: skip
-        assert extra <= lazy, (job["rule"], sorted(extra - lazy))
-    # and with the files as they were, nothing reruns
-    again = run_snakemake(tmp_path, config, "--dry-run")
+    src = (tiny_run.repo / "src").resolve()
+
+    def users(module: Path, lazy_too: bool) -> set[str]:  # rules whose code imports `module`
+        name = module.relative_to(SRC).with_suffix("").as_posix().replace("/", ".")
+        found = set()
+        for rule, (kind, ref) in code.items():
+            imported = imported_at_runtime(kind, ref)
+            sources = [REPO / ref] if kind == "script" else []
+            lazy = lazily_imported([*sources, *imported]) if lazy_too else set()
+            if str(module) in imported or name in lazy:
+                found.add(rule)
+        return found
+
+    # one module per distinct set of rules using it (a dry run costs seconds)
+    files = {}
+    for file in sorted((src / "kneurons").rglob("*.py")):
+        files.setdefault(frozenset(users(SRC / file.relative_to(src), True)), file)
+    assert len(files) >= 8
+    for file in files.values():
+        module = SRC / file.relative_to(src)  # the same file in this repository
+        text, st = file.read_bytes(), file.stat()
+        try:
+            file.write_bytes(text + b"\n# edited by test_rules\n")
+            plan = tiny_run.snakemake("--dry-run")
+        finally:
+            file.write_bytes(text)
+            os.utime(file, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert plan.returncode == 0, plan.stderr[-3000:]
+        rerun = {j["outputs"] for j in dry_run_jobs(plan.stdout) if j["outputs"]}
+        must_rules, may_rules = users(module, False), users(module, True)
+        must = {j["outputs"] for j in jobs if j["rule"] in must_rules}
+        may = {j["outputs"] for j in jobs if j["rule"] in may_rules}
+        assert downstream(jobs, must) <= rerun, (file.name, "not rerun")
+        assert rerun <= downstream(jobs, may), (file.name, sorted(map(sorted, rerun - may)))
+    again = tiny_run.snakemake("--dry-run")
     assert "Nothing to be done" in again.stdout + again.stderr
 
 

@@ -83,3 +83,13 @@ def evaluation_record(y_true, logits: torch.Tensor, classes: Sequence[str]) -> d
         "correct": (predicted == y_true).tolist(),
         "predicted": predicted.astype(np.int64).tolist(),
     }
+
+
+def evaluation_frame(row: dict, y_true, logits: torch.Tensor, classes: Sequence[str]):
+    """One evaluation row (`vocab.EVAL_KEY_COLUMNS`, counts) with its metrics, typed for parquet."""
+    import pandas as pd
+
+    frame = pd.DataFrame([{**row, **evaluation_record(y_true, logits, classes)}])
+    frame["seed"] = frame["seed"].astype("Int64")
+    frame["group_ranking"] = frame["group_ranking"].astype("string")
+    return frame

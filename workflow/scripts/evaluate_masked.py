@@ -1,4 +1,4 @@
-"""Snakemake adapter: evaluate one masked model (or the unmasked reference) on the test split.
+"""Snakemake adapter: evaluate one masked model on the test split.
 
 Wildcards {mode}/{scope}/{method}/{target}/{direction}{retention} name one evaluation; the
 selected units come from the selection file of (scope, method, target), the mask is applied
@@ -9,13 +9,13 @@ import pandas as pd
 import torch
 
 from kneurons.batching import tokenize
-from kneurons.evaluate import evaluation_record, predict_logits, prepare_batches
+from kneurons.evaluate import evaluation_frame, predict_logits, prepare_batches
 from kneurons.io import write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.masking import ablated, unit_masks
 from kneurons.model import alphabet, load_classifier
 from kneurons.selection import pick, selected
-from kneurons.vocab import NONE, UNMASKED, is_group, parse_method
+from kneurons.vocab import is_group, parse_method
 
 
 def read_means(paths):
@@ -23,23 +23,6 @@ def read_means(paths):
     return {
         (lt, int(layer)): torch.tensor(rows.sort_values("neuron")["mean"].to_numpy())
         for (lt, layer), rows in frame.groupby(["layer_type", "layer"])
-    }
-
-
-def unmasked_row():
-    return {
-        "method": UNMASKED,
-        "method_family": UNMASKED,
-        "seed": None,
-        "target": NONE,
-        "scope": NONE,
-        "mode": NONE,
-        "direction": NONE,
-        "group_ranking": None,
-        "retention": 100.0,
-        "n_selected": 0,
-        "n_kept": 0,
-        "n_total": 0,
     }
 
 
@@ -51,41 +34,34 @@ def main(snakemake):
     tokens = tokenize(alphabet(), test["sequence"].tolist())
     batches = prepare_batches(tokens, model.encoder.padding_idx, snakemake.params.max_tokens)
 
-    row = {"model": wildcards.model}
-    if "method" not in wildcards.keys():  # the unmasked reference
+    ranking = snakemake.params.group_ranking
+    units = pick(pd.read_parquet(snakemake.input.selection), group_ranking=ranking)
+    retention = float(wildcards.retention)
+    selection = units.assign(selected=selected(units, retention))
+    masks = unit_masks(selection, wildcards.direction)
+    means = read_means(snakemake.input.means) if wildcards.mode == "mean" else None
+    with ablated(model, masks, means):
         logits = predict_logits(model, None, device, batches=batches)
-        row.update(unmasked_row())
-    else:
-        ranking = snakemake.params.group_ranking
-        units = pick(pd.read_parquet(snakemake.input.selection), group_ranking=ranking)
-        retention = float(wildcards.retention)
-        selection = units.assign(selected=selected(units, retention))
-        masks = unit_masks(selection, wildcards.direction)
-        means = read_means(snakemake.input.means) if wildcards.mode == "mean" else None
-        with ablated(model, masks, means):
-            logits = predict_logits(model, None, device, batches=batches)
-        family, seed = parse_method(wildcards.method)
-        n_selected = int(selection["selected"].sum())
-        row.update(
-            method=wildcards.method,
-            method_family=family,
-            seed=seed,
-            target=wildcards.target,
-            scope=wildcards.scope,
-            mode=wildcards.mode,
-            direction=wildcards.direction,
-            group_ranking=ranking if is_group(wildcards.scope) else None,
-            retention=retention,
-            n_selected=n_selected,
-            n_kept=n_selected if wildcards.direction == "keep" else len(selection) - n_selected,
-            n_total=int(len(selection)),
-        )
-    row.update(evaluation_record(test["label"], logits, meta["classes"]))
-    frame = pd.DataFrame([row])
-    frame["seed"] = frame["seed"].astype("Int64")
-    frame["group_ranking"] = frame["group_ranking"].astype("string")
+    family, seed = parse_method(wildcards.method)
+    n_selected = int(selection["selected"].sum())
+    row = {
+        "model": wildcards.model,
+        "method": wildcards.method,
+        "method_family": family,
+        "seed": seed,
+        "target": wildcards.target,
+        "scope": wildcards.scope,
+        "mode": wildcards.mode,
+        "direction": wildcards.direction,
+        "group_ranking": ranking if is_group(wildcards.scope) else None,
+        "retention": retention,
+        "n_selected": n_selected,
+        "n_kept": n_selected if wildcards.direction == "keep" else len(selection) - n_selected,
+        "n_total": int(len(selection)),
+    }
+    frame = evaluation_frame(row, test["label"], logits, meta["classes"])
     write_parquet(snakemake.output[0], frame)
-    log.info("%s", {k: v for k, v in row.items() if k not in ("correct", "predicted")})
+    log.info("%s: accuracy %.4f", snakemake.output[0], frame["accuracy"][0])
 
 
 run_job(main, snakemake)  # noqa: F821
