@@ -11,6 +11,24 @@ from kneurons import vocab
 from kneurons.deps import library_files
 from kneurons.spec import ModelSpec, num_layers_of
 
+
+def canonical(obj):
+    """`obj` with every mapping's keys sorted, recursively (lists keep their order)."""
+    if isinstance(obj, dict):
+        return {key: canonical(obj[key]) for key in sorted(obj, key=str)}
+    if isinstance(obj, (list, tuple)):
+        return [canonical(value) for value in obj]
+    return obj
+
+
+# Snakemake compares a job's params by their repr, in which a dict's key order shows. The config's
+# keys are put in one order here, before anything reads it, so that every param drawn from it
+# compares by content: the same config with its keys in another order (yaml.safe_dump sorts
+# them) reruns nothing, and jobs see the same blocks (README, "Reproducibility").
+_canonical_config = canonical(config)
+config.clear()
+config.update(_canonical_config)
+
 MODELS = {
     name: ModelSpec.from_config(name, spec) for name, spec in config["models"].items()
 }
@@ -21,11 +39,30 @@ METHODS = vocab.expand_methods(
 )
 SELECTION_METHODS = [m for m in METHODS if not vocab.is_random(m)]
 EVALUATION = config["evaluation"]
-RETENTIONS = [vocab.format_retention(r) for r in EVALUATION["retention"]]
+
+
+def retention_names(key, values):
+    """The {retention} names of a config list of levels. Two levels that differ but print the
+    same (`vocab.format_retention`, 6 significant digits: 12.5 and 12.500001) would be one
+    target evaluated at the printed level: refused, naming the key."""
+    names = {}
+    for value in values:
+        name = vocab.format_retention(value)
+        if name in names and names[name] != value:
+            raise ValueError(
+                f"{key}: {names[name]!r} and {value!r} both name the retention level "
+                f"{name!r} (paths keep 6 significant digits); use levels that differ there"
+            )
+        names[name] = value
+    return list(names)
+
+
+RETENTIONS = retention_names("evaluation.retention", EVALUATION["retention"])
 MODES = EVALUATION["modes"]
 SCOPES = EVALUATION["scopes"]
 DIRECTIONS = EVALUATION["directions"]
 RESIDUES = config.get("residues", {"enabled": False})
+retention_names("residues.retention", RESIDUES.get("retention", []))  # the same check
 
 if "qkv" in SCOPES and not set(vocab.GROUPS["qkv"]) <= set(LAYER_TYPES):
     raise ValueError(

@@ -43,6 +43,7 @@ LONG_SEQUENCE = "".join(STANDARD[i % 20] for i in range(150))  # cropped to 100 
 # Good rows per class in the fixture (class 2 also gets the over-long row).
 GOOD = {"1": 15, "2": 15, "3": 12, "4": 10}
 EXPECTED_DROPPED = {
+    "length_mismatch": 0,
     "empty_sequence": 1,
     "invalid_residues": 2,
     "too_short": 1,
@@ -114,7 +115,7 @@ def fixture_rows() -> list[dict]:
 def write_tsv(path: Path, rows: list[dict], columns=None, gz: bool = False) -> Path:
     """Write a UniProt-style TSV with extra columns and a non-standard column order."""
     table = pd.DataFrame(rows)
-    table["Length"] = table["Sequence"].str.len().astype(str)
+    table["Length"] = table["Sequence"].str.strip().str.len().astype(str)
     table["Protein names"] = '"Quoted" enzyme'
     columns = columns or ["Sequence", "Protein names", "Entry", "Length", "EC number"]
     text = table[columns].to_csv(sep="\t", index=False, quoting=3)
@@ -734,3 +735,165 @@ def test_bad_input_in_the_workflow_is_one_line_and_leaves_nothing(tmp_path):
     assert not (tmp_path / "results").exists() or not any(
         p.is_file() for p in (tmp_path / "results").rglob("*")
     )
+
+
+# --- issue 12: inputs that used to run on, crash or mislead --------------------------------
+
+
+def small_tsv(path: Path, rows: list[tuple[str, str, str]], columns=None) -> Path:
+    """A TSV of (accession, EC, sequence) rows; Length is the sequence's length."""
+    return write_tsv(
+        path, [{"Entry": a, "EC number": ec, "Sequence": s} for a, ec, s in rows], columns
+    )
+
+
+def test_one_class_left_is_one_line_naming_file_and_class(tmp_path):
+    rng = random.Random(1)
+    rows = [(f"P{i:05d}", "3.1.1.1", random_sequence(rng, 50)) for i in range(5)]
+    rows.append(("SHORT1", "1.1.1.1", "MKV"))  # class 1's only row: too short
+    path = small_tsv(tmp_path / "x.tsv", rows)
+    with pytest.raises(DataError) as err:
+        clean_dataset(read_uniprot_tsv(path), DatasetOptions(min_length=20))
+    assert str(err.value) == (
+        f"data.input {path}: only one class left after cleaning (3: 5 rows); need at least two"
+    )
+    # Asked for one class: the same.
+    table = read_uniprot_tsv(path)
+    with pytest.raises(DataError, match=r"only one class left after cleaning \(3: 5 rows\)"):
+        clean_dataset(table, DatasetOptions(classes=("3",), min_length=20))
+
+
+CUT_COLUMNS = {
+    "sequence last": ["Entry", "EC number", "Length", "Sequence"],
+    "length last": ["Entry", "EC number", "Sequence", "Length"],
+}
+
+
+@pytest.mark.parametrize("columns", list(CUT_COLUMNS.values()), ids=list(CUT_COLUMNS))
+def test_file_cut_inside_its_last_field_is_an_error_naming_the_line(tmp_path, columns):
+    whole = write_tsv(tmp_path / "whole.tsv", fixture_rows(), columns=columns).read_text()
+    path = tmp_path / "cut.tsv"
+    path.write_text(whole[: len(whole) - 3])  # the newline and the last field's last 2 chars
+    n_lines = whole.count("\n")
+    with pytest.raises(DataError) as err:
+        read_uniprot_tsv(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: line {n_lines}: the sequence of CONF02 has ")
+    assert "Length field says" in message and "\n" not in message
+
+
+def test_length_mismatch_in_the_middle_names_its_line(tmp_path):
+    lines = write_tsv(tmp_path / "a.tsv", fixture_rows()).read_text().splitlines()
+    header = lines[0].split("\t")
+    fields = lines[5].split("\t")
+    fields[header.index("Length")] = str(int(fields[header.index("Length")]) + 1)
+    lines[5] = "\t".join(fields)
+    path = tmp_path / "edited.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=rf"^{path}: line 6: the sequence of P10004 has \d+ "):
+        read_uniprot_tsv(path)
+
+
+def test_length_mismatch_drop_is_counted_in_the_card(tmp_path):
+    rows = fixture_rows()
+    whole = write_tsv(tmp_path / "whole.tsv", rows, columns=CUT_COLUMNS["sequence last"])
+    path = tmp_path / "cut.tsv"
+    path.write_text(whole.read_text()[:-10])  # CONF02, the last row, loses 9 residues
+    table = read_uniprot_tsv(path, length_mismatch="drop")
+    options = dataclasses.replace(OPTIONS, length_mismatch="drop")
+    splits, card = clean_and_split(table, options)
+    # CONF02 is dropped for its length, so CONF01 is no longer a conflicting duplicate.
+    expected = {**EXPECTED_DROPPED, "length_mismatch": 1, "duplicate_conflicting_labels": 0}
+    assert card["dropped"] == expected and list(card["dropped"]) == list(DROP_REASONS)
+    kept = set(pd.concat(splits.values())["accession"])
+    assert "CONF02" not in kept and "CONF01" in kept
+    assert card["n_input_rows"] == len(rows) == card["n_kept"] + card["n_dropped"]
+    assert card["options"]["length_mismatch"] == "drop"
+    assert "| length_mismatch | 1 |" in card_markdown(card)
+    # A table read with "drop" but cleaned with "error" still stops, naming the accession.
+    with pytest.raises(DataError, match="row for accession CONF02: sequence of 51 residues"):
+        clean_dataset(table, OPTIONS)
+
+
+def test_length_mismatch_option():
+    assert DatasetOptions().length_mismatch == "error"
+    assert options_from_config({"data": {"length_mismatch": "drop"}}).length_mismatch == "drop"
+    with pytest.raises(DataError, match="data options: length_mismatch"):
+        DatasetOptions(length_mismatch="ignore")
+
+
+def test_no_rows_left_is_one_line_with_the_drop_counts(tmp_path):
+    rng = random.Random(2)
+    rows = [
+        ("A1", "1.1.1.1", "MKV"),
+        ("A2", "2.1.1.1", "MKVL"),
+        ("A3", "", random_sequence(rng, 50)),
+        ("A4", "9.9.9.9", random_sequence(rng, 50)),
+    ]
+    path = small_tsv(tmp_path / "x.tsv", rows)
+    with pytest.raises(DataError) as err:
+        clean_dataset(read_uniprot_tsv(path), DatasetOptions(min_length=20))
+    assert str(err.value) == (
+        f"data.input {path}: no rows left after cleaning: all 4 dropped (too_short 2, no_ec 2)"
+    )
+    # Every row dropped by the first filter: the message, not a traceback from the next step.
+    with pytest.raises(DataError, match=r"all 4 dropped \(too_short 4\)$"):
+        clean_dataset(read_uniprot_tsv(path), DatasetOptions(min_length=60))
+
+
+def test_label_rows_of_no_rows():
+    empty = pd.DataFrame({c: pd.Series([], dtype=str) for c in ("accession", "ec_numbers")})
+    kept, counts = label_rows(empty, DatasetOptions())
+    assert kept.empty and counts["no_ec"] == 0 and counts["multiple_classes_kept_first"] == 0
+
+
+def test_byte_order_mark_is_stripped(tmp_path, table):
+    text = write_tsv(tmp_path / "a.tsv", fixture_rows()).read_bytes()
+    path = tmp_path / "bom.tsv"
+    path.write_bytes(b"\xef\xbb\xbf" + text)
+    pd.testing.assert_frame_equal(read_uniprot_tsv(path), table)
+    gz = tmp_path / "bom.tsv.gz"
+    gz.write_bytes(gzip.compress(b"\xef\xbb\xbf" + text))
+    pd.testing.assert_frame_equal(read_uniprot_tsv(gz), table)
+
+
+def test_duplicate_accession_names_file_and_lines(tmp_path):
+    rows = fixture_rows()
+    rows.insert(5, {**rows[1], "Sequence": "MKVLAAGIWW" * 4})  # P10001 again, on line 7
+    path = write_tsv(tmp_path / "dup.tsv", rows)
+    with pytest.raises(DataError) as err:
+        read_uniprot_tsv(path)
+    assert str(err.value) == f"{path}: duplicate accession 'P10001' on lines 3 and 7"
+
+
+def test_accession_in_both_tables_names_both_files(tmp_path, table, tsv):
+    other = small_tsv(tmp_path / "non.tsv", [("P10003", "", "MKVLAAGIWW" * 4)])
+    with pytest.raises(DataError) as err:
+        clean_dataset(table, OPTIONS, non_enzymes=read_uniprot_tsv(other, require_ec=False))
+    assert str(err.value) == (
+        f"duplicate accession 'P10003' in both data.input {tsv} and data.non_enzymes {other} "
+        "(1 shared)"
+    )
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("EC 1.1.1.1", ["1.1.1.1"]),
+        ("EC 1.1.1.1; EC 3.4.-.-", ["1.1.1.1", "3.4.-.-"]),
+        ("EC:2.7.11.1; ec 2.7.7.n1", ["2.7.11.1", "2.7.7.n1"]),
+        ("EC1.1.1.1", ["1.1.1.1"]),
+    ],
+)
+def test_ec_prefix_is_stripped(text, expected):
+    assert parse_ec_numbers(text) == expected
+
+
+def test_ec_prefix_through_cleaning(tmp_path):
+    rng = random.Random(3)
+    rows = [(f"P{i}", f"EC {i % 2 + 1}.1.1.{i}", random_sequence(rng, 40)) for i in range(6)]
+    table = read_uniprot_tsv(small_tsv(tmp_path / "x.tsv", rows))
+    cleaned, report = clean_dataset(table, DatasetOptions(min_length=20))
+    assert report["dropped"]["no_ec"] == 0 and report["n_kept"] == 6
+    assert cleaned.set_index("accession").loc["P3", "ec_numbers"] == "2.1.1.3"
+    assert report["classes"] == ["1", "2"]

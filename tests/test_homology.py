@@ -273,3 +273,35 @@ def test_cluster_rule_in_the_workflow(tmp_path):
         assert len(frame) == output["rows"] == card["totals"][name]
         assert frame["cluster"].nunique() == card["clusters"][name]
     assert "homology split: MMseqs2" in (tmp_path / "results/data/dataset_card.md").read_text()
+
+
+def test_check_without_a_finished_split_is_one_line(tmp_path, capsys):
+    """`python -m kneurons.homology check` on a missing folder, or one without every split,
+    says so in one line on stderr (exit 2), no traceback; MMseqs2 is not needed to say it."""
+    missing = tmp_path / "nope"
+    assert homology.main(["check", str(missing)]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.splitlines() == [
+        f"python -m kneurons.homology: {missing}: no such folder "
+        "(expected train/val/test.parquet in it)"
+    ]
+    pd.DataFrame({"accession": ["A"], "sequence": ["MK"]}).to_parquet(tmp_path / "train.parquet")
+    (tmp_path / "val.parquet").write_text("not parquet")
+    assert homology.main(["check", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and f"{tmp_path / 'val.parquet'}: unreadable split table" in err[0]
+    (tmp_path / "val.parquet").unlink()
+    assert homology.main(["check", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"python -m kneurons.homology: {tmp_path / 'val.parquet'}: not found "
+                   "(run the data stage first)"]  # fmt: skip
+
+
+def test_check_command_line_on_a_missing_folder(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "kneurons.homology", "check", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and str(tmp_path / "nope") in run.stderr

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pandas as pd
 import pytest
 
-from kneurons.io import atomic_path, atomic_write, file_sha256, read_parquet_metadata, write_parquet
+from kneurons.io import (
+    atomic_path,
+    atomic_write,
+    file_sha256,
+    read_parquet_metadata,
+    write_json,
+    write_parquet,
+)
 
 
 def test_failed_write_leaves_neither_output_nor_temporary(tmp_path):
@@ -43,3 +53,22 @@ def test_parquet_metadata_round_trip_and_hash(tmp_path):
     assert file_sha256(tmp_path / "a.txt") == (
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     )
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_outputs_get_the_permissions_the_umask_allows(tmp_path, umask, mode):
+    """Not mkstemp's 0600: colleagues on a shared file system read what the umask lets them."""
+    frame = pd.DataFrame({"neuron": [0, 1]})
+    previous = os.umask(umask)
+    try:
+        atomic_write(tmp_path / "a.tsv", lambda tmp: frame.to_csv(tmp, sep="\t"))
+        write_json(tmp_path / "b.json", {"x": 1})
+        write_parquet(tmp_path / "c.parquet", frame)
+        with atomic_path(tmp_path / "d.pt") as tmp:
+            with open(tmp, "wb") as fh:
+                fh.write(b"weights")
+    finally:
+        os.umask(previous)
+    for name in ("a.tsv", "b.json", "c.parquet", "d.pt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tsv", "b.json", "c.parquet", "d.pt"]

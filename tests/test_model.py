@@ -140,3 +140,122 @@ def test_missing_pretrained_weights_offline_is_one_line(tmp_path, monkeypatch):
     assert str(tmp_path / "hub" / "checkpoints") in message
     assert "source: checkpoint" in message and "config/synthetic.yaml" in message
     assert not list((tmp_path / "hub" / "checkpoints").glob("*.pt"))  # nothing half-written
+
+
+# --- a checkpoint's shape comes from its weights (issue 12) ----------------------------------
+
+
+def checkpoint_config(path, **arch) -> dict:
+    entry = {"source": "checkpoint", "path": str(path)}
+    if arch:
+        entry["architecture"] = {"embed_dim": 32, "attention_heads": 4, **arch}
+    return entry
+
+
+def test_checkpoint_shape_comes_from_the_weights(tmp_path):
+    """A 4-layer checkpoint: its 4 layers, whatever `architecture` says; a different
+    `architecture` is one line naming the key and both shapes, not 2 layers silently."""
+    path = tmp_path / "four.pt"
+    write_fair_esm_file(path, build_random(Architecture(4, 32, 4), seed=2))
+    assert num_layers_of(ModelSpec.from_config("m", checkpoint_config(path))) == 4
+    assert num_layers_of(ModelSpec.from_config("m", checkpoint_config(path, num_layers=4))) == 4
+    wrong = ModelSpec.from_config("m", checkpoint_config(path, num_layers=2))
+    for call in (num_layers_of, build_encoder):
+        with pytest.raises(ModelError) as err:
+            call(wrong)
+        message = str(err.value)
+        assert "\n" not in message and message.startswith("models.m.architecture")
+        assert "num_layers 2, embed_dim 32" in message and "num_layers 4, embed_dim 32" in message
+        assert str(path) in message
+
+
+def test_pretrained_shape_comes_from_its_name():
+    spec = {"source": "pretrained", "name": "esm2_t6_8M_UR50D"}
+    assert num_layers_of(ModelSpec.from_config("p", spec)) == 6
+    arch = {"num_layers": 2, "embed_dim": 320, "attention_heads": 20}
+    with pytest.raises(ModelError, match=r"models\.p\.architecture .*num_layers 6"):
+        num_layers_of(ModelSpec.from_config("p", {**spec, "architecture": arch}))
+
+
+def test_checkpoint_shape_mismatch_stops_the_dag_build(tmp_path):
+    """Through the workflow: a matching `architecture` scores the checkpoint's 4 layers; a
+    mismatching one stops the DAG build naming the key and both shapes."""
+    from workflow_helpers import run_snakemake, write_config
+
+    path = tmp_path / "four.pt"
+    write_fair_esm_file(path, build_random(Architecture(4, 32, 4), seed=2))
+    models = {"ckpt": checkpoint_config(path, num_layers=4)}
+    ok = run_snakemake(tmp_path, write_config(tmp_path, models__ckpt=models["ckpt"]), "--dry-run")
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert "results/scores/ckpt/activation/key/layer3.parquet" in ok.stdout
+    models = {"ckpt": checkpoint_config(path, num_layers=2)}
+    bad = run_snakemake(tmp_path, write_config(tmp_path, models__ckpt=models["ckpt"]), "--dry-run")
+    assert bad.returncode != 0
+    assert (
+        "models.ckpt.architecture (num_layers 2, embed_dim 32, attention_heads 4) does not "
+        f"match the checkpoint {path} (num_layers 4, embed_dim 32, attention_heads 4)"
+    ) in bad.stdout + bad.stderr
+    assert not (tmp_path / "results").exists()
+
+
+# --- files that are not what they should be: one line naming the file ------------------------
+
+
+@pytest.mark.parametrize(
+    "content",
+    [{"a": 1}, {"model": {}, "cfg": {}}, {"cfg": {"model": argparse.Namespace(x=1)}}, [1, 2]],
+)
+def test_torch_file_that_is_not_fair_esm_is_one_line(tmp_path, content):
+    path = tmp_path / "other.pt"
+    torch.save(content, path)
+    spec = ModelSpec.from_config("m", {"source": "checkpoint", "path": str(path)})
+    for call in (num_layers_of, build_encoder):
+        with pytest.raises(ModelError) as err:
+            call(spec)
+        message = str(err.value)
+        assert "\n" not in message
+        assert message.startswith(f"{path}: not a fair-esm ESM-2 checkpoint")
+
+
+def damaged_classifiers(folder, model) -> dict:
+    """Classifier files that cannot be loaded, each for its own reason."""
+    save_classifier(folder / "good.pt", model, {"classes": ["1", "2", "3"]})
+    good = (folder / "good.pt").read_bytes()
+    payload = torch.load(folder / "good.pt", weights_only=True)
+    files = {"truncated": good[: len(good) // 2], "garbage": b"not a torch file" * 8}
+    for name, data in files.items():
+        (folder / f"{name}.pt").write_bytes(data)
+    torch.save({**payload, "architecture": {"num_layers": 2}}, folder / "partial.pt")
+    state = {k: v for k, v in payload["state_dict"].items() if k != "head.weight"}
+    torch.save({**payload, "state_dict": state}, folder / "no_head.pt")
+    torch.save({k: v for k, v in payload.items() if k != "meta"}, folder / "no_meta.pt")
+    (folder / "pickle.pt").write_bytes(
+        b"\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01x\x94K\x01s."
+    )  # a plain pickle with protocol-4 framing: refused by weights_only with a long message
+    names = ("truncated", "garbage", "partial", "no_head", "no_meta", "pickle", "missing")
+    return {name: folder / f"{name}.pt" for name in names}
+
+
+def test_damaged_classifier_checkpoint_is_one_line(tmp_path, tiny_model):
+    for name, path in damaged_classifiers(tmp_path, tiny_model).items():
+        with pytest.raises(ModelError) as err:
+            load_classifier(path)
+        message = str(err.value)
+        assert "\n" not in message and message.startswith(f"{path}: "), (name, message)
+
+
+def test_job_with_a_damaged_classifier_prints_one_line(tmp_path, tiny_model, capsys):
+    """kneurons.jobs.run_job: the job's stderr is the one error line, no traceback."""
+    from types import SimpleNamespace
+
+    from kneurons.jobs import run_job
+
+    for name, path in damaged_classifiers(tmp_path, tiny_model).items():
+        job = SimpleNamespace(rule="evaluate_unmasked", input=SimpleNamespace(checkpoint=path))
+        with pytest.raises(SystemExit) as exit_:
+            run_job(lambda snakemake: load_classifier(snakemake.input.checkpoint), job)
+        assert exit_.value.code == 1
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("Error in rule evaluate_unmasked: ")]
+        assert len(errors) == 1 and str(path) in errors[0], (name, lines)
+        assert all(str(path) in line for line in lines), (name, lines)  # nothing after it

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from workflow_helpers import REPO, run_snakemake, snakemake_command, write_config
 
 from kneurons.deps import imported_modules, library_files, library_modules
@@ -248,3 +249,57 @@ def test_library_has_no_import_cycle():
     for module in sorted(graph):
         if module not in state:
             visit(module, [module])
+
+
+def key_ordered(node, reverse: bool):
+    """`node` with every mapping's keys in sorted (or reverse sorted) order, recursively."""
+    if isinstance(node, dict):
+        return {k: key_ordered(node[k], reverse) for k in sorted(node, reverse=reverse)}
+    if isinstance(node, list):
+        return [key_ordered(v, reverse) for v in node]
+    return node
+
+
+def test_config_key_order_reruns_nothing(tmp_path):
+    """Snakemake compares params by their repr, where a dict's key order shows. The tiny config
+    with its keys in reverse order, and then sorted (as yaml.safe_dump writes it), is one config:
+    once the jobs of the first are recorded as done (`--touch` on empty outputs: params, inputs
+    and mtimes as after a real run), the second plans nothing; a real change (finetune.epochs)
+    still reruns fine-tuning and not the data stage."""
+    base = yaml.safe_load(write_config(tmp_path).read_text())
+    first = tmp_path / "reversed.yaml"
+    first.write_text(yaml.safe_dump(key_ordered(base, True), sort_keys=False))
+    second = write_config(tmp_path, key_ordered(base, False), name="sorted.yaml")
+    assert first.read_text() != second.read_text()
+    plan = run_snakemake(tmp_path, first, "--dry-run")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    for job in dry_run_jobs(plan.stdout):
+        for output in job["outputs"]:
+            (tmp_path / output).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / output).touch()
+    touched = run_snakemake(tmp_path, first, "--touch", "--forceall", cores=1)
+    assert touched.returncode == 0, touched.stderr[-3000:]
+    for config in (first, second):
+        again = run_snakemake(tmp_path, config, "--dry-run")
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "Nothing to be done" in again.stdout + again.stderr, (
+            config.name,
+            sorted({j["rule"] for j in dry_run_jobs(again.stdout)}),
+        )
+    changed = write_config(tmp_path, key_ordered(base, True), "epochs.yaml", finetune__epochs=3)
+    rerun = {j["rule"] for j in dry_run_jobs(run_snakemake(tmp_path, changed, "--dry-run").stdout)}
+    assert "finetune" in rerun and "clean_dataset" not in rerun
+
+
+def test_retention_levels_that_print_alike_are_refused(tmp_path):
+    """12.5 and 12.500001 would both be the target keep12.5 (evaluated at 12.5): the DAG build
+    stops with one line naming the key; levels that differ in their names are fine."""
+    config = write_config(tmp_path, evaluation__retention=[12.5, 12.500001])
+    run = run_snakemake(tmp_path, config, "--dry-run")
+    assert run.returncode != 0
+    message = "evaluation.retention: 12.5 and 12.500001 both name the retention level '12.5'"
+    assert message in run.stdout + run.stderr
+    config = write_config(tmp_path, evaluation__retention=[12.5, 12.25])
+    run = run_snakemake(tmp_path, config, "--dry-run")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "keep12.25.parquet" in run.stdout and "keep12.5.parquet" in run.stdout

@@ -35,6 +35,42 @@ def safe_torch_load(path: Path) -> dict:
         raise ModelError(f"{path}: refused or unreadable checkpoint ({first})") from None
 
 
+# the `cfg["model"]` fields of a fair-esm ESM-2 file that give the encoder's shape
+SHAPE_FIELDS = {
+    "num_layers": "encoder_layers",
+    "embed_dim": "encoder_embed_dim",
+    "attention_heads": "encoder_attention_heads",
+}
+
+
+def load_fair_esm(path: Path) -> dict:
+    """A fair-esm ESM-2 file's contents (safe loader), checked to hold what fair-esm reads:
+    `model` (the weights) and `cfg["model"]` with the shape fields. Anything else: one line."""
+    path = Path(path)
+    data = safe_torch_load(path)
+    cfg = data.get("cfg") if isinstance(data, dict) else None
+    model_cfg = cfg.get("model") if isinstance(cfg, dict) else None
+    if (
+        model_cfg is None
+        or "model" not in data
+        or not all(hasattr(model_cfg, field) for field in SHAPE_FIELDS.values())
+    ):
+        raise ModelError(
+            f"{path}: not a fair-esm ESM-2 checkpoint (needs 'model' and 'cfg' keys, with "
+            f"cfg['model'] giving {', '.join(SHAPE_FIELDS.values())})"
+        )
+    return data
+
+
+def fair_esm_shape(data: dict) -> dict:
+    """The encoder's shape written in a fair-esm file (`load_fair_esm`'s result): num_layers,
+    embed_dim, attention_heads, token_dropout."""
+    model_cfg = data["cfg"]["model"]
+    shape = {name: int(getattr(model_cfg, field)) for name, field in SHAPE_FIELDS.items()}
+    shape["token_dropout"] = bool(getattr(model_cfg, "token_dropout", True))
+    return shape
+
+
 def pretrained_path(name: str) -> Path:
     """Where fair-esm's hub download keeps `name` (under $TORCH_HOME/hub/checkpoints)."""
     return Path(torch.hub.get_dir()) / "checkpoints" / f"{name}.pt"

@@ -39,6 +39,9 @@ EC_CLASSES = ("1", "2", "3", "4", "5", "6", "7")
 NON_ENZYME = "0"
 CROP_MODES = ("n_terminal", "centre", "drop")
 INVALID_RESIDUE_MODES = ("drop", "error")
+# A sequence whose length differs from UniProt's `Length` column (a file cut inside its last
+# field): stop the run naming the line, or drop the row (counted as `length_mismatch`).
+LENGTH_MISMATCH_MODES = ("error", "drop")
 MULTI_LABEL_MODES = ("drop", "first")
 SPLIT_NAMES = ("train", "val", "test")
 # The split methods (`data.split.method`); kneurons.split.SPLITTERS implements each.
@@ -46,6 +49,7 @@ SPLIT_METHODS = ("random", "homology")
 
 # In pipeline order; the card lists all of them (zeros included) so runs are comparable.
 DROP_REASONS = (
+    "length_mismatch",
     "empty_sequence",
     "invalid_residues",
     "too_short",
@@ -79,6 +83,10 @@ SPLIT_CONFIG_KEYS = {"method": "split_method", "identity": "identity", "coverage
 
 _NUMBER = re.compile(r"[0-9]+")
 _PRELIMINARY = re.compile(r"n[0-9]+")
+# "EC 1.1.1.1", "EC:1.1.1.1", "ec1.1.1.1": the prefix is dropped, the number kept.
+_EC_PREFIX = re.compile(r"^ec\s*:?\s*(?=[0-9])", re.IGNORECASE)
+# The column of UniProt's TSV with the sequence length (field `length`), when present.
+LENGTH_COLUMN = "Length"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -94,6 +102,7 @@ class DatasetOptions:
     max_length: int = 1022
     crop: str = "n_terminal"
     invalid_residues: str = "drop"
+    length_mismatch: str = "error"
     max_per_class: int | None = None
     min_per_class: int = 1
     split_method: str = "random"
@@ -133,6 +142,11 @@ class DatasetOptions:
             raise DataError(
                 f"data options: invalid_residues must be one of {INVALID_RESIDUE_MODES}, "
                 f"got {self.invalid_residues!r}"
+            )
+        if self.length_mismatch not in LENGTH_MISMATCH_MODES:
+            raise DataError(
+                f"data options: length_mismatch must be one of {LENGTH_MISMATCH_MODES}, "
+                f"got {self.length_mismatch!r}"
             )
         if self.max_per_class is not None and self.max_per_class < 1:
             raise DataError(f"data options: max_per_class must be >= 1, got {self.max_per_class}")
@@ -209,7 +223,8 @@ def _read_text(path) -> str:
             raw = fh.read()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
-        return raw.decode("utf-8")
+        # utf-8-sig: a byte-order mark (Excel, some editors) is not part of the first column name.
+        return raw.decode("utf-8-sig")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
@@ -220,15 +235,23 @@ def _read_text(path) -> str:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
-def read_uniprot_tsv(path, require_ec: bool = True) -> pd.DataFrame:
+def read_uniprot_tsv(path, require_ec: bool = True, length_mismatch: str = "error") -> pd.DataFrame:
     """Read a UniProt TSV export (optionally gzipped) with every field as plain text.
 
     UniProt does not quote fields, so each line is split on tabs as it is: a protein name
     starting with a double quote must not swallow the tabs after it. A line with fewer or more
     fields than the header (a broken or cut row) is an error naming its line number, as is an
-    HTML page (an error page saved in place of a download). With `require_ec=False` (the
-    non-enzyme table) a missing `EC number` column is read as empty.
+    HTML page (an error page saved in place of a download), an empty or repeated accession and,
+    with `length_mismatch="error"`, a sequence whose length differs from the `Length` column (a
+    file cut inside its last field); with "drop" such rows are kept here and `clean_dataset`
+    drops and counts them. With `require_ec=False` (the non-enzyme table) a missing
+    `EC number` column is read as empty. The frame's `attrs["path"]` is the file, which
+    `clean_dataset` names in its errors.
     """
+    if length_mismatch not in LENGTH_MISMATCH_MODES:
+        raise DataError(
+            f"length_mismatch must be one of {LENGTH_MISMATCH_MODES}, got {length_mismatch!r}"
+        )
     text = _read_text(path)
     if not text.strip():
         raise DataError(f"{path}: empty file")
@@ -250,7 +273,7 @@ def read_uniprot_tsv(path, require_ec: bool = True) -> pd.DataFrame:
         raise DataError(
             f"{path}: missing column(s) {', '.join(repr(c) for c in missing)} (found: {found})"
         )
-    rows = []
+    rows, numbers = [], []
     for number, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
@@ -261,12 +284,55 @@ def read_uniprot_tsv(path, require_ec: bool = True) -> pd.DataFrame:
                 f"{len(header)} (a broken or truncated row)"
             )
         rows.append(fields)
+        numbers.append(number)
     if not rows:
         raise DataError(f"{path}: no data rows")
     table = pd.DataFrame(rows, columns=header, dtype="str")
+    _check_file_rows(table, numbers, path, length_mismatch)
     if "EC number" not in table.columns:
         table["EC number"] = ""
-    return table.rename(columns=REQUIRED_COLUMNS)
+    table = table.rename(columns=REQUIRED_COLUMNS)
+    table.attrs["path"] = str(path)
+    return table
+
+
+def _lines(numbers) -> str:
+    """ "3 and 7", "3, 7 and 9"."""
+    numbers = [str(n) for n in numbers]
+    return numbers[0] if len(numbers) == 1 else ", ".join(numbers[:-1]) + " and " + numbers[-1]
+
+
+def length_mismatches(sequence: pd.Series, length: pd.Series) -> pd.Series:
+    """True where the sequence (whitespace stripped) is not as long as `length` says.
+
+    A `length` that is not a whole number (cut to nothing, or text) is a mismatch too.
+    """
+    expected = pd.to_numeric(length.astype(str).str.strip(), errors="coerce")
+    actual = sequence.fillna("").astype(str).str.strip().str.len()
+    return pd.Series(expected.isna().to_numpy() | (expected != actual).to_numpy(), sequence.index)
+
+
+def _check_file_rows(table: pd.DataFrame, numbers: list[int], path, length_mismatch: str):
+    """Errors that name a line of the file: empty or repeated accession, sequence length."""
+    accession = table["Entry"].str.strip()
+    empty = np.flatnonzero(accession.eq("").to_numpy())
+    if len(empty):
+        raise DataError(f"{path}: line {numbers[empty[0]]}: empty accession")
+    repeated = accession[accession.duplicated(keep=False)]
+    if len(repeated):
+        first = repeated.iloc[0]
+        lines = [numbers[i] for i in np.flatnonzero(accession.eq(first).to_numpy())]
+        raise DataError(f"{path}: duplicate accession {first!r} on lines {_lines(lines)}")
+    if length_mismatch == "error" and LENGTH_COLUMN in table.columns:
+        bad = np.flatnonzero(length_mismatches(table["Sequence"], table[LENGTH_COLUMN]))
+        if len(bad):
+            i = bad[0]
+            raise DataError(
+                f"{path}: line {numbers[i]}: the sequence of {accession.iloc[i]} has "
+                f"{len(table['Sequence'].iloc[i].strip())} residues, its Length field says "
+                f"{table[LENGTH_COLUMN].iloc[i]!r} (a file cut inside its last field?); "
+                f"{len(bad)} such row(s) in all (data.length_mismatch: drop drops them)"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,8 +340,12 @@ def read_uniprot_tsv(path, require_ec: bool = True) -> pd.DataFrame:
 
 
 def parse_ec_numbers(text: str) -> list[str]:
-    """Split UniProt's `; `-separated EC field; tolerant of stray spaces and trailing `;`."""
-    return [ec.strip() for ec in str(text).split(";") if ec.strip()]
+    """Split UniProt's `; `-separated EC field; tolerant of stray spaces and trailing `;`.
+
+    An `EC ` prefix (`EC 1.1.1.1`, as in UniProt's flat files) is dropped.
+    """
+    ecs = (_EC_PREFIX.sub("", ec.strip()) for ec in str(text).split(";"))
+    return [ec.strip() for ec in ecs if ec.strip()]
 
 
 def _ec_parts(ec: str) -> list[str] | None:
@@ -358,6 +428,28 @@ def _invalid_residues(sequence: str) -> str:
     return "".join(dict.fromkeys(c for c in sequence if c not in RESIDUES))
 
 
+def check_lengths(df, options) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Rows whose sequence is not as long as their UniProt `Length` (column `uniprot_length`,
+    missing for a table without one) are an error or, with `length_mismatch="drop"`, dropped.
+
+    `read_uniprot_tsv` already stops at such a row (naming its line) unless told to drop;
+    this is the count for the card, and the check for tables that did not come from a file.
+    """
+    if "uniprot_length" not in df.columns:
+        return df.copy(), {"length_mismatch": 0}
+    given = df["uniprot_length"].notna().to_numpy()
+    bad = given & length_mismatches(df["sequence"], df["uniprot_length"]).to_numpy()
+    if options.length_mismatch == "error" and bad.any():
+        row = df[bad].iloc[0]
+        raise DataError(
+            f"row for accession {row['accession']}: sequence of "
+            f"{len(str(row['sequence']).strip())} residues, its Length says "
+            f"{row['uniprot_length']!r}"
+        )
+    reason = pd.Series(np.where(bad, "length_mismatch", ""), index=df.index)
+    return _keep(df.drop(columns="uniprot_length"), reason, ("length_mismatch",))
+
+
 def clean_sequences(df, options) -> tuple[pd.DataFrame, dict[str, int]]:
     """Normalise, check and crop sequences; adds `length` and `cropped`."""
     df = df.copy()
@@ -377,7 +469,11 @@ def clean_sequences(df, options) -> tuple[pd.DataFrame, dict[str, int]]:
         ["empty_sequence", "invalid_residues", "too_short", "too_long"],
         default="",
     )
-    kept, counts = _keep(df, pd.Series(reason, index=df.index), DROP_REASONS[:4])
+    kept, counts = _keep(
+        df,
+        pd.Series(reason, index=df.index, dtype=object),
+        ("empty_sequence", "invalid_residues", "too_short", "too_long"),
+    )
 
     kept["cropped"] = kept["sequence"].str.len() > options.max_length
     kept["sequence"] = kept["sequence"].map(
@@ -398,9 +494,11 @@ def label_rows(df, options) -> tuple[pd.DataFrame, dict[str, int]]:
     ecs = df["ec_numbers"].fillna("").map(parse_ec_numbers)
     labelled = ecs.map(lambda e: _row_label(e, options.ec_level, options.multi_label))
     df["ec_numbers"] = ecs.map("; ".join)
-    df["ec_class"] = labelled.map(lambda x: x[0])
+    df["ec_class"] = labelled.map(lambda x: x[0]).astype(object)
     reason = labelled.map(lambda x: x[1])
-    relabelled = labelled.map(lambda x: x[2])
+    # astype: on an empty frame map() cannot infer the types
+    reason = reason.astype(object)
+    relabelled = labelled.map(lambda x: x[2]).astype(bool)
     if "non_enzyme" in df.columns:
         negative = df["non_enzyme"].astype(bool)
         has_ec = ecs.map(bool)
@@ -462,7 +560,13 @@ def check_class_sizes(df, classes: list[str], min_per_class: int) -> None:
 # The cleaning half of the stage
 
 
-def _check_table(table: pd.DataFrame, name: str = "table") -> None:
+def _source(table: pd.DataFrame, key: str, fallback: str) -> str:
+    """How errors name a table: `data.input x.tsv` for one read from a file, else `fallback`."""
+    path = table.attrs.get("path")
+    return f"data.{key} {path}" if path else fallback
+
+
+def _check_table(table: pd.DataFrame, name: str) -> None:
     missing = [c for c in REQUIRED_COLUMNS.values() if c not in table.columns]
     if missing:
         raise DataError(f"{name}: missing column(s) {', '.join(repr(c) for c in missing)}")
@@ -470,9 +574,20 @@ def _check_table(table: pd.DataFrame, name: str = "table") -> None:
     empty = np.flatnonzero(accession.eq("").to_numpy())
     if len(empty):
         raise DataError(f"{name}: data row {empty[0] + 1}: empty accession")
-    repeated = accession[accession.duplicated()]
+    repeated = np.flatnonzero(accession.duplicated(keep=False).to_numpy())
     if len(repeated):
-        raise DataError(f"duplicate accession {repeated.iloc[0]!r} in input")
+        first = accession.iloc[repeated[0]]
+        rows = np.flatnonzero(accession.eq(first).to_numpy()) + 1
+        raise DataError(f"{name}: duplicate accession {first!r} (data rows {_lines(rows)})")
+
+
+def _table_frame(table: pd.DataFrame, non_enzyme: bool) -> pd.DataFrame:
+    """The columns cleaning uses, with UniProt's `Length` as `uniprot_length` (None without)."""
+    frame = table.loc[:, list(REQUIRED_COLUMNS.values())].assign(non_enzyme=non_enzyme)
+    frame["uniprot_length"] = (
+        table[LENGTH_COLUMN].astype(str).astype(object) if LENGTH_COLUMN in table.columns else None
+    )
+    return frame
 
 
 def length_stats(lengths: pd.Series) -> dict:
@@ -498,42 +613,64 @@ def clean_dataset(
     Returns the kept rows (`CLEANED_COLUMNS`, sorted by accession) and a report: input rows per
     table, drop counts by reason, classes and label index, length statistics before cleaning.
     """
-    _check_table(table)
-    frames = [table.loc[:, list(REQUIRED_COLUMNS.values())].assign(non_enzyme=False)]
+    name = _source(table, "input", "input table")
+    _check_table(table, name)
+    frames = [_table_frame(table, non_enzyme=False)]
     n_inputs = {"table": int(len(table))}
     if non_enzymes is not None:
-        _check_table(non_enzymes, "non-enzyme table")
-        frames.append(non_enzymes.loc[:, list(REQUIRED_COLUMNS.values())].assign(non_enzyme=True))
+        other = _source(non_enzymes, "non_enzymes", "non-enzyme table")
+        _check_table(non_enzymes, other)
+        frames.append(_table_frame(non_enzymes, non_enzyme=True))
         n_inputs["non_enzymes"] = int(len(non_enzymes))
+        shared = sorted(
+            set(table["accession"].astype(str).str.strip())
+            & set(non_enzymes["accession"].astype(str).str.strip())
+        )
+        if shared:
+            raise DataError(
+                f"duplicate accession {shared[0]!r} in both {name} and {other} "
+                f"({len(shared)} shared)"
+            )
+        name = f"{name} + {other}"
     df = pd.concat(frames, ignore_index=True)
     df["accession"] = df["accession"].astype(str).str.strip()
-    _check_table(df, "input")
     input_lengths = df["sequence"].fillna("").astype(str).str.strip().str.len()
+    n_input = sum(n_inputs.values())
 
     dropped = dict.fromkeys(DROP_REASONS, 0)
-    df, counts = clean_sequences(df, options)
-    dropped.update(counts)
-    df, counts = label_rows(df, options)
-    relabelled = {"multiple_classes_kept_first": counts.pop("multiple_classes_kept_first")}
-    dropped.update(counts)
-    df, counts = collapse_duplicates(df)
-    dropped.update(counts)
+    relabelled = {"multiple_classes_kept_first": 0}
+
+    def step(df, counts):
+        relabelled.update((k, counts.pop(k)) for k in list(counts) if k in relabelled)
+        dropped.update(counts)
+        if df.empty:  # one line, not a traceback from the next step
+            counted = ", ".join(f"{reason} {n}" for reason, n in dropped.items() if n)
+            raise DataError(
+                f"{name}: no rows left after cleaning: all {n_input} dropped ({counted})"
+            )
+        return df
+
+    df = step(*check_lengths(df, options))
+    df = step(*clean_sequences(df, options))
+    df = step(*label_rows(df, options))
+    df = step(*collapse_duplicates(df))
     df = df.sort_values("accession", kind="stable").reset_index(drop=True)
-    df, counts = cap_classes(df, options.max_per_class, options.seed)
-    dropped.update(counts)
+    df = step(*cap_classes(df, options.max_per_class, options.seed))
     df = df.reset_index(drop=True)
 
-    if df.empty:
-        raise DataError(f"no rows left after filtering (dropped: {dropped})")
     classes = list(options.classes) if options.classes else list(df["ec_class"])
     if non_enzymes is not None:
         classes.append(NON_ENZYME)
     classes = sort_labels(classes)
+    if len(classes) < 2:  # a classifier of one class: every accuracy would be 1
+        raise DataError(
+            f"{name}: only one class left after cleaning ({classes[0]}: {len(df)} rows); "
+            "need at least two"
+        )
     check_class_sizes(df, classes, options.min_per_class)
 
     label_index = {cls: i for i, cls in enumerate(classes)}
     df["label"] = df["ec_class"].map(label_index).astype("int64")
-    n_input = sum(n_inputs.values())
     if n_input != len(df) + sum(dropped.values()):  # the card must account for every row
         raise AssertionError(f"rows unaccounted for: {n_input} in, {len(df)} kept, {dropped}")
     report = {

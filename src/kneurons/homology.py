@@ -177,8 +177,27 @@ def cross_split_pairs(
     return hits[~pair.duplicated()].reset_index(drop=True).loc[:, columns]
 
 
+def read_splits(data_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """train/val/test.parquet of a finished split; a missing or unreadable one is a DataError."""
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder (expected train/val/test.parquet in it)")
+    splits = {}
+    for name in SPLIT_NAMES:
+        path = folder / f"{name}.parquet"
+        if not path.is_file():
+            raise DataError(f"{path}: not found (run the data stage first)")
+        try:
+            splits[name] = pd.read_parquet(path, columns=["accession", "sequence"])
+        except Exception as err:  # pyarrow's errors: name the file, briefly
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise DataError(f"{path}: unreadable split table ({first})") from None
+    return splits
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m kneurons.homology check results/data`: exit 1 if a homologous pair crosses."""
+    """`python -m kneurons.homology check results/data`: exit 1 if a homologous pair crosses,
+    2 (one line on stderr) if the check cannot run."""
     parser = argparse.ArgumentParser(prog="python -m kneurons.homology")
     parser.add_argument("command", choices=["check"])
     parser.add_argument("data_dir", help="folder with train/val/test.parquet")
@@ -186,8 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--coverage", type=float, default=DatasetOptions.coverage)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    splits = {n: pd.read_parquet(Path(args.data_dir) / f"{n}.parquet") for n in SPLIT_NAMES}
-    pairs = cross_split_pairs(splits, args.identity, args.coverage, args.threads)
+    try:
+        splits = read_splits(args.data_dir)
+        pairs = cross_split_pairs(splits, args.identity, args.coverage, args.threads)
+    except DataError as err:
+        print(f"{parser.prog}: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
     sizes = ", ".join(f"{n} {len(f)}" for n, f in splits.items())
     print(
         f"{len(pairs)} pair(s) across splits at >= {args.identity:g} identity and "

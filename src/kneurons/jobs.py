@@ -50,10 +50,14 @@ def start_job(snakemake, seed: int = 0) -> tuple[logging.Logger, torch.device]:
 
 
 def run_job(main, snakemake) -> None:
-    """Run `main(snakemake)`; a known input error is logged as one line (no traceback), exit 1."""
+    """Run `main(snakemake)`; a known input error is logged as one line (no traceback), exit 1.
+
+    The line is the error's message with its whitespace collapsed: a message that quotes a
+    multi-line text (a library's own error) stays one line."""
     try:
         main(snakemake)
     except (DataError, ModelError) as err:
-        logging.getLogger(snakemake.rule).error("%s", err)
-        print(f"Error in rule {snakemake.rule}: {err}", file=sys.stderr)
+        message = " ".join(str(err).split()) or type(err).__name__
+        logging.getLogger(snakemake.rule).error("%s", message)
+        print(f"Error in rule {snakemake.rule}: {message}", file=sys.stderr)
         sys.exit(1)

@@ -19,9 +19,9 @@ import torch
 from esm.model.esm2 import ESM2
 from torch import nn
 
-from kneurons.checkpoints import download_pretrained, safe_torch_load
+from kneurons.checkpoints import download_pretrained, load_fair_esm, safe_torch_load
 from kneurons.errors import ModelError
-from kneurons.spec import ARCHITECTURES, Architecture, ModelSpec
+from kneurons.spec import ARCHITECTURES, Architecture, ModelSpec, check_architecture
 from kneurons.vocab import LAYER_TYPES
 
 
@@ -51,9 +51,7 @@ def load_fair_esm_file(path: str | os.PathLike) -> ESM2:
     A `<stem>-contact-regression.pt` beside the file is used when present (contact head only).
     """
     path = Path(path)
-    model_data = safe_torch_load(path)
-    if not isinstance(model_data, dict) or "model" not in model_data or "cfg" not in model_data:
-        raise ModelError(f"{path}: not a fair-esm ESM-2 checkpoint (needs 'model' and 'cfg' keys)")
+    model_data = load_fair_esm(path)
     regression_path = path.with_name(path.stem + "-contact-regression.pt")
     regression = safe_torch_load(regression_path) if regression_path.exists() else None
     # fair-esm picks the ESM-2 code path by the name's prefix; the file name itself may be anything.
@@ -78,10 +76,15 @@ def load_pretrained(name: str) -> ESM2:
 
 
 def build_encoder(spec: ModelSpec) -> ESM2:
-    if spec.source == "pretrained":
-        return load_pretrained(spec.name)
-    if spec.source == "checkpoint":
-        return load_fair_esm_file(spec.path)
+    """The encoder of a config model entry. Pretrained and checkpoint models take their shape
+    from the weights; a given `architecture` must agree with it (`spec.check_architecture`)."""
+    if spec.source in ("pretrained", "checkpoint"):
+        if spec.source == "pretrained":
+            encoder, origin = load_pretrained(spec.name), f"the pretrained {spec.name}"
+        else:
+            encoder, origin = load_fair_esm_file(spec.path), f"the checkpoint {spec.path}"
+        check_architecture(spec, architecture_of(encoder), origin)
+        return encoder
     arch = spec.architecture or Architecture(*ARCHITECTURES[spec.name])
     return build_random(arch, seed=spec.seed)
 
@@ -182,14 +185,30 @@ def load_classifier(path: str | os.PathLike, device="cpu") -> tuple[EsmClassifie
     """Load a classifier written by `save_classifier` (weights only, nothing unpickled)."""
     path = Path(path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # the one-line error below says it all
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ModelError(f"{path}: classifier checkpoint not found") from None
     except Exception as err:
-        raise ModelError(f"{path}: unreadable classifier checkpoint ({err})") from None
+        raise ModelError(f"{path}: unreadable classifier checkpoint ({first_line(err)})") from None
     if not isinstance(payload, dict) or payload.get("format") != "kneurons-classifier-v1":
         raise ModelError(f"{path}: not a kneurons classifier checkpoint")
-    encoder = build_random(Architecture(**payload["architecture"]))
-    model = EsmClassifier(encoder, payload["num_classes"])
-    model.load_state_dict(payload["state_dict"])
-    return model.to(device).eval(), payload["meta"]
+    try:
+        encoder = build_random(Architecture(**payload["architecture"]))
+        model = EsmClassifier(encoder, payload["num_classes"])
+        model.load_state_dict(payload["state_dict"])
+        meta = payload["meta"]
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise ModelError(
+            f"{path}: incomplete or damaged classifier checkpoint ({first_line(err)})"
+        ) from None
+    return model.to(device).eval(), meta
+
+
+def first_line(err: BaseException) -> str:
+    """An exception's message as one line: its first non-empty line, else its type."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    return f"{type(err).__name__}: {lines[0]}" if isinstance(err, KeyError) else lines[0]

@@ -39,8 +39,15 @@ class ModelSpec:
     source: str  # "pretrained" | "checkpoint" | "random"
     name: str | None = None  # fair-esm model name, or the architecture for "random"
     path: str | None = None  # fair-esm-format file for "checkpoint"
-    architecture: Architecture | None = None  # explicit shape for "random"
+    # the shape for "random"; for "pretrained" and "checkpoint" the weights give the shape, and
+    # a given architecture is only checked against them (`shape_of`)
+    architecture: Architecture | None = None
     seed: int = 0  # initialisation seed for "random"
+    model_id: str | None = None  # the config's id, to name `models.<id>` in messages
+
+    @property
+    def key(self) -> str:
+        return f"models.{self.model_id}" if self.model_id else "model"
 
     @classmethod
     def from_config(cls, model_id: str, cfg: dict) -> ModelSpec:
@@ -52,8 +59,9 @@ class ModelSpec:
             path=cfg.get("path"),
             architecture=Architecture(**arch) if arch else None,
             seed=int(cfg.get("seed", 0)),
+            model_id=model_id,
         )
-        key = f"models.{model_id}"
+        key = spec.key
         if source == "pretrained" and not spec.name:
             raise ModelError(f"{key}.name is required when source is 'pretrained'")
         if source == "checkpoint" and not spec.path:
@@ -70,17 +78,53 @@ class ModelSpec:
         return spec
 
 
-def num_layers_of(spec: ModelSpec) -> int:
-    """The number of transformer layers, cheaply (used to build the DAG before any job runs)."""
-    if spec.architecture is not None:
-        return spec.architecture.num_layers
-    if spec.source in ("pretrained", "random") and spec.name in ARCHITECTURES:
-        return ARCHITECTURES[spec.name][0]
-    from kneurons.checkpoints import pretrained_path, safe_torch_load  # torch: only for files
+def describe(arch: Architecture) -> str:
+    return (
+        f"num_layers {arch.num_layers}, embed_dim {arch.embed_dim}, "
+        f"attention_heads {arch.attention_heads}"
+    )
 
-    if spec.source == "checkpoint":
-        path = Path(spec.path)
+
+def check_architecture(spec: ModelSpec, found: Architecture, origin: str) -> None:
+    """A given `architecture` of a pretrained or checkpoint model must agree with the shape of
+    its weights (`found`, read from `origin`): one line naming the key and both shapes."""
+    given = spec.architecture
+    if given is None or spec.source == "random":
+        return
+    fields = ("num_layers", "embed_dim", "attention_heads")
+    if any(getattr(given, f) != getattr(found, f) for f in fields):
+        raise ModelError(
+            f"{spec.key}.architecture ({describe(given)}) does not match {origin} "
+            f"({describe(found)}): the shape comes from the weights; remove `architecture` "
+            "or correct it"
+        )
+
+
+def shape_of(spec: ModelSpec) -> Architecture:
+    """The encoder's shape, cheaply (the DAG needs it before any job runs): for "random" its
+    `architecture` or known `name`; for "pretrained" and "checkpoint" the weights' own shape (a
+    known pretrained name from the table, otherwise the file's fair-esm config), which a given
+    `architecture` must match."""
+    if spec.source == "random":
+        if spec.architecture is not None:
+            return spec.architecture
+        if spec.name in ARCHITECTURES:
+            return Architecture(*ARCHITECTURES[spec.name])
+        raise ModelError(f"{spec.key}: source 'random' needs `architecture` or a known `name`")
+    if spec.source == "pretrained" and spec.name in ARCHITECTURES:
+        found = Architecture(*ARCHITECTURES[spec.name])
+        origin = f"the pretrained {spec.name}"
     else:
-        path = pretrained_path(spec.name)
-    cfg = safe_torch_load(path)["cfg"]["model"]
-    return int(cfg.encoder_layers)
+        # torch: only for files
+        from kneurons.checkpoints import fair_esm_shape, load_fair_esm, pretrained_path
+
+        path = Path(spec.path) if spec.source == "checkpoint" else pretrained_path(spec.name)
+        found = Architecture(**fair_esm_shape(load_fair_esm(path)))
+        origin = f"the checkpoint {path}"
+    check_architecture(spec, found, origin)
+    return found
+
+
+def num_layers_of(spec: ModelSpec) -> int:
+    """The number of transformer layers (`shape_of`), used to build the DAG."""
+    return shape_of(spec).num_layers

@@ -28,10 +28,15 @@ def source_of(snakemake) -> dict:
 def main(snakemake):
     log, _ = start_job(snakemake)
     options = options_from_config(snakemake.params.data)
-    table = read_uniprot_tsv(snakemake.input.table)
+    # With length_mismatch: error the reader stops at the first cut row, naming its line.
+    table = read_uniprot_tsv(snakemake.input.table, length_mismatch=options.length_mismatch)
     non_enzymes = None
     if "non_enzymes" in snakemake.input.keys():
-        non_enzymes = read_uniprot_tsv(snakemake.input.non_enzymes, require_ec=False)
+        non_enzymes = read_uniprot_tsv(
+            snakemake.input.non_enzymes,
+            require_ec=False,
+            length_mismatch=options.length_mismatch,
+        )
     cleaned, report = clean_dataset(table, options, non_enzymes)
     report = {"source": source_of(snakemake), **report}
     fasta = fasta_text(cleaned.set_index("accession")["sequence"])
