@@ -412,10 +412,10 @@ def test_fetch_rule_downloads_and_the_card_names_the_release(httpserver, tmp_pat
     lines = write_uniprot_tsv(tmp_path / "tiny.tsv").read_text().splitlines()
     columns = lines[0].split("\t")
     order = [columns.index(c) for c in ("Entry", "EC number", "Sequence")]
-    rows = [
-        "\t".join([*(line.split("\t")[i] for i in order), "1", "Homo sapiens", "x"])
-        for line in lines[1:]
-    ]
+    rows = []
+    for line in lines[1:]:
+        entry, ec, sequence = (line.split("\t")[i] for i in order)
+        rows.append("\t".join([entry, ec, sequence, str(len(sequence)), "Homo sapiens", "x"]))
     fake = FakeUniProt(rows=rows)
     httpserver.expect_request("/uniprotkb/search").respond_with_handler(fake)
     config = tiny_config()
