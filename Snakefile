@@ -5,6 +5,8 @@
 import os
 import sys
 
+import yaml
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -12,6 +14,7 @@ min_version("9.0")
 # The library lives in src/ of this checkout. Jobs (local, cluster, or in a conda environment)
 # import it from here (through PYTHONPATH), so a run always uses the code beside its Snakefile.
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+from kneurons.configuration import coerce_numbers
 from kneurons.deps import share_library_path
 
 share_library_path(os.path.join(workflow.basedir, "src"))
@@ -25,6 +28,9 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+# Numbers given as nested `--config` values arrive as strings: read them as the schema says.
+with open(os.path.join(workflow.basedir, "config/schema.yaml")) as schema_file:
+    config.update(coerce_numbers(config, yaml.safe_load(schema_file)))
 validate(config, "config/schema.yaml")
 
 

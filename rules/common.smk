@@ -62,6 +62,9 @@ MODES = EVALUATION["modes"]
 SCOPES = EVALUATION["scopes"]
 DIRECTIONS = EVALUATION["directions"]
 RESIDUES = config.get("residues", {"enabled": False})
+# What every job script needs besides its own params (kneurons.jobs.start_job): scripts read
+# only what their rule declares, never `snakemake.config`.
+JOB = {"device": config["device"], "deterministic": config["deterministic"]}
 retention_names("residues.retention", RESIDUES.get("retention", []))  # the same check
 
 if "qkv" in SCOPES and not set(vocab.GROUPS["qkv"]) <= set(LAYER_TYPES):

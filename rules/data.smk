@@ -20,6 +20,7 @@ rule fetch_uniprot:
         mem_mb=2000,
         runtime=240,
     params:
+        job=JOB,
         uniprot=config["data"]["uniprot"],
         classes=config["data"]["classes"],
     script:
@@ -43,6 +44,7 @@ rule clean_dataset:
         mem_mb=4000,
         runtime=30,
     params:
+        job=JOB,
         data=cleaning_options(),
     script:
         "../workflow/scripts/clean_dataset.py"
@@ -101,6 +103,7 @@ rule prepare_dataset:
         mem_mb=4000,
         runtime=30,
     params:
+        job=JOB,
         data=split_options(),
     script:
         "../workflow/scripts/prepare_dataset.py"

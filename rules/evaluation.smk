@@ -24,6 +24,7 @@ rule mean_activations:
         runtime=60,
         gpu=gpu_count(),
     params:
+        job=JOB,
         options=EVALUATION["mean_ablation"],
         max_tokens=EVALUATION["max_tokens"],
     script:
@@ -47,6 +48,7 @@ rule evaluate_unmasked:
         runtime=60,
         gpu=gpu_count(),
     params:
+        job=JOB,
         max_tokens=EVALUATION["max_tokens"],
     script:
         "../workflow/scripts/evaluate_unmasked.py"
@@ -73,6 +75,7 @@ rule evaluate_masked:
         runtime=60,
         gpu=gpu_count(),
     params:
+        job=JOB,
         group_ranking=group_ranking_param,
         max_tokens=EVALUATION["max_tokens"],
     script:

@@ -19,6 +19,7 @@ rule fetch_pretrained:
         mem_mb=2000,
         runtime=120,
     params:
+        job=JOB,
         name=pretrained_name,
     script:
         "../workflow/scripts/fetch_pretrained.py"
@@ -49,6 +50,7 @@ rule finetune:
         runtime=24 * 60,
         gpu=gpu_count(),
     params:
+        job=JOB,
         model=model_config,
         finetune=config["finetune"],
     script:

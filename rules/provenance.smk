@@ -21,6 +21,7 @@ rule provenance:
         mem_mb=1000,
         runtime=10,
     params:
+        job=JOB,
         config=provenance_config,
     script:
         "../workflow/scripts/provenance.py"

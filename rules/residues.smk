@@ -19,6 +19,7 @@ rule make_synthetic:
         mem_mb=2000,
         runtime=10,
     params:
+        job=JOB,
         synthetic=config["data"]["synthetic"],
     script:
         "../workflow/scripts/make_synthetic.py"
@@ -37,6 +38,8 @@ rule extract_sites:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        job=JOB,
     script:
         "../workflow/scripts/extract_sites.py"
 
@@ -68,6 +71,7 @@ rule map_residues:
         mem_mb=memory(4000),
         runtime=120,
     params:
+        job=JOB,
         residues=residue_params(),
     script:
         "../workflow/scripts/map_residues.py"
@@ -98,5 +102,7 @@ rule site_recovery:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        job=JOB,
     script:
         "../workflow/scripts/site_recovery.py"

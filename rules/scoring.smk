@@ -29,6 +29,7 @@ rule score_neurons:
         runtime=12 * 60,
         gpu=gpu_count(),
     params:
+        job=JOB,
         scoring=scoring_params,
     script:
         "../workflow/scripts/score_neurons.py"

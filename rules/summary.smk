@@ -49,6 +49,7 @@ rule summarize:
         mem_mb=4000,
         runtime=30,
     params:
+        job=JOB,
         figures=figure_params,
         bootstrap=EVALUATION["bootstrap"],
         retention=EVALUATION["retention"],

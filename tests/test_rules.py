@@ -303,3 +303,25 @@ def test_retention_levels_that_print_alike_are_refused(tmp_path):
     run = run_snakemake(tmp_path, config, "--dry-run")
     assert run.returncode == 0, run.stderr[-3000:]
     assert "keep12.25.parquet" in run.stdout and "keep12.5.parquet" in run.stdout
+
+
+def test_no_job_code_reads_the_config():
+    """Scripts get only what their rule declares (params, input, wildcards): a setting read from
+    `snakemake.config` would not rerun the job when it changes."""
+    files = [*(REPO / "workflow/scripts").glob("*.py"), *LIBRARY.rglob("*.py")]
+    readers = [f.name for f in files if "snakemake.config" in f.read_text()]
+    assert len(files) > 20 and readers == []
+
+
+@pytest.mark.integration
+def test_a_summary_setting_reruns_the_summary(tiny_run):
+    """evaluation.bootstrap.n is a param of summarize: changing it reruns the summary (and its
+    provenance record), not the evaluations."""
+    assert tiny_run.run.returncode == 0, tiny_run.run.stderr[-3000:]
+    changed = write_config(
+        tiny_run.workdir, name="bootstrap.yaml", evaluation__bootstrap={"n": 100, "seed": 0}
+    )
+    plan = tiny_run.snakemake("--dry-run", config=changed)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    rules = {job["rule"] for job in dry_run_jobs(plan.stdout)}
+    assert rules == {"summarize", "provenance", "all"}, rules

@@ -12,12 +12,19 @@ from test_summary_tables import (
     eval_row,
     eval_rows,
     summary_stats,
+    with_correct,
 )
 
 from kneurons.summary.html import markdown_to_html
 from kneurons.summary.sections import ground_truth_section, published_figures
 from kneurons.summary.selection import enrichment_tables
-from kneurons.summary.text import dataset_markdown, finetuning_markdown, markdown_summary
+from kneurons.summary.tables import add_statistics
+from kneurons.summary.text import (
+    cautions_section,
+    dataset_markdown,
+    finetuning_markdown,
+    markdown_summary,
+)
 
 
 @pytest.fixture
@@ -241,3 +248,18 @@ def test_ground_truth_section_puts_accuracy_beside_site_auroc(stats):
         markdown_summary(stats, recovery=recovery_table("other"))
     assert ground_truth_section(stats, recovery_table().iloc[:0]) == ""
     assert ground_truth_section(stats, None) == ""
+
+
+def test_cautions_flag_a_model_at_chance_and_small_test_sets():
+    card = {"classes": ["1", "2", "3"], "counts": {"test": {"1": 400, "2": 4, "3": 596}}}
+    good = summary_stats()
+    text = markdown_summary(good, card={"classes": ["1", "2", "3"]})
+    assert "Read this first" not in text  # 0.913 on 1000 sequences: nothing to flag
+    flagged = cautions_section(good, card)
+    assert "2 (4)" in flagged and "not better than chance" not in flagged
+    rows = [eval_row(MODEL, "unmasked", "none", 100.0, 0.34)]
+    rows += [eval_row(MODEL, "activation", "key", 10.0, 0.33)]
+    at_chance = add_statistics(collect(with_correct(rows)), n_boot=200, seed=0)
+    text = markdown_summary(at_chance, card=card)
+    assert text.index("## Read this first") < text.index("## Unmasked model")
+    assert "not better than chance" in text and "0.333 for 3 classes" in text

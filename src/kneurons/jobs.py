@@ -22,7 +22,8 @@ def resolve_device(name: str = "auto") -> torch.device:
 def start_job(snakemake, seed: int = 0) -> tuple[logging.Logger, torch.device]:
     """Send logs to the rule's log file, use exactly the job's threads, seed everything.
 
-    Returns a logger and the torch device chosen by config key `device` (auto: CUDA if present).
+    Returns a logger and the torch device chosen by config key `device` (auto: CUDA if present),
+    which the rule passes as `params.job` with `deterministic` (scripts never read the config).
     """
     log_path = snakemake.log[0] if len(snakemake.log) else None
     handlers = [logging.FileHandler(log_path, mode="w")] if log_path else []
@@ -37,10 +38,11 @@ def start_job(snakemake, seed: int = 0) -> tuple[logging.Logger, torch.device]:
     torch.set_num_threads(max(1, int(snakemake.threads)))
     random.seed(seed)
     torch.manual_seed(seed)
-    device = resolve_device(snakemake.config.get("device", "auto"))
+    job = snakemake.params.job  # config keys device, deterministic (rules/common.smk, JOB)
+    device = resolve_device(job["device"])
     # Deterministic kernels: always on CPU (cheap there); on CUDA only on request (config
     # `deterministic: true`), since they are slower and cuBLAS needs a fixed workspace.
-    if device.type == "cpu" or snakemake.config.get("deterministic", False):
+    if device.type == "cpu" or job["deterministic"]:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False

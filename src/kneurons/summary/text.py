@@ -8,9 +8,19 @@ import pandas as pd
 
 from kneurons.summary import sections
 from kneurons.summary.format import cell, fmt, fmt_ci, md_table
-from kneurons.summary.tables import Statistics, add_statistics, masked_rows, unmasked_rows, variants
+from kneurons.summary.tables import (
+    Statistics,
+    add_statistics,
+    masked_rows,
+    per_class,
+    unmasked_rows,
+    variants,
+)
 
 TITLE = "# Knowledge neurons: accuracy under neuron masking"
+# Below these, a test set (or one class of it) is flagged as too small to read much into.
+MIN_TEST_SEQUENCES = 30
+MIN_CLASS_TEST_SEQUENCES = 10
 
 
 def dataset_markdown(card: dict) -> str:
@@ -73,6 +83,44 @@ def _unmasked_section(stats: Statistics) -> str:
     return "\n".join(["## Unmasked model (test set)", "", md_table(header, [row])])
 
 
+def cautions_section(stats: Statistics, card: dict | None = None) -> str:
+    """What limits this run's findings, said first: a model whose accuracy does not exceed
+    chance (masking it measures noise), a tiny test set, classes with a handful of test
+    sequences. Empty when none applies."""
+    unmasked = unmasked_rows(stats.table)
+    if unmasked.empty:
+        return ""
+    rec = unmasked.iloc[0]
+    classes = list((card or {}).get("classes") or per_class(rec))
+    notes = []
+    if classes:
+        chance = 1.0 / len(classes)
+        if rec["accuracy_ci_low"] <= chance:
+            notes.append(
+                f"**The model is not better than chance.** Unmasked test accuracy "
+                f"{fmt_ci(rec['accuracy'], rec['accuracy_ci_low'], rec['accuracy_ci_high'])} "
+                f"does not exceed chance ({fmt(chance)} for {len(classes)} classes): there is "
+                "no knowledge to locate, and the masking results below measure noise, not "
+                "knowledge neurons."
+            )
+    if int(rec["n"]) < MIN_TEST_SEQUENCES:
+        notes.append(
+            f"**Tiny test set**: {int(rec['n'])} sequences (fewer than {MIN_TEST_SEQUENCES}); "
+            "intervals are wide and differences between methods are hard to tell from noise."
+        )
+    test_counts = ((card or {}).get("counts") or {}).get("test") or {}
+    small = {c: int(n) for c, n in test_counts.items() if int(n) < MIN_CLASS_TEST_SEQUENCES}
+    if small:
+        listed = ", ".join(f"{c} ({n})" for c, n in small.items())
+        notes.append(
+            f"**Classes with few test sequences**: {listed}; their per-class accuracies rest "
+            f"on fewer than {MIN_CLASS_TEST_SEQUENCES} sequences each."
+        )
+    if not notes:
+        return ""
+    return "\n".join(["## Read this first", "", *(f"- {note}" for note in notes)])
+
+
 def _check_model(frame: pd.DataFrame | None, model: str, what: str) -> None:
     if frame is None or "model" not in frame.columns:
         return
@@ -103,7 +151,7 @@ def markdown_summary(
     _check_model(recovery, model, "recovery")
 
     parts = [TITLE, ""]
-    blocks = [_unmasked_section(stats)]
+    blocks = [cautions_section(stats, card), _unmasked_section(stats)]
     if metrics:
         blocks.append(finetuning_markdown(metrics))
     if card:
