@@ -9,6 +9,7 @@ import re
 
 from kneurons import vocab
 from kneurons.deps import library_files
+from kneurons.io import stage_by_content
 from kneurons.spec import ModelSpec, num_layers_of
 
 

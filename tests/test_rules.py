@@ -325,3 +325,20 @@ def test_a_summary_setting_reruns_the_summary(tiny_run):
     assert plan.returncode == 0, plan.stderr[-3000:]
     rules = {job["rule"] for job in dry_run_jobs(plan.stdout)}
     assert rules == {"summarize", "provenance", "all"}, rules
+
+
+@pytest.mark.integration
+def test_a_moved_input_with_the_same_bytes_reruns_nothing(tiny_run):
+    """Content, not location, decides: the input TSV copied elsewhere (new path, new mtime)."""
+    assert tiny_run.run.returncode == 0, tiny_run.run.stderr[-3000:]
+    original = yaml.safe_load(tiny_run.config.read_text())
+    moved = tiny_run.workdir / "elsewhere" / "enzymes.tsv"
+    moved.parent.mkdir(exist_ok=True)
+    moved.write_bytes(Path(original["data"]["input"]).read_bytes())
+    config = tiny_run.workdir / "moved.yaml"
+    config.write_text(
+        yaml.safe_dump({**original, "data": {**original["data"], "input": str(moved)}})
+    )
+    plan = tiny_run.snakemake("--dry-run", config=config)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert "Nothing to be done" in plan.stdout + plan.stderr, plan.stdout[-3000:]

@@ -1,12 +1,16 @@
 # Input functions and constants of rules/data.smk (no rules here: snakemake --lint).
 
 
+STAGED = "results/data/input"  # the user's input files, by content (kneurons.io)
+
+
 def dataset_sources(wildcards):
     """clean_dataset's inputs: data.input, else the planted-motif table, else fetch_uniprot's
-    download and its manifest; plus data.non_enzymes when set."""
+    download and its manifest; plus data.non_enzymes when set. A user's file is read through a
+    copy named by its content, so a moved file with the same bytes reruns nothing."""
     data = config["data"]
     if data.get("input"):
-        sources = {"table": data["input"]}
+        sources = {"table": stage_by_content(data["input"], STAGED)}
     elif data.get("synthetic") is not None:
         sources = {"table": "results/data/synthetic/uniprot.tsv"}
     else:
@@ -15,7 +19,7 @@ def dataset_sources(wildcards):
             "manifest": "results/data/uniprot_manifest.json",
         }
     if data.get("non_enzymes"):
-        sources["non_enzymes"] = data["non_enzymes"]
+        sources["non_enzymes"] = stage_by_content(data["non_enzymes"], STAGED)
     return sources
 
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,3 +87,18 @@ def read_parquet_metadata(path: str | os.PathLike) -> dict:
     meta = pq.read_schema(path).metadata or {}
     raw = meta.get(b"kneurons")
     return json.loads(raw) if raw else {}
+
+
+def stage_by_content(path: str | os.PathLike, directory: str | os.PathLike) -> str:
+    """A copy of the file `path` under `directory`, named by its content (SHA-256) and its name;
+    made once, never touched again. The workflow reads a user's input through it, so that moving
+    or re-copying the same bytes reruns nothing (a path, or a new modification time, would).
+    A path that is not a file is returned as it is (Snakemake then reports it missing)."""
+    source = Path(path)
+    if not source.is_file():
+        return str(path)
+    staged = Path(directory) / f"{file_sha256(source)[:16]}-{source.name}"
+    if not staged.is_file():
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(staged, lambda tmp: shutil.copyfile(source, tmp))
+    return str(staged)
