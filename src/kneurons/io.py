@@ -101,4 +101,14 @@ def stage_by_content(path: str | os.PathLike, directory: str | os.PathLike) -> s
     if not staged.is_file():
         staged.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(staged, lambda tmp: shutil.copyfile(source, tmp))
+    origin = staged.with_name(staged.name + ".origin")  # for messages only, not a job input
+    if not origin.is_file() or origin.read_text() != str(source.resolve()):
+        atomic_write(origin, lambda tmp: tmp.write_text(str(source.resolve())))
     return str(staged)
+
+
+def origin_of(path: str | os.PathLike) -> str:
+    """The user's file that a staged copy (`stage_by_content`) was last made from, for
+    messages; `path` itself when it is not a staged copy."""
+    origin = Path(str(path) + ".origin")
+    return origin.read_text() if origin.is_file() else str(path)

@@ -7,8 +7,9 @@ prepare_dataset, which writes it into the dataset card.
 import json
 
 from kneurons.data import clean_dataset, options_from_config, read_uniprot_tsv
+from kneurons.errors import DataError
 from kneurons.homology import fasta_text
-from kneurons.io import atomic_write, file_sha256, write_parquet
+from kneurons.io import atomic_write, file_sha256, origin_of, write_parquet
 from kneurons.jobs import run_job, start_job
 
 
@@ -26,6 +27,18 @@ def source_of(snakemake) -> dict:
 
 
 def main(snakemake):
+    try:
+        clean(snakemake)
+    except DataError as err:  # name the user's file, not the copy it is read through
+        message = str(err)
+        for key in ("table", "non_enzymes"):
+            if key in snakemake.input.keys():
+                staged = str(snakemake.input[key])
+                message = message.replace(staged, origin_of(staged))
+        raise DataError(message) from None
+
+
+def clean(snakemake):
     log, _ = start_job(snakemake)
     options = options_from_config(snakemake.params.data)
     # With length_mismatch: error the reader stops at the first cut row, naming its line.
