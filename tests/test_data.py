@@ -31,10 +31,10 @@ from kneurons.data import (
     label_rows,
     options_from_config,
     parse_ec_numbers,
-    read_uniprot_tsv,
 )
 from kneurons.errors import DataError
 from kneurons.split import SPLITTERS, card_markdown, random_split, split_dataset
+from kneurons.uniprot_tsv import read_uniprot_tsv
 
 REAL_TSV = Path("/work/shared/data/swissprot_enzymes.tsv")
 STANDARD = "ACDEFGHIKLMNPQRSTVWY"

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kneurons.data import DatasetOptions, clean_dataset, read_uniprot_tsv
+from kneurons.data import DatasetOptions, clean_dataset
 from kneurons.split import split_dataset
 from kneurons.synthetic import (
     ClassSpec,
@@ -14,6 +14,7 @@ from kneurons.synthetic import (
     parse_pattern,
     sample_pattern,
 )
+from kneurons.uniprot_tsv import read_uniprot_tsv
 
 
 def pattern_regex(pattern: str) -> re.Pattern:

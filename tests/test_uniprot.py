@@ -23,7 +23,6 @@ import yaml
 from werkzeug import Request, Response
 from workflow_helpers import schema_defaults
 
-from kneurons.data import read_uniprot_tsv
 from kneurons.io import file_sha256
 from kneurons.uniprot import (
     DEFAULT_FIELDS,
@@ -36,6 +35,7 @@ from kneurons.uniprot import (
     offline_hint,
     request_from_config,
 )
+from kneurons.uniprot_tsv import read_uniprot_tsv
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = "Entry\tEC number\tSequence\tLength\tOrganism\tProtein names"
