@@ -6,10 +6,12 @@
 import itertools
 import os
 import re
+import sys
 
 from kneurons import vocab
 from kneurons.deps import library_files
 from kneurons.io import stage_by_content
+from kneurons.errors import ModelError
 from kneurons.spec import ModelSpec, num_layers_of
 
 
@@ -30,10 +32,31 @@ _canonical_config = canonical(config)
 config.clear()
 config.update(_canonical_config)
 
-MODELS = {
-    name: ModelSpec.from_config(name, spec) for name, spec in config["models"].items()
-}
-NUM_LAYERS = {name: num_layers_of(spec) for name, spec in MODELS.items()}
+
+def config_error(message):
+    """Stop the DAG build with one line: a raised error would be printed with the frames of
+    the rule files, which say nothing to someone who got a config key wrong."""
+    print(f"Error in config: {message}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def model_entry(name, entry):
+    """A `models:` entry and its layer count, from the weights where they are files; a bad
+    entry or file stops the DAG build with one line naming the key (no stack of frames).
+    """
+    try:
+        spec = ModelSpec.from_config(name, entry)
+        return spec, num_layers_of(spec)
+    except ModelError as err:
+        message = str(err)
+        if not message.startswith("models."):
+            message = f"models.{name}: {message}"
+        config_error(message)
+
+
+MODELS, NUM_LAYERS = {}, {}
+for _name, _entry in config["models"].items():
+    MODELS[_name], NUM_LAYERS[_name] = model_entry(_name, _entry)
 LAYER_TYPES = config["scoring"]["layer_types"]
 METHODS = vocab.expand_methods(
     config["scoring"]["methods"], config["scoring"]["random_seeds"]
@@ -50,7 +73,7 @@ def retention_names(key, values):
     for value in values:
         name = vocab.format_retention(value)
         if name in names and names[name] != value:
-            raise ValueError(
+            config_error(
                 f"{key}: {names[name]!r} and {value!r} both name the retention level "
                 f"{name!r} (paths keep 6 significant digits); use levels that differ there"
             )
@@ -69,7 +92,7 @@ JOB = {"device": config["device"], "deterministic": config["deterministic"]}
 retention_names("residues.retention", RESIDUES.get("retention", []))  # the same check
 
 if "qkv" in SCOPES and not set(vocab.GROUPS["qkv"]) <= set(LAYER_TYPES):
-    raise ValueError(
+    config_error(
         "evaluation.scopes: qkv needs query, key and value in scoring.layer_types"
     )
 
