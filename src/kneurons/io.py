@@ -90,14 +90,15 @@ def read_parquet_metadata(path: str | os.PathLike) -> dict:
 
 
 def stage_by_content(path: str | os.PathLike, directory: str | os.PathLike) -> str:
-    """A copy of the file `path` under `directory`, named by its content (SHA-256) and its name;
-    made once, never touched again. The workflow reads a user's input through it, so that moving
+    """A copy of the file `path` under `directory`, named by its content (SHA-256); made once,
+    never touched again. The workflow reads a user's input through it, so that moving
     or re-copying the same bytes reruns nothing (a path, or a new modification time, would).
     A path that is not a file is returned as it is (Snakemake then reports it missing)."""
     source = Path(path)
     if not source.is_file():
         return str(path)
-    staged = Path(directory) / f"{file_sha256(source)[:16]}-{source.name}"
+    # named by content alone, so a renamed file is the same input (readers sniff gzip by magic)
+    staged = Path(directory) / file_sha256(source)[:16]
     if not staged.is_file():
         staged.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(staged, lambda tmp: shutil.copyfile(source, tmp))
