@@ -52,6 +52,6 @@ rule finetune:
     params:
         job=JOB,
         model=model_config,
-        finetune=config["finetune"],
+        finetune=finetune_options,
     script:
         "../workflow/scripts/finetune.py"

@@ -9,9 +9,10 @@ from kneurons.batching import pad
 from kneurons.hooks import forward_hooks
 from kneurons.io import write_parquet
 from kneurons.model import get_module
-from kneurons.scores import random_scores, score_frame
+from kneurons.scores import random_scores, score_frame, split_halves
 from kneurons.scoring import (
     activation_scores,
+    completeness_tolerance,
     gap_summary,
     grad_x_activation_scores,
     gradient_integrals,
@@ -83,6 +84,7 @@ def test_ig_completeness_gap_shrinks_with_steps(sharp_model, tiny_tokens, layer_
             tiny_tokens,
             LABELS,
             layer_type,
+            adaptive=False,
             steps=steps,
             quadrature="riemann_trapezoid",
         )
@@ -91,7 +93,9 @@ def test_ig_completeness_gap_shrinks_with_steps(sharp_model, tiny_tokens, layer_
     assert gaps[0] > gaps[1] > gaps[2]
     assert gaps[2] < 0.05 * delta + 1e-6
     # Gauss-Legendre is far more accurate for the same steps
-    gl = integrated_gradients_scores(sharp_model, tiny_tokens, LABELS, layer_type, steps=8)
+    gl = integrated_gradients_scores(
+        sharp_model, tiny_tokens, LABELS, layer_type, adaptive=False, steps=8
+    )
     assert gl.gaps["gap"].abs().max() < gaps[1]
 
 
@@ -150,7 +154,13 @@ def test_ig_matches_captum_every_layer_type(sharp_model, tiny_tokens, layer_type
     """All examples in one padded batch, both layers: per example equal to captum's LIG."""
     steps, quadrature = 16, "gausslegendre"
     ours = integrated_gradients_scores(
-        sharp_model, tiny_tokens, LABELS, layer_type, steps=steps, quadrature=quadrature
+        sharp_model,
+        tiny_tokens,
+        LABELS,
+        layer_type,
+        adaptive=False,
+        steps=steps,
+        quadrature=quadrature,
     )
     for layer in (0, 1):
         for example, (tok, label) in enumerate(zip(tiny_tokens, LABELS, strict=True)):
@@ -163,7 +173,7 @@ def test_ig_matches_captum_every_layer_type(sharp_model, tiny_tokens, layer_type
 def test_ig_matches_captum_riemann(sharp_model, tiny_tokens, quadrature):
     tok, label = tiny_tokens[1], 2
     ours = integrated_gradients_scores(
-        sharp_model, [tok], [label], "key", [1], steps=9, quadrature=quadrature
+        sharp_model, [tok], [label], "key", [1], adaptive=False, steps=9, quadrature=quadrature
     )
     theirs = captum_ig(sharp_model, tok, label, "key", 1, 9, quadrature)
     np.testing.assert_allclose(ours.scores[("key", 1)], theirs, rtol=1e-3, atol=1e-8)
@@ -174,12 +184,12 @@ def test_padding_and_batching_do_not_change_scores(sharp_model, tiny_tokens):
     of cutting the rows into passes (examples together, modules fused, steps split)."""
     types = ["query", "value", "ffn_in"]
     alone = [
-        integrated_gradients_scores(sharp_model, [tok], [label], types, steps=6)
+        integrated_gradients_scores(sharp_model, [tok], [label], types, adaptive=False, steps=6)
         for tok, label in zip(tiny_tokens, LABELS, strict=True)
     ]
     for max_tokens in (10**6, 200, 37):  # one pass; a few passes; steps split (< 1 example)
         together = integrated_gradients_scores(
-            sharp_model, tiny_tokens, LABELS, types, steps=6, max_tokens=max_tokens
+            sharp_model, tiny_tokens, LABELS, types, adaptive=False, steps=6, max_tokens=max_tokens
         )
         for module, values in together.per_example.items():
             for example, single in enumerate(alone):
@@ -201,9 +211,13 @@ def test_padding_and_batching_do_not_change_scores(sharp_model, tiny_tokens):
 
 
 def test_fused_modules_equal_one_at_a_time(sharp_model, tiny_tokens):
-    fused = integrated_gradients_scores(sharp_model, tiny_tokens, LABELS, list(LAYER_TYPES))
+    fused = integrated_gradients_scores(
+        sharp_model, tiny_tokens, LABELS, list(LAYER_TYPES), adaptive=False
+    )
     for layer_type in LAYER_TYPES:
-        single = integrated_gradients_scores(sharp_model, tiny_tokens, LABELS, layer_type)
+        single = integrated_gradients_scores(
+            sharp_model, tiny_tokens, LABELS, layer_type, adaptive=False
+        )
         for layer in (0, 1):
             # fp32 sums in another batch order: relative 1e-5, or 1e-9 absolute near zero
             np.testing.assert_allclose(
@@ -253,7 +267,14 @@ def test_grad_x_activation_is_first_order_autograd(sharp_model, tiny_tokens):
         result.per_example[(layer_type, layer)], np.stack(expected), rtol=1e-4, atol=1e-9
     )
     ig = integrated_gradients_scores(
-        sharp_model, tiny_tokens, LABELS, layer_type, [layer], steps=1, quadrature="riemann_right"
+        sharp_model,
+        tiny_tokens,
+        LABELS,
+        layer_type,
+        [layer],
+        adaptive=False,
+        steps=1,
+        quadrature="riemann_right",
     )
     np.testing.assert_array_equal(
         ig.scores[(layer_type, layer)], result.scores[(layer_type, layer)]
@@ -287,39 +308,76 @@ def test_per_class_scores_average_back_to_all_classes(tiny_model, tiny_tokens, m
 def test_score_table_all_class_rows_are_what_selection_reads(tiny_model, tiny_tokens, tmp_path):
     result = activation_scores(tiny_model, tiny_tokens, LABELS, "key", [1])
     table = score_table(result, ("key", 1))
-    assert list(table.columns) == ["layer", "layer_type", "neuron", "score", "label"]
+    assert list(table.columns) == [
+        "layer", "layer_type", "neuron", "score", "label", "score_a", "score_b"
+    ]  # fmt: skip
     assert table["label"].tolist() == [ALL_CLASSES] * 32 + [0] * 32 + [1] * 32 + [2] * 32
     path = tmp_path / "layer1.parquet"
     write_parquet(path, table, {"method": "activation"})
-    read = all_class_rows(pd.read_parquet(path))
+    read = all_class_rows(pd.read_parquet(path)).loc[:, ["layer", "layer_type", "neuron", "score"]]
     pd.testing.assert_frame_equal(
         read, score_frame(result.scores[("key", 1)], "key", 1), check_dtype=False
     )
     assert len(score_table(result, ("key", 1), per_class=False)) == 32
 
 
-def test_gap_tolerance_reruns_only_examples_above_it(sharp_model, tiny_tokens):
+def test_score_halves_are_means_over_alternating_examples_of_each_class(tiny_model, tiny_tokens):
+    result = activation_scores(tiny_model, tiny_tokens, LABELS, "key", [1])
+    values = result.per_example[("key", 1)]
+    labels = np.asarray(LABELS)
+    half = split_halves(labels)
+    for label in np.unique(labels):  # alternate within the class, first one in half 0
+        assert half[labels == label].tolist() == [i % 2 for i in range((labels == label).sum())]
+    table = score_table(result, ("key", 1))
+    everyone = table[table["label"] == ALL_CLASSES]
+    np.testing.assert_allclose(everyone["score_a"], values[half == 0].mean(0), rtol=1e-12)
+    np.testing.assert_allclose(everyone["score_b"], values[half == 1].mean(0), rtol=1e-12)
+    class0 = table[table["label"] == 0]  # class 0 is examples 0 and 3: one in each half
+    np.testing.assert_allclose(class0["score_a"], values[0], rtol=1e-12)
+    np.testing.assert_allclose(class0["score_b"], values[3], rtol=1e-12)
+    one = score_table(
+        activation_scores(tiny_model, tiny_tokens[:1], LABELS[:1], "key", [1]), ("key", 1)
+    )
+    assert one["score_b"].isna().all() and one["score_a"].notna().all()  # an empty half: NaN
+
+
+def test_completeness_tolerance_is_relative_with_an_absolute_floor():
+    np.testing.assert_allclose(
+        completeness_tolerance(np.array([0.0, -0.5, 2.0]), rtol=0.01, atol=1e-4),
+        [1e-4, 1e-4 + 0.005, 1e-4 + 0.02],
+    )
+
+
+def test_adaptive_steps_redo_only_examples_above_their_tolerance(sharp_model, tiny_tokens):
     base = integrated_gradients_scores(
-        sharp_model, tiny_tokens, LABELS, "ffn_in", [0], steps=2, quadrature="riemann_trapezoid"
-    )
-    tolerance = float(base.gaps["gap"].abs().median())
+        sharp_model, tiny_tokens, LABELS, "ffn_in", [0], steps=2, quadrature="riemann_trapezoid",
+        adaptive=False, rtol=0.0, atol=0.0,
+    )  # fmt: skip
+    rel = base.gaps["gap"].abs() / (base.gaps["f1"] - base.gaps["f0"]).abs()
+    rtol = float(rel.median())
     result = integrated_gradients_scores(
-        sharp_model,
-        tiny_tokens,
-        LABELS,
-        "ffn_in",
-        [0],
-        steps=2,
-        quadrature="riemann_trapezoid",
-        gap_tolerance=tolerance,
-        max_steps=64,
-    )
-    above = base.gaps["gap"].abs() > tolerance
+        sharp_model, tiny_tokens, LABELS, "ffn_in", [0], steps=2, quadrature="riemann_trapezoid",
+        rtol=rtol, atol=0.0, max_steps=64,
+    )  # fmt: skip
+    above = rel > rtol
     assert above.any() and not above.all()
     assert (result.gaps.loc[~above, "steps"] == 2).all()
     assert (result.gaps.loc[above, "steps"] > 2).all()
-    done = result.gaps["gap"].abs() <= tolerance
+    delta = (result.gaps["f1"] - result.gaps["f0"]).abs()
+    done = result.gaps["gap"].abs() <= rtol * delta
     assert (done | (result.gaps["steps"] == 64)).all()
+    assert (result.gaps["above_tolerance"] == ~done).all()
+    assert result.info["n_above_tolerance"] == int((~done).sum())
+    # capped at too few steps: the pairs left above their tolerance are counted, not hidden
+    capped = integrated_gradients_scores(
+        sharp_model, tiny_tokens, LABELS, "ffn_in", [0], steps=2, quadrature="riemann_trapezoid",
+        rtol=1e-9, atol=0.0, max_steps=4,
+    )  # fmt: skip
+    still = capped.gaps["gap"].abs() > 1e-9 * (capped.gaps["f1"] - capped.gaps["f0"]).abs()
+    assert still.sum() > 0
+    assert capped.info["n_above_tolerance"] == int(still.sum())
+    assert gap_summary(capped.gaps)["n_above_tolerance"] == int(still.sum())
+    assert (capped.gaps["steps"] == 4).all()
     # a re-run example's scores are those of its final steps
     example = int(result.gaps.loc[above, "example"].iloc[0])
     steps = int(result.gaps.loc[result.gaps["example"] == example, "steps"].iloc[0])
@@ -329,6 +387,7 @@ def test_gap_tolerance_reruns_only_examples_above_it(sharp_model, tiny_tokens):
         [LABELS[example]],
         "ffn_in",
         [0],
+        adaptive=False,
         steps=steps,
         quadrature="riemann_trapezoid",
     )
@@ -339,12 +398,15 @@ def test_gap_tolerance_reruns_only_examples_above_it(sharp_model, tiny_tokens):
         atol=1e-9,
     )
     summary = gap_summary(result.gaps)
-    assert summary["n_more_steps"] == int(above.sum()) and summary["steps_max"] == steps
+    assert summary["n_more_steps"] == int(above.sum())
+    assert summary["steps_max"] == result.gaps["steps"].max() >= steps
 
 
 def test_bf16_autocast_is_the_same_code_path(sharp_model, tiny_tokens):
     """bf16 autocast (meant for CUDA) runs through the same engine and ranks units alike."""
-    exact = integrated_gradients_scores(sharp_model, tiny_tokens, LABELS, "ffn_in", [1])
+    exact = integrated_gradients_scores(
+        sharp_model, tiny_tokens, LABELS, "ffn_in", [1], adaptive=False
+    )
     bf16 = integrated_gradients_scores(
         sharp_model, tiny_tokens, LABELS, "ffn_in", [1], autocast=True
     )

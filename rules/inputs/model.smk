@@ -14,3 +14,9 @@ def pretrained_weights(wildcards):
 
 def pretrained_name(wildcards):
     return MODELS[wildcards.model].name
+
+
+def finetune_options(wildcards):
+    """The finetune block, with this model's `finetune_seed` (if given) as its seed."""
+    entry = config["models"][wildcards.model]
+    return {**config["finetune"], "seed": entry.get("finetune_seed", config["finetune"]["seed"])}

@@ -1,7 +1,9 @@
 """The score files: one parquet file per (model, method, layer type, layer) (`vocab.SCORE_FILE`).
 
 Columns: layer, layer_type, neuron, score, and `label` (the class index the score was averaged
-over; -1 = all classes, which is what selection ranks by default). Also the random baseline's
+over; -1 = all classes, which is what selection ranks by default); scored methods add `score_a`
+and `score_b`, the same average over each half of the examples (`split_halves`), from which the
+summary measures how stable the selection is. Also the random baseline's
 scores, which need only the layer sizes, and the seeded sample of examples scores are computed
 on. Imports no torch: random scores are written in the Snakemake process itself.
 """
@@ -36,6 +38,17 @@ def random_scores(num_units: int, seed: int, layer_type: str, layer: int) -> np.
     """Uniform scores, reproducible per (seed, layer type, layer) and independent of job order."""
     key = [seed, layer, *layer_type.encode()]
     return np.random.default_rng(key).random(num_units)
+
+
+def split_halves(labels) -> np.ndarray:
+    """0/1 per example: within each class, the examples alternate between the halves in their
+    order (the first of a class goes to half 0), so both halves hold each class about equally."""
+    labels = np.asarray(labels)
+    half = np.zeros(len(labels), dtype=np.int64)
+    for label in np.unique(labels):
+        where = np.flatnonzero(labels == label)
+        half[where] = np.arange(len(where)) % 2
+    return half
 
 
 def pick_examples(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:

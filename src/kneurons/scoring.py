@@ -47,7 +47,7 @@ import torch
 from kneurons.batching import iter_batches, length_batches, pad
 from kneurons.hooks import captured_outputs
 from kneurons.model import EsmClassifier, units_of
-from kneurons.scores import score_frame
+from kneurons.scores import score_frame, split_halves
 from kneurons.transformer import BatchFirstLayers, key_mask
 from kneurons.vocab import ALL_CLASSES, LAYER_TYPES, QUADRATURES, SCORING_METHODS
 
@@ -97,6 +97,7 @@ class ScoreResult:
     gaps: pd.DataFrame | None = None  # gradient methods: one row per (example, module)
     seconds: float = 0.0
     info: dict = field(default_factory=dict)  # method parameters actually used
+    labels: np.ndarray | None = None  # the examples' labels, in the order of `tokens`
 
 
 def _collect(
@@ -123,19 +124,44 @@ def _collect(
 
 def _result(per_example, labels, **kwargs) -> ScoreResult:
     scores, class_scores, counts = _collect(per_example, labels)
-    return ScoreResult(scores, class_scores, counts, per_example, **kwargs)
+    labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+    return ScoreResult(scores, class_scores, counts, per_example, labels=labels, **kwargs)
+
+
+def _half_means(values: np.ndarray, half: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
+    """Mean of `values` over the examples of `rows` in half 0 and in half 1 (NaN if empty)."""
+    out = []
+    for h in (0, 1):
+        chosen = values[rows & (half == h)]
+        out.append(chosen.mean(0) if len(chosen) else np.full(values.shape[1], np.nan))
+    return out
 
 
 def score_table(result: ScoreResult, module: Module, per_class: bool = True) -> pd.DataFrame:
     """One module's score file: the all-class rows (label -1) first, then one block per class.
 
-    Selection reads only the rows with label -1 (`kneurons.selection.all_class_rows`).
+    Selection reads only `score` of the rows with label -1 (`kneurons.selection.all_class_rows`).
+    `score_a` and `score_b` are the same means over two disjoint halves of the examples
+    (`kneurons.scores.split_halves`: alternating within each class), for the stability of the
+    selection (`kneurons.stability`).
     """
     layer_type, layer = module
-    parts = [score_frame(result.scores[module], layer_type, layer, label=ALL_CLASSES)]
+    values = result.per_example[module]
+    labels = result.labels if result.labels is not None else np.zeros(len(values), np.int64)
+    half = split_halves(labels)
+    everyone = np.ones(len(values), dtype=bool)
+    a, b = _half_means(values, half, everyone)
+    parts = [
+        score_frame(
+            result.scores[module], layer_type, layer, label=ALL_CLASSES, score_a=a, score_b=b
+        )
+    ]
     if per_class:
-        for label, values in sorted(result.class_scores[module].items()):
-            parts.append(score_frame(values, layer_type, layer, label=label))
+        for label, class_values in sorted(result.class_scores[module].items()):
+            a, b = _half_means(values, half, labels == label)
+            parts.append(
+                score_frame(class_values, layer_type, layer, label=label, score_a=a, score_b=b)
+            )
     frame = pd.concat(parts, ignore_index=True)
     frame["label"] = frame["label"].astype(np.int64)
     return frame
@@ -431,17 +457,29 @@ def gradient_integrals(
     return out
 
 
-def _gap_frame(pairs, labels, ig, f0, f1, steps: dict) -> pd.DataFrame:
+def _gap_frame(pairs, labels, ig, f0, f1, steps: dict, rtol, atol) -> pd.DataFrame:
     rows = []
     for example, (layer_type, layer) in pairs:
         pair = (example, (layer_type, layer))
         sum_ig = float(ig[pair].sum())
+        delta = f1[example] - f0[pair]
         rows.append(
             {"example": example, "label": int(labels[example]), "layer_type": layer_type,
              "layer": layer, "steps": steps[pair], "f0": f0[pair], "f1": f1[example],
-             "sum_ig": sum_ig, "gap": sum_ig - (f1[example] - f0[pair])}
+             "sum_ig": sum_ig, "gap": sum_ig - delta}
         )  # fmt: skip
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if rtol is not None and not frame.empty:
+        tolerance = completeness_tolerance(frame["f1"] - frame["f0"], rtol, atol)
+        frame["tolerance"] = tolerance
+        frame["above_tolerance"] = frame["gap"].abs() > tolerance
+    return frame
+
+
+def completeness_tolerance(delta, rtol: float, atol: float):
+    """The largest |completeness gap| accepted for an (example, module) whose F(1) - F(0) is
+    `delta`: atol + rtol * |delta| (numpy's isclose rule; works on arrays)."""
+    return atol + rtol * np.abs(delta)
 
 
 def _gradient_method(
@@ -455,7 +493,8 @@ def _gradient_method(
     quadrature: str,
     max_tokens: int,
     autocast: bool,
-    gap_tolerance: float | None = None,
+    rtol: float | None = None,
+    atol: float = 0.0,
     max_steps: int | None = None,
     info: dict | None = None,
 ) -> ScoreResult:
@@ -481,10 +520,11 @@ def _gradient_method(
     ig, f0, f1 = result.values, result.f0, result.f1
     used = dict.fromkeys(pairs, steps)
     rerun = 0
-    if gap_tolerance is not None:
+    pending = []
+    if rtol is not None:
         limit = max_steps if max_steps is not None else 16 * steps
         current = steps
-        pending = _above(pairs, ig, f0, f1, gap_tolerance)
+        pending = _above(pairs, ig, f0, f1, rtol, atol)
         while pending and current < limit:
             current = min(2 * current, limit)
             rerun += len(pending)
@@ -492,20 +532,32 @@ def _gradient_method(
             ig.update(more.values)
             f0.update(more.f0)
             used.update(dict.fromkeys(pending, current))
-            pending = _above(pending, ig, f0, f1, gap_tolerance)
+            pending = _above(pending, ig, f0, f1, rtol, atol)
     per_example = {
         m: np.stack([ig[(e, m)] for e in range(len(tokens))]).astype(np.float64) for m in modules
     }
-    gaps = _gap_frame(pairs, labels, ig, f0, f1, used)
+    gaps = _gap_frame(pairs, labels, ig, f0, f1, used, rtol, atol)
     info = dict(info or {})
     info.update(max_tokens=max_tokens, autocast=autocast, reruns=rerun)
+    if rtol is not None:
+        info["n_above_tolerance"] = len(pending)
     return _result(per_example, labels, gaps=gaps, seconds=time.perf_counter() - start, info=info)
 
 
-def _above(pairs, ig, f0, f1, tolerance: float) -> list:
-    return [
-        (e, m) for e, m in pairs if abs(float(ig[(e, m)].sum()) - (f1[e] - f0[(e, m)])) > tolerance
-    ]
+def _above(pairs, ig, f0, f1, rtol: float, atol: float) -> list:
+    """The (example, module) pairs whose |completeness gap| exceeds their tolerance."""
+    out = []
+    for e, m in pairs:
+        delta = f1[e] - f0[(e, m)]
+        if abs(float(ig[(e, m)].sum()) - delta) > completeness_tolerance(delta, rtol, atol):
+            out.append((e, m))
+    return out
+
+
+# Default accuracy policy of IG (README, "Integrated gradients: accuracy policy"): every
+# (example, module) ends with |gap| <= ATOL + RTOL * |F(1) - F(0)|, or is counted and reported.
+RTOL = 0.01
+ATOL = 1e-4
 
 
 def integrated_gradients_scores(
@@ -516,25 +568,31 @@ def integrated_gradients_scores(
     layers: Iterable[int] | None = None,
     device: torch.device | str = "cpu",
     *,
-    steps: int = 20,
+    steps: int = 16,
     quadrature: str = "gausslegendre",
     max_tokens: int = 8192,
-    gap_tolerance: float | None = None,
+    adaptive: bool = True,
+    rtol: float = RTOL,
+    atol: float = ATOL,
     max_steps: int | None = 256,
     autocast: bool = False,
 ) -> ScoreResult:
     """Exact IG of the true-class probability w.r.t. every module of `layer_types` x `layers`.
 
-    `gap_tolerance`: an (example, module) whose |completeness gap| exceeds it is recomputed with
-    twice the steps, again and again up to `max_steps` (None: 16 x steps); the steps each
-    pair finally used are in `gaps["steps"]`. `autocast`: bf16 autocast (meant for CUDA).
+    `adaptive`: an (example, module) whose |completeness gap| exceeds `atol + rtol * |F(1) -
+    F(0)|` is recomputed with twice the steps, again and again up to `max_steps` (None: 16 x
+    steps); the steps each pair finally used are in `gaps["steps"]`, and the pairs still above
+    their tolerance are flagged (`gaps["above_tolerance"]`, `info["n_above_tolerance"]`).
+    Not adaptive: one pass at `steps`; the gaps are still judged against the tolerance.
+    `autocast`: bf16 autocast (meant for CUDA).
     """
-    info = {"steps": steps, "quadrature": quadrature, "gap_tolerance": gap_tolerance}
-    if gap_tolerance is not None:
+    info = {"steps": steps, "quadrature": quadrature, "adaptive": adaptive}
+    info.update(rtol=rtol, atol=atol)
+    if adaptive:
         info["max_steps"] = max_steps if max_steps is not None else 16 * steps
     return _gradient_method(
         model, tokens, labels, layer_types, layers, device, steps, quadrature, max_tokens,
-        autocast, gap_tolerance, max_steps, info,
+        autocast, rtol, atol, max_steps if adaptive else steps, info,
     )  # fmt: skip
 
 
@@ -596,4 +654,8 @@ def gap_summary(gaps: pd.DataFrame) -> dict:
     if "steps" in gaps:
         summary["steps_max"] = int(gaps["steps"].max())
         summary["n_more_steps"] = int((gaps["steps"] > gaps["steps"].min()).sum())
+    if "above_tolerance" in gaps:
+        rel = gaps["gap"].abs() / delta.where(delta > 0)
+        summary["rel_gap_max"] = float(rel.max()) if rel.notna().any() else float("nan")
+        summary["n_above_tolerance"] = int(gaps["above_tolerance"].sum())
     return summary

@@ -53,6 +53,14 @@ def main(snakemake):
         metadata["gaps"] = gaps["gap"].tolist()
         metadata["steps_per_example"] = gaps["steps"].tolist()
         log.info("completeness: %s", metadata["completeness"])
+        above = metadata["completeness"].get("n_above_tolerance", 0)
+        if above:
+            log.warning(
+                "%d of %d examples end with a completeness gap above atol + rtol * |F(1) - F(0)| "
+                "(atol %g, rtol %g) after up to %d steps: their IG scores are approximate",
+                above, len(gaps), options.get("atol"), options.get("rtol"),
+                metadata["completeness"]["steps_max"],
+            )  # fmt: skip
     table = score_table(result, module, per_class=params["per_class"])
     write_parquet(snakemake.output[0], table, metadata)
     log.info(
