@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 
 from kneurons import statistics as st
 
@@ -105,10 +106,88 @@ def test_jaccard():
     assert st.jaccard({1, 2, 3}, {2, 3, 4}) == pytest.approx(0.5)
     assert st.jaccard(set(), set()) == 1.0
     # two unrelated 10%-selections of 1000 units overlap by about 10 of 190
-    assert st.expected_random_jaccard(100, 1000) == pytest.approx(10 / 190)
+    assert st.expected_random_jaccard(100, 1000) == pytest.approx(10 / 190, rel=0.01)
+    # by hand: 1 of 2 units: J is 0 or 1, each half the time; 2 of 3: I = 2 (J = 1) w.p. 1/3,
+    # else I = 1 (J = 1/3)
+    assert st.expected_random_jaccard(1, 2) == pytest.approx(0.5)
+    assert st.expected_random_jaccard(2, 3) == pytest.approx(1 / 3 + 2 / 3 * 1 / 3)
+    assert st.expected_random_jaccard(5, 5) == pytest.approx(1.0)
+    assert math.isnan(st.expected_random_jaccard(0, 5))
     rng = np.random.default_rng(0)
     draws = [
         st.jaccard(set(rng.choice(1000, 100, replace=False)), set(rng.choice(1000, 100, False)))
         for _ in range(300)
     ]
     assert np.mean(draws) == pytest.approx(st.expected_random_jaccard(100, 1000), rel=0.05)
+
+
+def test_t_p_value_is_scipys_pooled_t_test_with_the_method_as_one_draw():
+    null = np.array([0.42, 0.47, 0.39, 0.44, 0.41])
+    value = 0.9
+    n, m, sd = len(null), null.mean(), null.std(ddof=1)
+    t = (value - m) / (sd * math.sqrt(1 + 1 / n))  # the prediction form, n - 1 df
+    expected = scipy_stats.t.sf(t, n - 1)
+    assert st.t_p_value(value, null) == pytest.approx(expected, rel=1e-12)
+    assert st.t_p_value(value, null, "less") == pytest.approx(1 - expected, rel=1e-9)
+    ttest = scipy_stats.ttest_ind([value], null, alternative="greater")
+    assert st.t_p_value(value, null) == pytest.approx(ttest.pvalue)
+    # reaches far below the empirical floor 1 / (n + 1) when the method is far above the seeds
+    assert st.t_p_value(value, null) < 1e-4 < 1 / (n + 1)
+    assert st.t_p_value(m, null) == pytest.approx(0.5)
+
+
+def test_t_p_value_edge_cases():
+    assert math.isnan(st.t_p_value(0.9, [0.4]))  # one seed: no spread to test against
+    assert math.isnan(st.t_p_value(0.9, []))
+    assert math.isnan(st.t_p_value(float("nan"), [0.4, 0.5]))
+    assert math.isnan(st.t_p_value(0.9, [0.4, 0.4, 0.4]))  # all equal, method beyond: no model
+    assert st.t_p_value(0.4, [0.4, 0.4, 0.4]) == 1.0  # method equal to every seed
+    assert st.t_p_value(0.3, [0.4, 0.4, 0.4]) == 1.0
+    assert math.isnan(st.t_p_value(0.3, [0.4, 0.4], "less"))
+    with pytest.raises(ValueError, match="alternative"):
+        st.t_p_value(0.5, [0.4, 0.5], "two-sided")
+
+
+def test_paired_delta_interval_and_p_value_by_hand():
+    method = np.array([0.9, 0.8, 0.7, 0.6])  # 4 resamples
+    random = np.array([[0.5, 0.5, 0.75, 0.7], [0.5, 0.7, 0.65, 0.5]])  # 2 seeds
+    deltas = method - random.mean(0)  # 0.4, 0.2, 0.0, 0.0
+    out = st.paired_delta(method, random, observed=0.33, level=0.5)
+    assert out["delta"] == 0.33
+    assert out["delta_ci_low"] == pytest.approx(np.quantile(deltas, 0.25))
+    assert out["delta_ci_high"] == pytest.approx(np.quantile(deltas, 0.75))
+    assert out["p_boot"] == pytest.approx((2 + 1) / (4 + 1))  # two resamples at or below 0
+    less = st.paired_delta(method, random, observed=0.33, level=0.5, alternative="less")
+    assert less["p_boot"] == pytest.approx((4 + 1) / (4 + 1))
+    empty = st.paired_delta(method, np.empty((0, 4)), observed=0.1)
+    assert all(math.isnan(v) for v in empty.values())
+
+
+def test_combined_p_value_and_bh_adjustment_against_scipy():
+    assert st.combined_p_value(0.01, 0.03) == 0.03
+    assert math.isnan(st.combined_p_value(float("nan"), 0.01))
+    p = np.array([0.001, 0.04, float("nan"), 0.03, 0.5])
+    q = st.bh_adjust(p)
+    finite = np.isfinite(p)
+    np.testing.assert_allclose(
+        q[finite], scipy_stats.false_discovery_control(p[finite], method="bh")
+    )
+    assert math.isnan(q[2])
+    # by hand: sorted 0.001, 0.03, 0.04, 0.5 (m = 4): q = min over j >= i of p_(j) m / j
+    np.testing.assert_allclose(q[finite], [0.004, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
+    assert st.bh_adjust([]).size == 0
+    assert np.isnan(st.bh_adjust([float("nan")])).all()
+
+
+def test_empirical_p_value_follows_the_direction():
+    null = [0.4, 0.5, 0.6]
+    assert st.empirical_p_value(0.55, null) == pytest.approx((2 / 4, 1 / 3))
+    assert st.empirical_p_value(0.45, null, "less") == pytest.approx((2 / 4, 1 / 3))
+    assert st.alternative_of("keep") == "greater" and st.alternative_of("remove") == "less"
+
+
+def test_hypergeometric_tail_matches_scipy():
+    for k, big_n, big_k, n in [(3, 50, 10, 8), (0, 5, 2, 2), (7, 1000, 100, 40)]:
+        assert st.hypergeom_sf(k, big_n, big_k, n) == pytest.approx(
+            scipy_stats.hypergeom.sf(k - 1, big_n, big_k, n)
+        )

@@ -267,3 +267,65 @@ def test_statistics_without_correct_vectors_leave_ci_empty(table):
     stats = add_statistics(table, n_boot=50)
     assert stats.table["accuracy_ci_low"].isna().all()
     assert stats.table["p_value"].notna().sum() == 2 * 2 * 2  # methods x targets x retention
+
+
+def test_tests_against_random_by_hand_and_against_scipy():
+    """Δ, its paired bootstrap, the t and combined p-values and BH q-values of every cell."""
+    from scipy import stats as scipy_stats
+
+    from kneurons import statistics as st
+
+    rows = with_correct(eval_rows())
+    table = collect(rows)
+    stats = add_statistics(table, n_boot=300, seed=1)
+    out = stats.table
+    cell = out[(out["method"] == "integrated_gradients") & (out["target"] == "query")]
+    cell = cell[cell["retention"] == 50.0].iloc[0]
+    seeds = out[(out["method_family"] == "random") & (out["target"] == "query")]
+    seeds = seeds[seeds["retention"] == 50.0]
+    null = seeds["accuracy"].to_numpy()
+    assert cell["delta"] == pytest.approx(0.650 - null.mean())
+    expected_t = scipy_stats.ttest_ind([0.650], null, alternative="greater").pvalue
+    assert cell["p_t"] == pytest.approx(expected_t)
+    # the paired bootstrap, recomputed from the same resamples of the test sequences
+    counts = st.bootstrap_counts(N_TEST, 300, 1)
+    method = st.bootstrap_accuracy(np.asarray(cell["correct"]), counts)[0]
+    random_boot = st.bootstrap_accuracy(np.vstack(seeds["correct"].to_list()), counts)
+    deltas = method - random_boot.mean(0)
+    low, high = np.quantile(deltas, [0.025, 0.975])
+    assert cell["delta_ci_low"] == pytest.approx(low) and cell["delta_ci_high"] == pytest.approx(
+        high
+    )
+    assert cell["p_boot"] == pytest.approx((np.sum(deltas <= 0) + 1) / 301)
+    assert cell["p_combined"] == max(cell["p_t"], cell["p_boot"])
+    # one family: every cell and every AUC row, adjusted together
+    p = np.concatenate([out["p_combined"].to_numpy(float), stats.auc["p_combined"].to_numpy(float)])
+    finite = np.isfinite(p)
+    q = scipy_stats.false_discovery_control(p[finite], method="bh")
+    got = np.concatenate([out["q_value"].to_numpy(float), stats.auc["q_value"].to_numpy(float)])
+    np.testing.assert_allclose(got[finite], q)
+    assert finite.sum() == 6 + 4  # 8 method cells but key 10% (seeds all equal), 4 AUC rows
+    # random rows and cells whose seeds agree exactly carry no test
+    assert out.loc[out["method_family"] == "random", "q_value"].isna().all()
+    key10 = out[(out["target"] == "key") & (out["retention"] == 10.0)]
+    assert key10.loc[key10["method_family"] != "random", "p_t"].isna().all()
+    # AUC: Δ against the seeds' mean AUC
+    auc = stats.auc.set_index(["target", "method"])
+    seeds_auc = auc.loc[("query", "random"), "random_auc_mean"]
+    assert auc.loc[("query", "activation"), "delta"] == pytest.approx(
+        auc.loc[("query", "activation"), "auc"] - seeds_auc
+    )
+
+
+def test_remove_direction_tests_for_a_loss():
+    rows = []
+    for i, acc in enumerate([0.80, 0.82, 0.78, 0.81, 0.79]):
+        row = eval_row(MODEL, f"random-{i}", "key", 10.0, acc)
+        rows.append(row.assign(direction="remove"))
+    rows.append(eval_row(MODEL, "activation", "key", 10.0, 0.30).assign(direction="remove"))
+    rows.append(eval_row(MODEL, "unmasked", "none", 100.0, 0.9))
+    stats = add_statistics(collect(with_correct(rows)), n_boot=200, seed=0)
+    act = stats.table[stats.table["method"] == "activation"].iloc[0]
+    assert act["delta"] == pytest.approx(0.30 - 0.80)
+    assert act["delta_ci_high"] < 0 and act["p_boot"] == pytest.approx(1 / 201)
+    assert act["p_t"] < 1e-4 and act["p_value"] == pytest.approx(1 / 6)

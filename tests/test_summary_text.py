@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from test_summary_selection import unit_selections
@@ -15,12 +16,13 @@ from test_summary_tables import (
     with_correct,
 )
 
+from kneurons.summary.findings import findings_section, markdown_to_rst
 from kneurons.summary.html import markdown_to_html
 from kneurons.summary.sections import ground_truth_section, published_figures
 from kneurons.summary.selection import enrichment_tables
 from kneurons.summary.tables import add_statistics
 from kneurons.summary.text import (
-    cautions_section,
+    caution_notes,
     dataset_markdown,
     finetuning_markdown,
     markdown_summary,
@@ -67,11 +69,16 @@ def test_markdown_summary_cells(table):
     assert (
         "| random (3 seeds) | 0.300 ± 0.100 [0.205, 0.395] | 0.100 ± 0.000 [0.100, 0.100] |" in md
     )
-    assert "| p: activation | 0.250 | 0.250 |" in md
+    assert "| p empirical: activation | 0.250 | 0.250 |" in md
+    assert "| Δ: activation | +0.112 | +0.250 |" in md  # key: 0.412 − 0.300, 0.350 − 0.100
+    # no per-sequence vectors: no bootstrap, so no combined p, no q and no claim either way;
+    # at 10% the seeds all read 0.100: no t-test either
+    assert "| q (p t, p boot): activation | — (0.217, —) | — (—, —) |" in md
+    assert "**No cell could be tested**" in md
     assert md.count("| neurons kept | 160 | 32 |") == 2
     assert "3 seeds" in md
-    assert "| target | method | AUC | p |" in md
-    assert "| key | activation | 0.381 | 0.250 |" in md  # AUC = mean of the two levels
+    assert "| target | method | AUC | Δ vs random | q | p empirical |" in md
+    assert "| key | activation | 0.381 | +0.181 | — | 0.250 |" in md  # mean of the two levels
     assert "| target | method | 1 | 2 | 3 |" in md  # per-class accuracy at the lowest level
     assert "completeness" not in md.lower()
     assert "published" not in md  # no qkv / zero / keep rows
@@ -250,16 +257,68 @@ def test_ground_truth_section_puts_accuracy_beside_site_auroc(stats):
     assert ground_truth_section(stats, None) == ""
 
 
-def test_cautions_flag_a_model_at_chance_and_small_test_sets():
+def test_findings_flag_a_model_at_chance_and_small_test_sets():
     card = {"classes": ["1", "2", "3"], "counts": {"test": {"1": 400, "2": 4, "3": 596}}}
     good = summary_stats()
     text = markdown_summary(good, card={"classes": ["1", "2", "3"]})
-    assert "Read this first" not in text  # 0.913 on 1000 sequences: nothing to flag
-    flagged = cautions_section(good, card)
-    assert "2 (4)" in flagged and "not better than chance" not in flagged
+    assert text.index("## Findings") < text.index("## Unmasked model")
+    assert "No knowledge-neuron claim" not in text  # 0.913 on 1000 sequences
+    assert "Tiny test set" not in text and "few test sequences" not in text
+    flagged = caution_notes(good, card)
+    assert len(flagged) == 1 and "2 (4)" in flagged[0]
     rows = [eval_row(MODEL, "unmasked", "none", 100.0, 0.34)]
     rows += [eval_row(MODEL, "activation", "key", 10.0, 0.33)]
     at_chance = add_statistics(collect(with_correct(rows)), n_boot=200, seed=0)
     text = markdown_summary(at_chance, card=card)
-    assert text.index("## Read this first") < text.index("## Unmasked model")
-    assert "not better than chance" in text and "0.333 for 3 classes" in text
+    findings = text[text.index("## Findings") : text.index("## Unmasked model")]
+    assert "No knowledge-neuron claim is possible" in findings
+    assert "does not exceed chance (0.333)" in findings and "2 (4)" in findings
+
+
+def planted_stats(n_seeds: int = 20):
+    """IG far above 20 random seeds for key and value at 10%; nothing special for ffn_in."""
+    rng = np.random.default_rng(0)
+    rows = [eval_row(MODEL, "unmasked", "none", 100.0, 0.95)]
+    for target, ig in (("key", 0.9), ("value", 0.85), ("ffn_in", 0.41)):
+        for i, acc in enumerate(rng.normal(0.4, 0.03, n_seeds)):
+            rows.append(eval_row(MODEL, f"random-{i}", target, 10.0, round(float(acc), 3)))
+        rows.append(eval_row(MODEL, "integrated_gradients", target, 10.0, ig))
+    return add_statistics(collect(with_correct(rows)), n_boot=1000, seed=0)
+
+
+def test_findings_state_the_answer_from_the_numbers():
+    stats = planted_stats()
+    text = markdown_summary(stats, card={"classes": ["1", "2", "3"]}, n_boot=1000)
+    findings = text[text.index("## Findings") : text.index("## Unmasked model")]
+    assert findings.index("## Findings") == 0
+    assert (
+        "**integrated_gradients** keeps more accuracy than random selections for key at 10% "
+        "(q < 0.01 at each); value at 10% (q < 0.01 at each)." in findings
+    )
+    assert "**No method can be told apart from random** for ffn_in" in findings
+    # the per-cell sentence: accuracy [CI] vs random mean ± std, Δ [CI], q
+    key = next(line for line in findings.splitlines() if line.startswith("- key — best"))
+    assert "10%: integrated_gradients 0.900 [" in key and "(beats random)" in key
+    assert "Δ +0.5" in key and "q = " in key
+    ffn = next(line for line in findings.splitlines() if line.startswith("- ffn_in — best"))
+    assert "(not told apart from random)" in ffn
+    # what the run cannot tell: the floors the seeds and resamples allow, the test family
+    assert "1 / (n + 1) = 0.048 with 20 random seeds" in findings
+    assert "1 / 1001 = 1.0e-03" in findings
+    assert "all 6 tests of this summary" in findings  # 3 cells + 3 AUC rows
+    assert "random band covers every method" not in findings
+
+
+def test_findings_say_when_nothing_can_be_claimed():
+    rng = np.random.default_rng(1)
+    rows = [eval_row(MODEL, "unmasked", "none", 100.0, 0.95)]
+    for i, acc in enumerate(rng.normal(0.4, 0.03, 10)):
+        rows.append(eval_row(MODEL, f"random-{i}", "key", 10.0, round(float(acc), 3)))
+    rows.append(eval_row(MODEL, "activation", "key", 10.0, 0.40))
+    stats = add_statistics(collect(with_correct(rows)), n_boot=200, seed=0)
+    findings = findings_section(stats, {"classes": ["1", "2"]})
+    assert "**No method beats random selections anywhere in this run**" in findings
+    assert "**The random band covers every method**" in findings
+    rst = markdown_to_rst(findings)
+    assert rst.startswith("Findings\n--------\n")
+    assert "What this run cannot tell\n~~~~~~~~~~~~~~~~~~~~~~~~~\n" in rst

@@ -30,6 +30,7 @@ from scipy import stats
 
 from kneurons.io import read_parquet_metadata
 from kneurons.selection import all_class_rows, num_kept, rank_pool
+from kneurons.statistics import expected_random_jaccard
 
 STABILITY_COLUMNS = (
     "model",
@@ -47,15 +48,6 @@ STABILITY_COLUMNS = (
     "spearman",
     "spearman_brown",
 )
-
-
-def expected_jaccard(k: int, n: int) -> float:
-    """E[J] of two independent uniform k-subsets of n units (exact, hypergeometric overlap)."""
-    if n < 1 or k < 1 or k > n:
-        return float("nan")
-    overlap = np.arange(max(0, 2 * k - n), k + 1)
-    pmf = stats.hypergeom.pmf(overlap, n, k, k)
-    return float(np.sum(pmf * overlap / (2 * k - overlap)))
 
 
 def overlap_p_value(overlap: int, k: int, n: int) -> float:
@@ -104,7 +96,7 @@ def compare(
                 "n_kept": k,
                 "overlap": inter,
                 "jaccard": inter / (2 * k - inter) if top_a is not None and k else np.nan,
-                "jaccard_chance": expected_jaccard(k, n),
+                "jaccard_chance": expected_random_jaccard(k, n),
                 "p_overlap": overlap_p_value(int(inter), k, n) if top_a is not None else np.nan,
                 "spearman": rho,
             }

@@ -12,8 +12,25 @@ Conventions (README, "Statistics"):
   the method's. `p_raw = k / n` (0 for a method above every seed); the reported `p_value` is
   (k + 1) / (n + 1), the standard correction that counts the method itself as one draw of the
   null, so it is never 0 and its floor 1 / (n + 1) says how many seeds the claim rests on.
+- parametric p-value against random (`t_p_value`): is the method's value a draw from the random
+  seeds' distribution? Student's t for one new draw against n seeds (prediction form: t = (x -
+  mean) / (s sqrt(1 + 1/n)), n - 1 degrees of freedom; it is SciPy's pooled two-sample t-test
+  with the method as a sample of one), one-sided in the direction a knowledge-neuron method
+  should differ. Unlike the empirical p-value it has no floor at 1 / (n + 1); it assumes the
+  seeds' accuracies are roughly normal.
+- paired bootstrap of the difference (`paired_delta`): delta = method - mean over seeds, on each
+  of the same resamples of test sequences; its percentile interval, and the one-sided bootstrap
+  p-value (1 + #{resampled delta on the wrong side of 0}) / (n_boot + 1).
+- a cell's combined p-value is the larger of the t and bootstrap p-values (an intersection-union
+  test: the method must beat both the spread of random selections and the noise of the test
+  set); across all cells of a summary they are adjusted by Benjamini-Hochberg (`bh_adjust`,
+  SciPy's false_discovery_control), as q-values: the false discovery rate of calling every cell
+  at or below q a finding.
 - AUC: trapezoid area of accuracy over log10(retention), divided by the log range: the mean
   accuracy over the retention levels on a log axis, in [0, 1]; a single level gives its accuracy.
+
+Direction: with `keep` a method that finds knowledge neurons keeps more accuracy than random
+(alternative "greater"); with `remove` it loses more (alternative "less").
 """
 
 from __future__ import annotations
@@ -23,6 +40,14 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
+
+ALTERNATIVES = ("greater", "less")
+
+
+def alternative_of(direction: str) -> str:
+    """The one-sided alternative of a masking direction: keep -> greater, remove -> less."""
+    return "less" if direction == "remove" else "greater"
 
 
 def bootstrap_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
@@ -66,13 +91,75 @@ def band(values: Sequence[float], level: float = 0.95) -> dict:
     }
 
 
-def empirical_p_value(value: float, null: Sequence[float]) -> tuple[float, float]:
+def empirical_p_value(
+    value: float, null: Sequence[float], alternative: str = "greater"
+) -> tuple[float, float]:
     """(p_value, p_raw) of `value` beating the null draws; see the module docstring."""
     null = np.asarray(null, dtype=np.float64)
     if null.size == 0 or value is None or math.isnan(value):
         return float("nan"), float("nan")
-    k = int(np.sum(null >= value))
+    k = int(np.sum(null >= value)) if alternative == "greater" else int(np.sum(null <= value))
     return (k + 1) / (null.size + 1), k / null.size
+
+
+def t_p_value(value: float, null: Sequence[float], alternative: str = "greater") -> float:
+    """One-sided p-value of `value` as a new draw of the null's normal distribution (module
+    docstring). NaN with fewer than two null draws; with no spread among them, 1.0 when `value`
+    is not beyond them and NaN when it is (the normal model then has nothing to say)."""
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
+    null = np.asarray(null, dtype=np.float64)
+    if null.size < 2 or value is None or math.isnan(value):
+        return float("nan")
+    if np.ptp(null) == 0:
+        beyond = value > null[0] if alternative == "greater" else value < null[0]
+        return float("nan") if beyond else 1.0
+    result = stats.ttest_ind([value], null, equal_var=True, alternative=alternative)
+    return float(result.pvalue)
+
+
+def paired_delta(
+    method: np.ndarray,
+    random: np.ndarray,
+    observed: float,
+    level: float = 0.95,
+    alternative: str = "greater",
+) -> dict:
+    """delta (`observed`), its bootstrap percentile interval and one-sided bootstrap p-value.
+
+    `method`: (n_boot,) resampled values of the method; `random`: (n_seeds, n_boot) those of
+    the random seeds on the same resamples. NaN everywhere when there is no seed."""
+    nan = float("nan")
+    random = np.atleast_2d(np.asarray(random, dtype=np.float64))
+    if random.shape[0] == 0 or random.size == 0:
+        return {"delta": nan, "delta_ci_low": nan, "delta_ci_high": nan, "p_boot": nan}
+    deltas = np.asarray(method, dtype=np.float64) - random.mean(axis=0)
+    low, high = percentile_interval(deltas, level)
+    wrong = np.sum(deltas <= 0) if alternative == "greater" else np.sum(deltas >= 0)
+    return {
+        "delta": float(observed),
+        "delta_ci_low": float(low),
+        "delta_ci_high": float(high),
+        "p_boot": float((wrong + 1) / (deltas.size + 1)),
+    }
+
+
+def combined_p_value(p_t: float, p_boot: float) -> float:
+    """The larger of the two (intersection-union test); NaN when either is NaN."""
+    if p_t is None or p_boot is None or math.isnan(p_t) or math.isnan(p_boot):
+        return float("nan")
+    return max(p_t, p_boot)
+
+
+def bh_adjust(p_values: Sequence[float]) -> np.ndarray:
+    """Benjamini-Hochberg q-values of the finite p-values (NaN stays NaN, and is not counted
+    among the tests)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    finite = np.isfinite(p)
+    if finite.any():
+        out[finite] = stats.false_discovery_control(p[finite], method="bh")
+    return out
 
 
 def retention_auc(retention: Sequence[float], accuracy: Sequence[float]) -> float:
@@ -97,25 +184,8 @@ def auc_weights(retention: Sequence[float]) -> np.ndarray:
 
 
 def hypergeom_sf(k: int, population: int, successes: int, draws: int) -> float:
-    """P(X >= k) for X ~ Hypergeometric(population, successes, draws), exact in log space.
-
-    The pmf of the first term comes from log-gamma; the rest follow from the ratio
-    pmf(i + 1) / pmf(i) = (K - i)(n - i) / ((i + 1)(N - K - n + i + 1)), summed stably.
-    """
-
-    def log_comb(n: int, m: int) -> float:
-        return math.lgamma(n + 1) - math.lgamma(m + 1) - math.lgamma(n - m + 1)
-
-    big_n, big_k, n = population, successes, draws
-    lo, hi = max(k, 0, n - (big_n - big_k)), min(big_k, n)
-    if lo > hi:
-        return 0.0 if k > hi else 1.0
-    first = log_comb(big_k, lo) + log_comb(big_n - big_k, n - lo) - log_comb(big_n, n)
-    i = np.arange(lo, hi, dtype=np.float64)
-    steps = np.log(big_k - i) + np.log(n - i) - np.log(i + 1) - np.log(big_n - big_k - n + i + 1)
-    logs = first + np.concatenate([[0.0], np.cumsum(steps)])
-    top = logs.max()
-    return float(min(1.0, math.exp(top) * np.exp(logs - top).sum()))
+    """P(X >= k) for X ~ Hypergeometric(population, successes, draws) (SciPy)."""
+    return float(stats.hypergeom.sf(k - 1, population, successes, draws))
 
 
 def enrichment(selection: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
@@ -147,9 +217,10 @@ def jaccard(a: set, b: set) -> float:
 
 
 def expected_random_jaccard(k: int, n: int) -> float:
-    """E|A & B| / (2k - E|A & B|) for two independent uniform k-subsets of n units: the overlap
-    two unrelated selections of that size have by chance (a close approximation of E[J])."""
-    if n == 0 or k == 0:
+    """E[J] for two independent uniform k-subsets of n units: the overlap two unrelated
+    selections of that size have by chance (exact: their overlap is hypergeometric)."""
+    if n < 1 or k < 1 or k > n:
         return float("nan")
-    inter = k * k / n
-    return inter / (2 * k - inter)
+    overlap = np.arange(max(0, 2 * k - n), k + 1)
+    pmf = stats.hypergeom.pmf(overlap, n, k, k)
+    return float(np.sum(pmf * overlap / (2 * k - overlap)))

@@ -31,6 +31,9 @@ COMPLETENESS_COLUMNS = [
     "gap_mean_abs",
     "gap_max_abs",
     "delta_mean_abs",
+    "rel_gap_max",
+    "steps_max",
+    "n_above_tolerance",
 ]
 
 
@@ -46,7 +49,7 @@ def completeness_table(model, paths):
                 **meta["completeness"],
             }
         )
-    return pd.DataFrame(rows, columns=COMPLETENESS_COLUMNS)
+    return pd.DataFrame(rows).reindex(columns=COMPLETENESS_COLUMNS)
 
 
 def write_text(path, text):

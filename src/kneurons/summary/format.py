@@ -43,10 +43,31 @@ def fmt_ci(value: float, low: float, high: float) -> str:
     return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"
 
 
+# Below this a p-value is past what the arithmetic resolves; it prints as "< 1e-15", never as 0.
+P_FLOOR = 1e-15
+
+
 def fmt_p(p: float) -> str:
     if isnan(p):
         return MISSING_CELL
+    if p < P_FLOOR:
+        return f"< {P_FLOOR:.0e}"
     return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def fmt_signed(value: float, digits: int = 3) -> str:
+    """A difference with its sign: +0.475, −0.020 (a true minus sign)."""
+    if isnan(value):
+        return MISSING_CELL
+    text = f"{float(value):+.{digits}f}"
+    return text.replace("-", "\u2212")
+
+
+def fmt_delta(value: float, low: float, high: float) -> str:
+    """Δ [low, high] with signs."""
+    if isnan(low) or isnan(high):
+        return fmt_signed(value)
+    return f"{fmt_signed(value)} [{fmt_signed(low)}, {fmt_signed(high)}]"
 
 
 def cell(value) -> str:

@@ -15,7 +15,16 @@ import pandas as pd
 import yaml
 
 from kneurons.recovery import SITE_KINDS
-from kneurons.summary.format import MISSING_CELL, fmt, fmt_ci, fmt_g, fmt_p, md_table, pct
+from kneurons.summary.format import (
+    MISSING_CELL,
+    fmt,
+    fmt_ci,
+    fmt_delta,
+    fmt_g,
+    fmt_p,
+    md_table,
+    pct,
+)
 from kneurons.summary.tables import (
     Statistics,
     method_order,
@@ -51,15 +60,23 @@ def describe_variant(variant: Sequence[str], group_ranking: str | None = None) -
     return f"{what}; ablated units {how}; {where}{ranking}"
 
 
-def _seed_note(counts: Iterable[int], level: float) -> str:
+def band_words(level: float) -> str:
+    """How every random band is described, the same words everywhere."""
+    return f"mean ± std over seeds [central {level:.0%} of the seeds]"
+
+
+def _seed_note(counts: Iterable[int], level: float, direction: str = "keep") -> str:
     text = f"_Cells: test accuracy [bootstrap {level:.0%} CI over test sequences]."
     counts = sorted(set(int(c) for c in counts))
     if counts:
         n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
-        plural = "" if counts == [1] else "s"
+        side = "at or below" if direction == "remove" else "at or above"
         text += (
-            f" random: mean ± std over {n} seed{plural} [central {level:.0%} band of the "
-            "seeds]. p: share of random seeds at or above the method, (k + 1) / (n + 1)."
+            f" random ({n} seeds): {band_words(level)}. Δ: method − random mean [paired "
+            f"bootstrap {level:.0%} CI]. q: Benjamini-Hochberg over the whole summary of the "
+            "combined p (the larger of t and bootstrap), with p t (the method as one more "
+            "draw of the seeds' normal distribution) and p boot (paired bootstrap). "
+            f"p empirical: share of random seeds {side} the method, (k + 1) / (n + 1)."
         )
     return text + "_"
 
@@ -100,12 +117,22 @@ def target_block(stats: Statistics, variant: Sequence[str], target: str, level: 
         rows.append([f"{RANDOM} ({int(band['n_seeds'].max())} seeds)", *cells])
         for method in methods:
             by_r = single[single["method"] == method].set_index("retention")
-            cells = (
-                fmt_p(by_r.at[r, "p_value"]) if r in by_r.index else MISSING_CELL
-                for r in retentions
-            )
-            rows.append([f"p: {method}", *cells])
-    note = _seed_note(band["n_seeds"], level)
+
+            def cells_of(render, by_r=by_r):
+                return [render(by_r.loc[r]) if r in by_r.index else MISSING_CELL
+                        for r in retentions]  # fmt: skip
+
+            rows.append(
+                [f"Δ: {method}",
+                 *cells_of(lambda x: fmt_delta(x["delta"], x["delta_ci_low"], x["delta_ci_high"]))]
+            )  # fmt: skip
+            rows.append(
+                [f"q (p t, p boot): {method}",
+                 *cells_of(lambda x: f"{fmt_p(x['q_value'])} ({fmt_p(x['p_t'])}, "
+                                     f"{fmt_p(x['p_boot'])})")]
+            )  # fmt: skip
+            rows.append([f"p empirical: {method}", *cells_of(lambda x: fmt_p(x["p_value"]))])
+    note = _seed_note(band["n_seeds"], level, variant[2])
     kept = sub.groupby("retention")["n_kept"].max()
     n_total = sub["n_total"].max()
     rows.append(["neurons kept", *(str(int(kept[r])) for r in retentions)])
@@ -134,16 +161,29 @@ def auc_section(stats: Statistics, variant: Sequence[str]) -> str:
                 )
             else:
                 cell = fmt_ci(rec["auc"], rec["auc_ci_low"], rec["auc_ci_high"])
-            rows.append([target, method, cell, fmt_p(rec["p_value"])])
+            delta = fmt_delta(rec["delta"], rec["delta_ci_low"], rec["delta_ci_high"])
+            if method == RANDOM:
+                delta = MISSING_CELL
+            rows.append([target, method, cell, delta, fmt_p(rec["q_value"]),
+                         fmt_p(rec["p_value"])])  # fmt: skip
     return "\n".join(
         [
             "#### Area under accuracy vs retention",
             "",
             "Mean accuracy over the retention levels on a log axis (trapezoids over "
             "log10 r, divided by its range)"
-            + ("; p: share of random seeds' AUC at or above." if has_random else "."),
+            + (
+                "; random: AUC mean ± std over seeds [central band]; Δ, q and p empirical as "
+                "in the tables above, on the AUC."
+                if has_random
+                else "."
+            ),
             "",
-            md_table(["target", "method", "AUC", "p"], rows, ["l", "l", "r", "r"]),
+            md_table(
+                ["target", "method", "AUC", "Δ vs random", "q", "p empirical"],
+                rows,
+                ["l", "l", "r", "r", "r", "r"],
+            ),
         ]
     )
 
@@ -429,6 +469,10 @@ def completeness_section(completeness: pd.DataFrame | None) -> str:
     """How closely integrated gradients' attributions sum to F(1) − F(0), per layer type."""
     if completeness is None or completeness.empty:
         return ""
+    completeness = completeness.copy()
+    for col in ("n_above_tolerance", "steps_max"):
+        if col not in completeness.columns:
+            completeness[col] = np.nan
     agg = completeness.groupby("layer_type", sort=False).agg(
         model=("model", "first"),
         n_layers=("layer", "nunique"),
@@ -436,6 +480,9 @@ def completeness_section(completeness: pd.DataFrame | None) -> str:
         gap_mean_abs=("gap_mean_abs", "mean"),
         gap_max_abs=("gap_max_abs", "max"),
         delta_mean_abs=("delta_mean_abs", "mean"),
+        n_pairs=("n_examples", "sum"),
+        n_above=("n_above_tolerance", lambda x: x.sum(min_count=1)),
+        steps_max=("steps_max", "max"),
     )
     rows = []
     for layer_type in target_order(agg.index):
@@ -449,18 +496,77 @@ def completeness_section(completeness: pd.DataFrame | None) -> str:
                 fmt_g(rec["gap_mean_abs"]),
                 fmt_g(rec["gap_max_abs"]),
                 fmt_g(rec["delta_mean_abs"]),
+                _steps_cell(rec["steps_max"]),
+                f"{int(rec['n_above'])} of {int(rec['n_pairs'])}"
+                if pd.notna(rec["n_above"])
+                else MISSING_CELL,
             ]
         )
     header = ["model", "layer type", "layers", "examples", "mean |gap|", "max |gap|"]
-    header += ["mean |F(1) − F(0)|"]
+    header += ["mean |F(1) − F(0)|", "most steps", "above tolerance"]
     return "\n".join(
         [
             "## Integrated-gradients completeness",
             "",
             "gap = sum of a module's IG attributions − (F(1) − F(0)) per example; mean |gap| and "
             "mean |F(1) − F(0)| are averaged over layers, max |gap| is the largest over layers "
-            "and examples. A small gap relative to |F(1) − F(0)| means enough integration steps.",
+            "and examples. Tolerance per (example, module): atol + rtol x |F(1) − F(0)| "
+            "(scoring.integrated_gradients); with adaptive steps those above it are redone with "
+            "doubled steps up to max_steps. Above tolerance: (example, module) integrals that "
+            "still miss it, of all computed; their attributions are approximate.",
             "",
-            md_table(header, rows, align=["l", "l", "r", "r", "r", "r", "r"]),
+            md_table(header, rows, align=["l", "l", "r", "r", "r", "r", "r", "r", "r"]),
         ]
     )
+
+
+def _steps_cell(value) -> str:
+    return MISSING_CELL if pd.isna(value) else str(int(value))
+
+
+def stability_section(stability: pd.DataFrame | None) -> str:
+    """Split-half (and, where given, across fine-tuning seeds) overlap of the top r% and the rank
+    correlation of the scores, per method and layer type."""
+    if stability is None or stability.empty:
+        return ""
+    parts = [
+        "## Stability of the selection",
+        "",
+        "Would the same neurons be chosen from other scoring examples? Each method's scores "
+        "are also computed on two disjoint halves of the scoring examples (alternating within "
+        "each class); J: Jaccard overlap of the two halves' top r% (over all layers of the "
+        "type), beside chance, the Jaccard two unrelated selections of that size have; "
+        "ρ: Spearman correlation of the two halves' scores over all units; ρ full: the "
+        "Spearman-Brown estimate for two full samples (each half has half the examples, so "
+        "split-half figures understate the full selection's stability). 1 = identical; "
+        "chance = the selection says nothing beyond its sample.",
+        "",
+    ]
+    for comparison, title in (("split_half", "Split halves of the scoring examples"),
+                              ("finetune_seed", "Across fine-tuning seeds")):  # fmt: skip
+        sub = stability[stability["comparison"] == comparison]
+        if sub.empty:
+            continue
+        retentions = sorted(sub["retention"].unique(), reverse=True)
+        header = ["models"] if comparison == "finetune_seed" else []
+        header += ["method", "layer type", *(f"J {pct(r)} (chance)" for r in retentions), "ρ"]
+        if comparison == "split_half":
+            header.append("ρ full")
+        rows = []
+        keys = ["model", "model_b", "method", "layer_type"]
+        for (model_a, model_b, method, layer_type), g in sub.groupby(keys, sort=False):
+            by_r = g.set_index("retention")
+            row = [f"{model_a} vs {model_b}"] if comparison == "finetune_seed" else []
+            row += [method, layer_type]
+            row += [
+                f"{fmt(by_r.at[r, 'jaccard'], 2)} ({fmt(by_r.at[r, 'jaccard_chance'], 3)})"
+                if r in by_r.index
+                else MISSING_CELL
+                for r in retentions
+            ]
+            row.append(fmt(g["spearman"].iloc[0], 2))
+            if comparison == "split_half":
+                row.append(fmt(g["spearman_brown"].iloc[0], 2))
+            rows.append(row)
+        parts += [f"### {title}", "", md_table(header, rows), ""]
+    return "\n".join(parts).rstrip()

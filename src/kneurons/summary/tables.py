@@ -54,7 +54,18 @@ AUC_COLUMNS = (
     "n_seeds",
     "p_value",
     "p_value_raw",
+    "delta",
+    "delta_ci_low",
+    "delta_ci_high",
+    "p_boot",
+    "p_t",
+    "p_combined",
+    "q_value",
 )
+# The tests of one cell against its random seeds (kneurons.statistics): Δ = method − mean of the
+# seeds with its paired bootstrap CI, the bootstrap and t p-values, their combination (the larger)
+# and its Benjamini-Hochberg q-value over every cell and AUC row of the summary.
+TEST_COLUMNS = ("delta", "delta_ci_low", "delta_ci_high", "p_boot", "p_t", "p_combined", "q_value")
 
 
 def one_model(table: pd.DataFrame, what: str = "a summary") -> str:
@@ -223,14 +234,30 @@ def _correct_matrix(rows: pd.DataFrame) -> np.ndarray | None:
     return np.asarray([np.asarray(v, dtype=bool) for v in vectors])
 
 
+def _cell_tests(value, null, method_boot, random_boot, level, alternative) -> dict:
+    """Every test of one value (accuracy or AUC) against its random seeds' values `null`
+    (`*_boot`: resampled values, or None without per-sequence results)."""
+    out = {"p_t": st.t_p_value(value, null, alternative)}
+    if method_boot is not None and random_boot is not None and len(null):
+        delta = value - np.mean(null)
+        out.update(st.paired_delta(method_boot, random_boot, delta, level, alternative))
+    else:
+        nan = np.nan
+        delta = value - np.mean(null) if len(null) else nan
+        out.update(delta=delta, delta_ci_low=nan, delta_ci_high=nan, p_boot=nan)
+    out["p_combined"] = st.combined_p_value(out["p_t"], out["p_boot"])
+    return out
+
+
 def add_statistics(
     table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95
 ) -> Statistics:
-    """Bootstrap CIs for every accuracy, the random band, p-values and AUC per method.
+    """Bootstrap CIs for every accuracy, the random band, the tests against random (empirical,
+    t, paired bootstrap Δ, combined, BH q-value) and AUC per method.
 
     CIs need the `correct` column (per-sequence correctness, test order); without it they
     are NaN. All rows share the same `n_boot` resamples (seeded), so the AUC interval is the
-    AUC of the resampled accuracies.
+    AUC of the resampled accuracies and the Δ of a method and the seeds is paired.
     """
     one_model(table, "add_statistics")
     out = table.copy()
@@ -250,20 +277,40 @@ def add_statistics(
     out["random_std"] = np.nan
     out["p_value"] = np.nan
     out["p_value_raw"] = np.nan
+    for col in TEST_COLUMNS:
+        out[col] = np.nan
     rand = out[out["method_family"] == RANDOM]
-    null = {key: rows["accuracy"].to_numpy() for key, rows in rand.groupby(list(CELL_COLUMNS))}
+    groups = dict(list(rand.groupby(list(CELL_COLUMNS))))
     band_by_cell = band.set_index(list(CELL_COLUMNS)) if not band.empty else None
     for idx, row in masked_rows(out).iterrows():
         key = tuple(row[c] for c in CELL_COLUMNS)
-        if key not in null:
+        if key not in groups:
             continue
         out.at[idx, "random_mean"] = band_by_cell.loc[key, "mean"]
         out.at[idx, "random_std"] = band_by_cell.loc[key, "std"]
-        if row["method_family"] != RANDOM:
-            out.at[idx, "p_value"], out.at[idx, "p_value_raw"] = st.empirical_p_value(
-                row["accuracy"], null[key]
-            )
-    return Statistics(table=out, random=band, auc=auc_table(out, boot, level))
+        if row["method_family"] == RANDOM:
+            continue
+        null = groups[key]["accuracy"].to_numpy()
+        alternative = st.alternative_of(row["direction"])
+        out.at[idx, "p_value"], out.at[idx, "p_value_raw"] = st.empirical_p_value(
+            row["accuracy"], null, alternative
+        )
+        random_boot = None if correct is None else np.vstack([boot[i] for i in groups[key].index])
+        tests = _cell_tests(row["accuracy"], null, boot[idx], random_boot, level, alternative)
+        for col, value in tests.items():
+            out.at[idx, col] = value
+    auc = auc_table(out, boot, level)
+    adjust_all(out, auc)
+    return Statistics(table=out, random=band, auc=auc)
+
+
+def adjust_all(table: pd.DataFrame, auc: pd.DataFrame) -> None:
+    """q_value = Benjamini-Hochberg over the combined p-values of every cell of `table` and
+    every method row of `auc` together (one family per summary), in place."""
+    p = np.concatenate([table["p_combined"].to_numpy(float), auc["p_combined"].to_numpy(float)])
+    q = st.bh_adjust(p)
+    table["q_value"] = q[: len(table)]
+    auc["q_value"] = q[len(table) :]
 
 
 def auc_table(table: pd.DataFrame, boot: pd.Series, level: float = 0.95) -> pd.DataFrame:
@@ -279,12 +326,16 @@ def auc_table(table: pd.DataFrame, boot: pd.Series, level: float = 0.95) -> pd.D
             r = m_rows["retention"].to_numpy(dtype=float)
             auc = st.retention_auc(r, m_rows["accuracy"])
             samples = [boot[i] for i in m_rows.index]
-            ci = (np.nan, np.nan)
+            ci, auc_boot = (np.nan, np.nan), None
             if all(s is not None for s in samples):
                 auc_boot = st.auc_weights(r) @ np.vstack(samples)
                 ci = st.percentile_interval(auc_boot, level)
-            per_method[method] = (auc, len(r), ci, m_rows["method_family"].iloc[0])
+            family = m_rows["method_family"].iloc[0]
+            per_method[method] = (auc, len(r), ci, family, auc_boot)
         random_aucs = [v[0] for v in per_method.values() if v[3] == RANDOM]
+        seed_boot = [v[4] for v in per_method.values() if v[3] == RANDOM]
+        ok = seed_boot and all(samples is not None for samples in seed_boot)
+        random_boot = np.vstack(seed_boot) if ok else None
         b = st.band(random_aucs, level)
         base = dict(zip(group_cols, key, strict=True))
         rand_cols = {
@@ -294,10 +345,12 @@ def auc_table(table: pd.DataFrame, boot: pd.Series, level: float = 0.95) -> pd.D
             "random_auc_band_high": b["band_high"],
             "n_seeds": b["n"],
         }
-        for method, (auc, n_r, ci, family) in per_method.items():
+        alternative = st.alternative_of(base["direction"])
+        for method, (auc, n_r, ci, family, auc_boot) in per_method.items():
             if family == RANDOM:
                 continue
-            p, p_raw = st.empirical_p_value(auc, random_aucs)
+            p, p_raw = st.empirical_p_value(auc, random_aucs, alternative)
+            tests = _cell_tests(auc, random_aucs, auc_boot, random_boot, level, alternative)
             records.append(
                 {
                     **base,
@@ -309,6 +362,8 @@ def auc_table(table: pd.DataFrame, boot: pd.Series, level: float = 0.95) -> pd.D
                     **rand_cols,
                     "p_value": p,
                     "p_value_raw": p_raw,
+                    **tests,
+                    "q_value": np.nan,
                 }
             )
         if random_aucs:
@@ -324,6 +379,7 @@ def auc_table(table: pd.DataFrame, boot: pd.Series, level: float = 0.95) -> pd.D
                     **rand_cols,
                     "p_value": np.nan,
                     "p_value_raw": np.nan,
+                    **dict.fromkeys(TEST_COLUMNS, np.nan),
                 }
             )
     frame = pd.DataFrame(records, columns=list(AUC_COLUMNS))

@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 
 from kneurons.summary import sections
+from kneurons.summary.findings import findings_section
 from kneurons.summary.format import cell, fmt, fmt_ci, md_table
 from kneurons.summary.tables import (
     Statistics,
     add_statistics,
     masked_rows,
-    per_class,
     unmasked_rows,
     variants,
 )
@@ -83,26 +83,14 @@ def _unmasked_section(stats: Statistics) -> str:
     return "\n".join(["## Unmasked model (test set)", "", md_table(header, [row])])
 
 
-def cautions_section(stats: Statistics, card: dict | None = None) -> str:
-    """What limits this run's findings, said first: a model whose accuracy does not exceed
-    chance (masking it measures noise), a tiny test set, classes with a handful of test
-    sequences. Empty when none applies."""
+def caution_notes(stats: Statistics, card: dict | None = None) -> list[str]:
+    """What limits this run's findings besides the statistics: a tiny test set, classes with a
+    handful of test sequences (a model at chance is the Findings' own verdict)."""
     unmasked = unmasked_rows(stats.table)
     if unmasked.empty:
-        return ""
+        return []
     rec = unmasked.iloc[0]
-    classes = list((card or {}).get("classes") or per_class(rec))
     notes = []
-    if classes:
-        chance = 1.0 / len(classes)
-        if rec["accuracy_ci_low"] <= chance:
-            notes.append(
-                f"**The model is not better than chance.** Unmasked test accuracy "
-                f"{fmt_ci(rec['accuracy'], rec['accuracy_ci_low'], rec['accuracy_ci_high'])} "
-                f"does not exceed chance ({fmt(chance)} for {len(classes)} classes): there is "
-                "no knowledge to locate, and the masking results below measure noise, not "
-                "knowledge neurons."
-            )
     if int(rec["n"]) < MIN_TEST_SEQUENCES:
         notes.append(
             f"**Tiny test set**: {int(rec['n'])} sequences (fewer than {MIN_TEST_SEQUENCES}); "
@@ -116,9 +104,7 @@ def cautions_section(stats: Statistics, card: dict | None = None) -> str:
             f"**Classes with few test sequences**: {listed}; their per-class accuracies rest "
             f"on fewer than {MIN_CLASS_TEST_SEQUENCES} sequences each."
         )
-    if not notes:
-        return ""
-    return "\n".join(["## Read this first", "", *(f"- {note}" for note in notes)])
+    return notes
 
 
 def _check_model(frame: pd.DataFrame | None, model: str, what: str) -> None:
@@ -138,20 +124,27 @@ def markdown_summary(
     overlap: pd.DataFrame | None = None,
     level: float = 0.95,
     recovery: pd.DataFrame | None = None,
+    stability: pd.DataFrame | None = None,
+    n_boot: int | None = None,
 ) -> str:
-    """summary.md of one model: unmasked accuracy, fine-tuning, data, the published comparison,
-    per variant the accuracy tables with CIs, p-values and AUC, per-class accuracy, ground truth
-    (site recovery), enrichment, class overlap and IG completeness (each section only when its
-    data is given). The optional tables must be of the evaluations' model."""
+    """summary.md of one model: the Findings first (`kneurons.summary.findings`), then unmasked
+    accuracy, fine-tuning, data, the published comparison, per variant the accuracy tables with
+    CIs, tests against random and AUC, per-class accuracy, ground truth (site recovery),
+    enrichment, class overlap, stability and IG completeness (each section only when its data
+    is given). The optional tables must be of the evaluations' model."""
     stats = table if isinstance(table, Statistics) else add_statistics(table, level=level)
     model = stats.model
     _check_model(completeness, model, "completeness")
     _check_model(by_type, model, "by_type")
     _check_model(overlap, model, "overlap")
     _check_model(recovery, model, "recovery")
+    _check_model(stability, model, "stability")
 
     parts = [TITLE, ""]
-    blocks = [cautions_section(stats, card), _unmasked_section(stats)]
+    findings = findings_section(
+        stats, card, level, n_boot, completeness, stability, caution_notes(stats, card)
+    )
+    blocks = [findings, _unmasked_section(stats)]
     if metrics:
         blocks.append(finetuning_markdown(metrics))
     if card:
@@ -164,6 +157,7 @@ def markdown_summary(
             sections.enrichment_section(by_type),
             sections.overlap_section(overlap),
         ]
+    blocks.append(sections.stability_section(stability))
     blocks.append(sections.completeness_section(completeness))
     for block in blocks:
         if block:

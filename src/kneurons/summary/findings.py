@@ -1,0 +1,320 @@
+"""The Findings section that opens summary.md, summary.html and the report: what the run found,
+in plain sentences generated from its own numbers, then what it cannot tell.
+
+A cell (target, masking variant, retention) is a finding for a method when the method differs
+from random selections of the same size in the direction a knowledge-neuron method should
+(`keep`: more accuracy kept; `remove`: more lost), with the Benjamini-Hochberg q-value of its
+combined p-value at or below `1 - level` (0.05 by default) and the paired bootstrap interval of
+Δ excluding 0. The definitions of the tests: `kneurons.statistics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from kneurons.summary.format import fmt, fmt_ci, fmt_delta, fmt_p, isnan, pct
+from kneurons.summary.tables import (
+    Statistics,
+    method_order,
+    per_class,
+    target_order,
+    unmasked_rows,
+    variant_rows,
+    variants,
+)
+from kneurons.vocab import RANDOM
+
+STRONG = 0.01  # q below this is called strong evidence in the text
+
+
+def chance_level(stats: Statistics, card: dict | None) -> float | None:
+    unmasked = unmasked_rows(stats.table)
+    classes = list((card or {}).get("classes") or [])
+    if not classes and not unmasked.empty:
+        classes = list(per_class(unmasked.iloc[0]))
+    return 1.0 / len(classes) if classes else None
+
+
+def at_chance(stats: Statistics, card: dict | None) -> bool:
+    """Does the unmasked model's accuracy interval reach down to chance?"""
+    unmasked = unmasked_rows(stats.table)
+    chance = chance_level(stats, card)
+    if unmasked.empty or chance is None:
+        return False
+    rec = unmasked.iloc[0]
+    low = rec["accuracy_ci_low"] if not isnan(rec["accuracy_ci_low"]) else rec["accuracy"]
+    return bool(low <= chance)
+
+
+def is_finding(row, alpha: float) -> bool:
+    """q <= alpha and Δ's interval on the side the variant expects (see the module docstring)."""
+    if isnan(row["q_value"]) or row["q_value"] > alpha:
+        return False
+    if row["direction"] == "remove":
+        return bool(row["delta_ci_high"] < 0)
+    return bool(row["delta_ci_low"] > 0)
+
+
+def best_per_cell(stats: Statistics, variant: Sequence[str]) -> pd.DataFrame:
+    """Per (target, retention) of one variant, the method row with the largest Δ in the expected
+    direction (ties: the smaller q)."""
+    rows = variant_rows(stats.table, variant)
+    rows = rows[(rows["method_family"] != RANDOM) & rows["delta"].notna()]
+    if rows.empty:
+        return rows
+    sign = -1.0 if variant[2] == "remove" else 1.0
+    ranked = rows.assign(_gain=sign * rows["delta"]).sort_values(
+        ["_gain", "q_value"], ascending=[False, True], kind="stable"
+    )
+    best = ranked.groupby(["target", "retention"], sort=False).head(1)
+    return best.drop(columns="_gain")
+
+
+def _cell_sentence(row, alpha: float) -> str:
+    if isnan(row["q_value"]):
+        verdict = "untested"
+    elif is_finding(row, alpha):
+        verdict = "beats random"
+    else:
+        verdict = "not told apart from random"
+    return (
+        f"{pct(row['retention'])}: {row['method']} "
+        f"{fmt_ci(row['accuracy'], row['accuracy_ci_low'], row['accuracy_ci_high'])} vs random "
+        f"{fmt(row['random_mean'])} ± {fmt(row['random_std'])}, "
+        f"Δ {fmt_delta(row['delta'], row['delta_ci_low'], row['delta_ci_high'])}, "
+        f"q = {fmt_p(row['q_value'])} ({verdict})"
+    )
+
+
+def _list(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def variant_findings(stats: Statistics, variant: Sequence[str], alpha: float) -> list[str]:
+    """Bullets of one variant: per method the cells it wins, per target the best method at
+    every retention level with Δ [CI] and q, and the targets where nothing beats random."""
+    best = best_per_cell(stats, variant)
+    if best.empty:
+        return []
+    rows = variant_rows(stats.table, variant)
+    methods = method_order(rows.loc[rows["method_family"] != RANDOM, "method"].unique())
+    wins = rows[rows["method_family"] != RANDOM]
+    wins = wins[[is_finding(r, alpha) for _, r in wins.iterrows()]] if len(wins) else wins
+    verb = "removes more accuracy than" if variant[2] == "remove" else "keeps more accuracy than"
+    bullets = []
+    for method in methods:
+        mine = wins[wins["method"] == method]
+        if mine.empty:
+            continue
+        parts = []
+        for target in target_order(mine["target"].unique()):
+            levels = sorted(mine.loc[mine["target"] == target, "retention"], reverse=True)
+            strong = mine[(mine["target"] == target) & (mine["q_value"] <= STRONG)]
+            note = " (q < 0.01 at each)" if len(strong) == len(levels) else ""
+            parts.append(f"{target} at {_list([pct(r) for r in levels])}{note}")
+        bullets.append(f"**{method}** {verb} random selections for {'; '.join(parts)}.")
+    tested = set(rows.loc[rows["q_value"].notna(), "target"])
+    silent = [t for t in target_order(tested) if t not in set(wins["target"])]
+    if silent:
+        bullets.append(
+            f"**No method can be told apart from random** for {_list(silent)}: at every "
+            "retention level the best method's q-value is above "
+            f"{alpha:g} or its Δ interval includes 0."
+        )
+    for target in target_order(best["target"].unique()):
+        cells = best[best["target"] == target].sort_values("retention", ascending=False)
+        sentences = "; ".join(_cell_sentence(r, alpha) for _, r in cells.iterrows())
+        bullets.append(f"{target} — best method per retention level: {sentences}.")
+    return bullets
+
+
+def limits(
+    stats: Statistics,
+    n_boot: int | None,
+    alpha: float,
+    completeness: pd.DataFrame | None,
+    stability: pd.DataFrame | None,
+    notes: Sequence[str] = (),
+) -> list[str]:
+    """What the run cannot tell: the p-value floors its seeds and resamples allow, the
+    multiple-testing family, covered cells, IG completeness, stability, and the `notes` of
+    the caution checks (tiny test set, small classes)."""
+    out = list(notes)
+    seeds = stats.random["n_seeds"] if not stats.random.empty else pd.Series(dtype=int)
+    if not seeds.empty:
+        n = int(seeds.min())
+        text = (
+            f"**Smallest p-values possible here**: the empirical p-value (share of random seeds "
+            f"at or above the method) cannot go below 1 / (n + 1) = {fmt_p(1 / (n + 1))} with "
+            f"{n} random seeds; the t-test has no floor but assumes the seeds' accuracies are "
+            "roughly normal"
+        )
+        if n_boot:
+            text += (
+                f"; the paired bootstrap ({n_boot} resamples of the test set) cannot go below "
+                f"1 / {n_boot + 1} = {fmt_p(1 / (n_boot + 1))}, and so neither can a combined "
+                "p-value"
+            )
+        out.append(text + ".")
+    tested = int(stats.table["p_combined"].notna().sum() + stats.auc["p_combined"].notna().sum())
+    if tested:
+        out.append(
+            f"**Multiple testing**: q-values are Benjamini-Hochberg adjusted over all {tested} "
+            "tests of this summary (every method x target x variant x retention cell and every "
+            "AUC); a cell's p-value is the larger of its t-test and paired-bootstrap p-values. "
+            f"A finding here means q ≤ {alpha:g} (false discovery rate) and a Δ interval "
+            "excluding 0."
+        )
+    masked = stats.table[
+        (stats.table["method_family"] != RANDOM) & stats.table["random_mean"].notna()
+    ]
+    if not masked.empty and not stats.random.empty:
+        band = stats.random.set_index(["target", "mode", "scope", "direction", "retention"])
+        covered = 0
+        for _, row in masked.iterrows():
+            key = (row["target"], row["mode"], row["scope"], row["direction"], row["retention"])
+            low, high = band.loc[key, "band_low"], band.loc[key, "band_high"]
+            covered += bool(low <= row["accuracy"] <= high)
+        if covered == len(masked):
+            out.append(
+                "**The random band covers every method**: in every cell each method's accuracy "
+                "lies inside the central band of the random seeds, so this run cannot tell the "
+                "methods from a random choice of neurons."
+            )
+    if completeness is not None and not completeness.empty:
+        if "n_above_tolerance" in completeness.columns:
+            above = int(completeness["n_above_tolerance"].fillna(0).sum())
+            total = int(completeness["n_examples"].sum())
+            if above:
+                out.append(
+                    f"**IG integrals above tolerance**: {above} of {total} (example, module) "
+                    "integrals still miss completeness by more than atol + rtol x |F(1) − "
+                    "F(0)| after the most steps allowed; their attributions, and so IG's "
+                    "ranking, are approximate (section Integrated-gradients completeness)."
+                )
+    if stability is not None and not stability.empty:
+        out.append(stability_sentence(stability))
+    out.append(
+        "**Scope**: neurons are scored on training sequences of one fine-tuned model and "
+        "evaluated on its held-out test set; the intervals cover the test sequences and the "
+        "random draws, not another fine-tuning, another scoring sample or another dataset "
+        "(the stability section measures the first two where the run has them)."
+    )
+    return out
+
+
+def stability_sentence(stability: pd.DataFrame) -> str:
+    """One sentence: per method, the split-half Jaccard at the lowest retention level, by layer
+    type, beside what unrelated selections would share."""
+    halves = stability[stability["comparison"] == "split_half"]
+    if halves.empty:
+        return ""
+    r_min = halves["retention"].min()
+    parts = []
+    for method, rows in halves[halves["retention"] == r_min].groupby("method", sort=True):
+        cells = [
+            f"{row.layer_type} {fmt(row.jaccard, 2)}"
+            for row in rows.itertuples(index=False)
+            if not isnan(row.jaccard)
+        ]
+        chance = rows["jaccard_chance"].mean()
+        parts.append(f"{method}: {', '.join(cells)} (unrelated selections: {fmt(chance, 3)})")
+    return (
+        f"**Stability**: the top {pct(r_min)} chosen from two halves of the scoring examples "
+        f"overlap (Jaccard) {'; '.join(parts)}. A selection that changes with the examples is "
+        "a property of the sample as much as of the model."
+    )
+
+
+def findings_section(
+    stats: Statistics,
+    card: dict | None = None,
+    level: float = 0.95,
+    n_boot: int | None = None,
+    completeness: pd.DataFrame | None = None,
+    stability: pd.DataFrame | None = None,
+    notes: Sequence[str] = (),
+) -> str:
+    """## Findings: the answer first (see the module docstring), then what the run cannot tell."""
+    alpha = 1.0 - level
+    parts = ["## Findings", ""]
+    masked = stats.table[stats.table["method_family"] != RANDOM]
+    masked = masked[masked["method_family"] != "unmasked"]
+    unmasked = unmasked_rows(stats.table)
+    if at_chance(stats, card):
+        rec = unmasked.iloc[0]
+        chance = chance_level(stats, card)
+        parts += [
+            "**No knowledge-neuron claim is possible from this run.** The unmasked model's test "
+            f"accuracy {fmt_ci(rec['accuracy'], rec['accuracy_ci_low'], rec['accuracy_ci_high'])}"
+            f" does not exceed chance ({fmt(chance)}): the model has learned nothing measurable "
+            "about the classes, so there is no knowledge for any neuron to hold, and every "
+            "masking result below measures noise. Train longer or on more data, or start from "
+            "pretrained weights, before reading the tables.",
+            "",
+        ]
+    elif masked.empty:
+        parts += ["No masked evaluations: nothing to compare.", ""]
+    elif stats.random.empty:
+        parts += [
+            "**No random baseline**: without random selections of the same size no cell can "
+            "be tested; add `random` to scoring.methods.",
+            "",
+        ]
+    else:
+        found = False
+        for variant in variants(stats.table):
+            bullets = variant_findings(stats, variant, alpha)
+            if not bullets:
+                continue
+            found = found or any(
+                is_finding(r, alpha) for _, r in best_per_cell(stats, variant).iterrows()
+            )
+            parts += [f"**{' / '.join(variant)}** (mode / scope / direction):", ""]
+            parts += [f"- {b}" for b in bullets] + [""]
+        tested = stats.table["q_value"].notna().any()
+        if not tested:
+            parts.insert(
+                2,
+                "**No cell could be tested**: the tests need at least two random seeds that "
+                "differ, and each evaluation's per-sequence results (column `correct`).\n",
+            )
+        elif not found:
+            parts.insert(
+                2,
+                "**No method beats random selections anywhere in this run**: no cell has a "
+                f"q-value at or below {alpha:g} with a Δ interval excluding 0.\n",
+            )
+    cannot = [x for x in limits(stats, n_boot, alpha, completeness, stability, notes) if x]
+    parts += ["### What this run cannot tell", "", *(f"- {x}" for x in cannot)]
+    return "\n".join(parts).rstrip()
+
+
+def markdown_to_rst(text: str) -> str:
+    """The findings' markdown (headings, bullets, bold) as reStructuredText for the report's
+    front page: headings underlined, everything else is valid in both."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("### "):
+            title = line[4:]
+            out += [title, "~" * len(title)]
+        elif line.startswith("## "):
+            title = line[3:]
+            out += [title, "-" * len(title)]
+        else:
+            out.append(line.replace("`", "``"))
+    return "\n".join(out) + "\n"
+
+
+def has_claims(stats: Statistics, level: float = 0.95) -> bool:
+    """Is any cell a finding (for tests and callers that need a yes/no)?"""
+    alpha = 1.0 - level
+    return any(
+        is_finding(r, alpha)
+        for v in variants(stats.table)
+        for _, r in best_per_cell(stats, v).iterrows()
+    )
