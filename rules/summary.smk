@@ -17,6 +17,8 @@ rule summarize:
         type_enrichment="results/summary/{model}/type_enrichment.parquet",
         class_overlap="results/summary/{model}/class_overlap.parquet",
         completeness="results/summary/{model}/ig_completeness.parquet",
+        stability="results/summary/{model}/stability.parquet",
+        findings="results/summary/{model}/findings.rst",
         markdown="results/summary/{model}/summary.md",
         html=report(
             "results/summary/{model}/summary.html",
@@ -40,6 +42,7 @@ rule summarize:
         per_class=report_figures("per_class"),
         heatmaps=report_figures("heatmap"),
         enrichment_plot=report_figures("enrichment"),
+        stability_plot=report_figures("stability"),
         svg=figure_files(None, "svg"),
     log:
         "logs/summarize/{model}.log",
@@ -56,3 +59,54 @@ rule summarize:
         group_ranking=EVALUATION["group_ranking"],
     script:
         "../workflow/scripts/summarize.py"
+
+
+# The report's front page: the workflow description followed by every model's Findings, so
+# that `snakemake --report` opens on what the run found (the Snakefile points `report:` here
+# once it exists).
+rule report_front:
+    input:
+        intro=os.path.join(workflow.basedir, "report/workflow.rst"),
+        findings=expand("results/summary/{model}/findings.rst", model=MODELS),
+        lib=module_library("io"),
+    output:
+        FRONT_PAGE,
+    localrule: True
+    run:
+        from kneurons.io import atomic_write
+
+        parts = [open(input.intro).read().rstrip(), ""]
+        parts += [open(path).read().rstrip() + "\n" for path in input.findings]
+        atomic_write(output[0], lambda tmp: tmp.write_text("\n".join(parts)))
+
+
+# Models that differ only in their fine-tuning seed (models.<name>.finetune_seed): do they
+# select the same neurons? Defined only when the config has such replicates.
+if REPLICATES:
+
+    rule stability_across_models:
+        input:
+            unpack(replicate_scores),
+            lib=script_library("stability_across_models"),
+        output:
+            table="results/summary/stability_across_models.parquet",
+            figure=report(
+                "results/summary/figures/stability_across_models.png",
+                caption="../report/stability.rst",
+                category="Stability of the selection",
+                labels={"model": "replicates", "figure": "stability_across_models"},
+            ),
+            svg="results/summary/figures/stability_across_models.svg",
+        log:
+            "logs/stability_across_models.log",
+        conda:
+            "../envs/kneurons.yaml"
+        resources:
+            mem_mb=4000,
+            runtime=30,
+        params:
+            job=JOB,
+            groups=REPLICATES,
+            retention=EVALUATION["retention"],
+        script:
+            "../workflow/scripts/stability_across_models.py"

@@ -27,7 +27,7 @@ def rule_code() -> dict[str, tuple[str, str]]:
     """Rule -> ("script", path) or ("run", module) for every rule with Python job code."""
     code = {}
     for smk in sorted((REPO / "rules").glob("*.smk")):
-        for block in re.split(r"^rule ", smk.read_text(), flags=re.M)[1:]:
+        for block in re.split(r"^\s*rule ", smk.read_text(), flags=re.M)[1:]:
             name = block.split(":", 1)[0].strip()
             script = re.search(r'script:\s*\n\s*"\.\./(workflow/scripts/\w+\.py)"', block)
             run = re.search(r"run:\s*\n\s*from (kneurons\.\w+) import", block)

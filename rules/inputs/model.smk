@@ -19,4 +19,7 @@ def pretrained_name(wildcards):
 def finetune_options(wildcards):
     """The finetune block, with this model's `finetune_seed` (if given) as its seed."""
     entry = config["models"][wildcards.model]
-    return {**config["finetune"], "seed": entry.get("finetune_seed", config["finetune"]["seed"])}
+    return {
+        **config["finetune"],
+        "seed": entry.get("finetune_seed", config["finetune"]["seed"]),
+    }

@@ -22,6 +22,7 @@ def summary_figures():
                 "method": method,
             }
     figures["enrichment"] = {"kind": "enrichment"}
+    figures["stability"] = {"kind": "stability"}
     return figures
 
 
@@ -33,6 +34,7 @@ FIGURE_CATEGORIES = {
     "per_class": "Per-class accuracy",
     "heatmap": "Where knowledge neurons live",
     "enrichment": "Where knowledge neurons live",
+    "stability": "Stability of the selection",
 }
 
 
@@ -96,22 +98,38 @@ def summary_inputs(wildcards):
         "metrics": f"results/models/{model}/metrics.json",
         "history": f"results/models/{model}/training_log.tsv",
     }
-    if "integrated_gradients" in METHODS:  # completeness gaps, from the files' metadata
-        inputs["ig_scores"] = score_files(model, ["integrated_gradients"], LAYER_TYPES)
+    # split-half stability of every scored method; IG's completeness gaps (files' metadata)
+    inputs["scores"] = score_files(model, SELECTION_METHODS, LAYER_TYPES)
     if RESIDUES.get("enabled", False):
         inputs["recovery"] = f"results/summary/{model}/site_recovery.parquet"
     return inputs
 
 
+REPLICATES = replicate_groups(config["models"])
+
+
+def replicate_scores(wildcards):
+    """Model -> its scored methods' score files, for every model in a replicate group."""
+    return {
+        model: score_files(model, SELECTION_METHODS, LAYER_TYPES)
+        for group in REPLICATES
+        for model in group
+    }
+
+
 def summary_targets():
     # Every figure is requested: a new masking variant or method adds figures, which makes
     # the summary (and so the new evaluations) run even where the input-set trigger is off.
-    return expand(
-        [
-            "results/summary/{model}/masked_eval.parquet",
-            "results/summary/{model}/summary.md",
-            "results/summary/{model}/summary.html",
-            *figure_files(None, "png"),
-        ],
-        model=MODELS,
+    return (
+        expand(
+            [
+                "results/summary/{model}/masked_eval.parquet",
+                "results/summary/{model}/summary.md",
+                "results/summary/{model}/summary.html",
+                *figure_files(None, "png"),
+            ],
+            model=MODELS,
+        )
+        + [FRONT_PAGE]
+        + (["results/summary/stability_across_models.parquet"] if REPLICATES else [])
     )

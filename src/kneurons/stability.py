@@ -168,13 +168,3 @@ def read_method_scores(paths: Iterable[str]) -> dict[str, pd.DataFrame]:
         method = read_parquet_metadata(path)["method"]
         frames.setdefault(method, []).append(all_class_rows(pd.read_parquet(path)))
     return {m: pd.concat(f, ignore_index=True) for m, f in frames.items()}
-
-
-def replicate_groups(models: Mapping[str, Mapping]) -> list[list[str]]:
-    """Groups (2 or more, in config order) of `models:` entries that differ only in their
-    `finetune_seed`: the same starting weights fine-tuned again, so their units correspond."""
-    groups: dict[str, list[str]] = {}
-    for name, entry in models.items():
-        rest = {k: v for k, v in entry.items() if k != "finetune_seed"}
-        groups.setdefault(repr(sorted(rest.items())), []).append(name)
-    return [names for names in groups.values() if len(names) > 1]

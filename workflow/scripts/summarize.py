@@ -11,16 +11,24 @@ import pandas as pd
 from kneurons.io import atomic_write, read_parquet_metadata, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.selection import read_selections
+from kneurons.stability import read_method_scores, split_half_stability
+from kneurons.summary.findings import findings_section, markdown_to_rst
 from kneurons.summary.html import markdown_to_html
 from kneurons.summary.plots import (
     plot_accuracy_vs_retention,
     plot_per_class_accuracy,
     plot_selection_heatmap,
+    plot_stability,
     plot_type_enrichment,
 )
 from kneurons.summary.selection import class_overlap, enrichment_tables
 from kneurons.summary.tables import add_statistics, collect
-from kneurons.summary.text import dataset_markdown, finetuning_markdown, markdown_summary
+from kneurons.summary.text import (
+    caution_notes,
+    dataset_markdown,
+    finetuning_markdown,
+    markdown_summary,
+)
 
 COMPLETENESS_COLUMNS = [
     "model",
@@ -38,9 +46,12 @@ COMPLETENESS_COLUMNS = [
 
 
 def completeness_table(model, paths):
+    """One row per integrated-gradients score file: its completeness summary (metadata)."""
     rows = []
     for path in paths:
         meta = read_parquet_metadata(path)
+        if meta.get("method") != "integrated_gradients" or "completeness" not in meta:
+            continue
         rows.append(
             {
                 "model": model,
@@ -72,11 +83,18 @@ def main(snakemake):
     with open(snakemake.input.metrics) as fh:
         metrics = json.load(fh)
     history = pd.read_csv(snakemake.input.history, sep="\t")
-    ig_scores = snakemake.input.ig_scores if "ig_scores" in snakemake.input.keys() else []
-    completeness = completeness_table(model, ig_scores)
+    completeness = completeness_table(model, snakemake.input.scores)
+    retentions = sorted({float(r) for r in snakemake.params.retention}, reverse=True)
+    stability = pd.concat(
+        [
+            split_half_stability(frame, retentions, model, method)
+            for method, frame in sorted(read_method_scores(snakemake.input.scores).items())
+        ]
+        or [split_half_stability(pd.DataFrame(columns=["layer_type"]), [], model, "")],
+        ignore_index=True,
+    )
 
     selections = read_selections(snakemake.input.selections)
-    retentions = sorted({float(r) for r in snakemake.params.retention}, reverse=True)
     group_ranking = snakemake.params.group_ranking
     rankings = list(dict.fromkeys([group_ranking, "zscore", "raw"]))
     by_layer, by_type = enrichment_tables(selections, retentions, rankings=rankings, model=model)
@@ -89,21 +107,30 @@ def main(snakemake):
     write_parquet(snakemake.output.type_enrichment, by_type)
     write_parquet(snakemake.output.class_overlap, overlap)
     write_parquet(snakemake.output.completeness, completeness)
+    write_parquet(snakemake.output.stability, stability)
 
     recovery = (
         pd.read_parquet(snakemake.input.recovery) if "recovery" in snakemake.input.keys() else None
     )
+    completeness = completeness if len(completeness) else None
     text = markdown_summary(
         stats,
-        completeness if len(completeness) else None,
+        completeness,
         card,
         metrics,
         by_type=by_type,
         overlap=overlap,
         level=level,
         recovery=recovery,
+        stability=stability,
+        n_boot=boot["n"],
     )
     write_text(snakemake.output.markdown, text)
+    findings = findings_section(
+        stats, card, level, boot["n"], completeness, stability, caution_notes(stats, card)
+    )
+    findings = findings.replace("## Findings", f"## Findings: {model}", 1)
+    write_text(snakemake.output.findings, markdown_to_rst(findings))
     write_text(snakemake.output.html, markdown_to_html(text, f"{model}: knowledge neurons"))
     write_text(snakemake.output.dataset, markdown_to_html(dataset_markdown(card), "dataset"))
     write_text(
@@ -122,6 +149,8 @@ def main(snakemake):
             plot_selection_heatmap(by_layer, png, spec["method"], spec["scope"], group_ranking)
         elif kind == "enrichment":
             plot_type_enrichment(by_type, png)
+        elif kind == "stability":
+            plot_stability(stability, png)
         else:
             raise ValueError(f"figure {fid}: unknown kind {kind!r}")
     log.info("summarised %d evaluations, %d figures", len(table), len(snakemake.params.figures))

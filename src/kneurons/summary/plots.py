@@ -235,7 +235,7 @@ def plot_type_enrichment(by_type: pd.DataFrame, path_png: str | os.PathLike) -> 
     colors = method_colors([m for m in methods if m != RANDOM])
     nrows, ncols = len(panels), len(retentions)
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(3.6 * ncols + 0.5, 3.0 * nrows + 1.0), squeeze=False
+        nrows, ncols, figsize=(3.6 * ncols + 0.5, 3.0 * nrows + 1.0), squeeze=False, sharey="row"
     )
     handles = {}
     for i, (target, ranking) in enumerate(panels.itertuples(index=False)):
@@ -267,10 +267,13 @@ def plot_type_enrichment(by_type: pd.DataFrame, path_png: str | os.PathLike) -> 
                     handles["random (mean, 95% band of seeds)"] = bar
                 else:
                     e = sub[sub["method"] == method].set_index("layer_type")["enrichment"]
-                    bar = ax.bar(
-                        x + offset, e.reindex(types).to_numpy(), width, color=colors[method]
-                    )
+                    values = e.reindex(types).to_numpy()
+                    bar = ax.bar(x + offset, values, width, color=colors[method])
                     handles[method] = bar
+                    for xi, value in zip(x + offset, values, strict=True):
+                        if value == 0:  # an empty bar would be invisible: say 0
+                            ax.text(xi, 0, "0", ha="center", va="bottom", fontsize=7,
+                                    color=colors[method])  # fmt: skip
             ax.axhline(1.0, color="black", lw=0.8, linestyle="--")
             ax.set_xticks(x, types, rotation=30, ha="right")
             ax.set_title(f"pool {target} ({ranking}), top {float(r):g}%", fontsize=9)
@@ -349,4 +352,63 @@ def plot_per_class_accuracy(
     fig.tight_layout(rect=(0, 0, 0.92, 0.95))
     cax = fig.add_axes((0.94, 0.15, 0.012, 0.7))
     fig.colorbar(image, cax=cax, label="recall")
+    save_figure(fig, path_png)
+
+
+def plot_stability(
+    stability: pd.DataFrame, path_png: str | os.PathLike, comparison: str = "split_half"
+) -> None:
+    """Jaccard overlap of the two top-r% selections vs retention, a panel per method and a line
+    per layer type, with the overlap unrelated selections have (dashed); the legend gives each
+    layer type's Spearman correlation of the scores."""
+    plt = pyplot()
+    sub = stability[stability["comparison"] == comparison] if not stability.empty else stability
+    if sub.empty:
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no scored method: no stability to show", ha="center")
+        save_figure(fig, path_png)
+        return
+    pairs = sub[["model", "model_b"]].drop_duplicates()
+    methods = method_order(sub["method"].unique())
+    fig, axes = plt.subplots(
+        len(pairs), len(methods), figsize=(4.2 * len(methods), 3.4 * len(pairs) + 0.6),
+        squeeze=False, sharey=True,
+    )  # fmt: skip
+    types = target_order(sub["layer_type"].unique())
+    colors = method_colors(types)
+    for i, (model_a, model_b) in enumerate(pairs.itertuples(index=False)):
+        for j, method in enumerate(methods):
+            ax = axes[i, j]
+            rows = sub[(sub["model"] == model_a) & (sub["model_b"] == model_b)]
+            rows = rows[rows["method"] == method]
+            for layer_type in types:
+                lt = rows[rows["layer_type"] == layer_type].sort_values("retention")
+                if lt.empty:
+                    continue
+                rho = lt["spearman"].iloc[0]
+                label = f"{layer_type} (ρ {rho:.2f})" if pd.notna(rho) else layer_type
+                ax.plot(lt["retention"], lt["jaccard"], marker="o", color=colors[layer_type],
+                        label=label)  # fmt: skip
+                ax.plot(lt["retention"], lt["jaccard_chance"], linestyle="--", lw=0.8,
+                        color=colors[layer_type])  # fmt: skip
+            ax.set_xscale("log")
+            ax.set_ylim(0, 1.02)
+            ax.set_xlabel("neurons selected (% of the layer type)")
+            if j == 0:
+                ax.set_ylabel("Jaccard overlap of the two selections")
+            what = "two halves of the scoring examples" if comparison == "split_half" else (
+                f"{model_a} vs {model_b}"
+            )  # fmt: skip
+            ax.set_title(f"{method}\n{what}", fontsize=9)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=7, title="dashed: unrelated selections", title_fontsize=7)
+    model = sub["model"].iloc[0]
+    title = (
+        f"{model}: would the same neurons be chosen from other examples?"
+        if comparison == "split_half"
+        else "Would the same neurons be chosen after another fine-tuning?"
+    )
+    fig.suptitle(title)
+    fig.tight_layout()
     save_figure(fig, path_png)
