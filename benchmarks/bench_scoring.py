@@ -766,6 +766,7 @@ def main(argv=None) -> int:
                 gaps = result.gaps["gap"].abs()
                 delta = (result.gaps["f1"] - result.gaps["f0"]).abs()
                 cmp = compare(result.scores, reference.scores)
+                within = gaps <= scoring.completeness_tolerance(delta, scoring.RTOL, scoring.ATOL)
                 rows.append(
                     {
                         "quadrature": quadrature,
@@ -773,13 +774,44 @@ def main(argv=None) -> int:
                         "mean|gap|": float(gaps.mean()),
                         "max|gap|": float(gaps.max()),
                         "gap/|F1-F0|": float(gaps.sum() / delta.sum()),
+                        "within tol": float(within.mean()),
                         "Spearman min": cmp["spearman_min"],
                         "Spearman median": cmp["spearman_median"],
                         "max rel diff": cmp["max_rel_diff"],
                         "s/example": result.seconds / len(sub_tokens),
                     }
                 )
+        # the default policy: Gauss-Legendre from the default steps, doubled per (example,
+        # module) until |gap| <= ATOL + RTOL |F(1) - F(0)| or max_steps
+        adaptive = integrated_gradients_scores(
+            model, sub_tokens, sub_labels, layer_types, acc_layers, max_tokens=args.max_tokens
+        )
+        gaps = adaptive.gaps["gap"].abs()
+        delta = (adaptive.gaps["f1"] - adaptive.gaps["f0"]).abs()
+        cmp = compare(adaptive.scores, reference.scores)
+        rows.append(
+            {
+                "quadrature": "adaptive (default)",
+                "steps": f"{adaptive.info['steps']}-{int(adaptive.gaps['steps'].max())}",
+                "mean|gap|": float(gaps.mean()),
+                "max|gap|": float(gaps.max()),
+                "gap/|F1-F0|": float(gaps.sum() / delta.sum()),
+                "within tol": 1 - adaptive.info["n_above_tolerance"] / len(adaptive.gaps),
+                "Spearman min": cmp["spearman_min"],
+                "Spearman median": cmp["spearman_median"],
+                "max rel diff": cmp["max_rel_diff"],
+                "s/example": adaptive.seconds / len(sub_tokens),
+            }
+        )
         table(rows)
+        steps_used = adaptive.gaps.groupby("layer_type")["steps"].agg(["mean", "max"])
+        print("  adaptive steps by layer type (mean, max):")
+        for layer_type, rec in steps_used.iterrows():
+            print(f"    {layer_type}: {rec['mean']:.1f}, {int(rec['max'])}")
+        print(
+            f"  tolerance: |gap| <= {scoring.ATOL:g} + {scoring.RTOL:g} x |F(1) - F(0)| per "
+            "(example, module); 'within tol' is the share of pairs that meet it"
+        )
         load.note("accuracy")
 
     # -- cheaper methods ------------------------------------------------------------------

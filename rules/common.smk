@@ -12,7 +12,8 @@ from kneurons import vocab
 from kneurons.deps import library_files
 from kneurons.io import stage_by_content
 from kneurons.errors import ModelError
-from kneurons.spec import ModelSpec, num_layers_of, replicate_groups
+from kneurons.spec import ModelSpec, num_layers_of
+from kneurons.configuration import replicate_groups
 
 
 def canonical(obj):

@@ -155,3 +155,31 @@ def test_residue_maps_of_several_sequences_equal_one_at_a_time(tiny_model, tiny_
         alone, _ = ig_map(tiny_model, tok, row.label, masks, steps=4)
         got = together.loc[together["accession"] == row.accession, "ig"].to_numpy()
         np.testing.assert_allclose(got, alone, rtol=1e-5, atol=1e-9)
+
+
+def test_residue_heat_strips_are_labelled_with_colour_bars(tmp_path, monkeypatch):
+    import kneurons.residues as residues_module
+
+    shown = {}
+
+    def keep(fig, path, **kwargs):
+        shown["fig"], shown["path"] = fig, path
+
+    monkeypatch.setattr(residues_module, "save_figure", keep)
+    maps = pd.DataFrame(
+        {
+            "accession": ["A"] * 5 + ["B"] * 4,
+            "position": [1, 2, 3, 4, 5, 1, 2, 3, 4],
+            "activation": np.arange(9.0),
+            "ig": np.linspace(-1, 1, 9),
+        }
+    )
+    sites = pd.DataFrame({"accession": ["A"], "kind": ["motif"], "start": [2], "end": [3]})
+    title = "integrated_gradients, value: top 10% of the neurons kept (all layers)"
+    residues_module.plot_residue_maps(maps, sites, ["A", "B"], tmp_path / "x.png", title=title)
+    fig = shown["fig"]
+    assert fig._suptitle.get_text().startswith(title)
+    strips = [ax for ax in fig.axes if ax.get_ylabel() in ("activation", "IG")]
+    assert [ax.get_ylabel() for ax in strips] == ["activation", "IG", "activation", "IG"]
+    assert len(fig.axes) == 8  # a colour bar beside each of the 4 strips
+    assert "top strip activation" in strips[0].get_title(loc="left")

@@ -79,7 +79,7 @@ def test_markdown_summary_cells(table):
     assert "3 seeds" in md
     assert "| target | method | AUC | Δ vs random | q | p empirical |" in md
     assert "| key | activation | 0.381 | +0.181 | — | 0.250 |" in md  # mean of the two levels
-    assert "| target | method | 1 | 2 | 3 |" in md  # per-class accuracy at the lowest level
+    assert "| target | method | EC 1 | EC 2 | EC 3 |" in md  # per class at the lowest level
     assert "completeness" not in md.lower()
     assert "published" not in md  # no qkv / zero / keep rows
 
@@ -183,11 +183,16 @@ def test_dataset_and_finetuning_pages():
     card = {"totals": {"train": 7}, "dropped": {"too_short": 2}}
     md = dataset_markdown(card)
     assert "| train | 7 |" in md and "| too_short | 2 |" in md
-    history = pd.DataFrame({"epoch": [1, 2], "loss": [0.51234, 0.25]})
+    card = {"classes": ["0", "1", "3.4"], "counts": {"test": {"1": 2}}, "totals": {"test": 2}}
+    assert "| split | non-enzyme | EC 1 | EC 3.4 | total |" in dataset_markdown(card)
+    history = pd.DataFrame(
+        {"epoch": [1, 2], "loss": [0.51234, 0.25], "residues_per_second": [10.0, 11.0]}
+    )
     metrics = {"test": {"accuracy": 0.5, "macro_f1": 0.4, "per_class": {"1": {"n": 3}}}}
     md = finetuning_markdown(metrics, history)
     assert "| test | 0.500 | 0.400 |" in md
     assert "| 1 | 3 | — | — |" in md
+    assert "| epoch | loss | residues/s |" in md  # human headers
     assert "| 1 | 0.512 |" in md and "| 2 | 0.25 |" in md
 
 
@@ -244,7 +249,8 @@ def test_ground_truth_section_puts_accuracy_beside_site_auroc(stats):
     row = next(line for line in md.splitlines() if line.startswith("| key | 10% | activation |"))
     assert "| 0.350 [" in row and row.endswith("| 0.930 | 0.970 | 0.520 |")
     rand = next(line for line in md.splitlines() if line.startswith("| key | 10% | random"))
-    assert "random (2 seeds)" in rand and "| 0.100 [0.100, 0.100] |" in rand
+    assert "random (maps: 2 seeds; accuracy: 3 seeds)" in rand
+    assert "| 0.100 ± 0.000 [0.100, 0.100] |" in rand
     # random AUROC: mean ± std [min, max] over the seeds
     assert rand.endswith(
         "| 0.500 ± 0.071 [0.450, 0.550] | 0.650 ± 0.071 [0.600, 0.700] "

@@ -43,3 +43,18 @@ def coerce_numbers(value, schema: dict):
         items = schema.get("items", {})
         return [coerce_numbers(item, items) for item in value]
     return value
+
+
+def replicate_groups(models: dict[str, dict]) -> list[list[str]]:
+    """Groups (2 or more, in config order) of `models:` entries that differ only in their
+    `finetune_seed`: the same starting weights fine-tuned again, so their units correspond."""
+    groups: dict[str, list[str]] = {}
+    for name, entry in models.items():
+        rest = {k: v for k, v in entry.items() if k != "finetune_seed"}
+        groups.setdefault(repr(sorted(rest.items())), []).append(name)
+    return [
+        names
+        for names in groups.values()
+        if len(names) > 1
+        and len({repr(models[n].get("finetune_seed")) for n in names}) == len(names)
+    ]

@@ -114,16 +114,24 @@ def residue_maps(
     return pd.concat(frames, ignore_index=True)
 
 
+MAP_LABELS = {
+    "activation": "activation: summed |a| of the kept neurons",
+    "ig": "IG: residue attribution through the kept neurons",
+}
+
+
 def plot_residue_maps(
-    maps: pd.DataFrame, sites: pd.DataFrame, accessions: Sequence[str], path_png
+    maps: pd.DataFrame, sites: pd.DataFrame, accessions: Sequence[str], path_png, title: str = ""
 ) -> None:
-    """Heat strips of both maps for a few sequences, planted or annotated sites outlined."""
+    """Heat strips of both maps for a few sequences, planted or annotated sites outlined, each
+    strip labelled and with its colour bar; `title` names the selection (method, layer type,
+    retention)."""
     from matplotlib.patches import Rectangle
 
     plt = pyplot()
     accessions = list(accessions)
     fig, axes = plt.subplots(
-        len(accessions) * 2, 1, figsize=(12, 0.9 * 2 * len(accessions) + 0.8), squeeze=False
+        len(accessions) * 2, 1, figsize=(13, 0.95 * 2 * len(accessions) + 1.2), squeeze=False
     )
     for k, acc in enumerate(accessions):
         rows = maps[maps["accession"] == acc]
@@ -132,19 +140,26 @@ def plot_residue_maps(
             data = rows[value].to_numpy()[None, :]
             vmax = np.abs(data).max() or 1.0
             cmap, vmin = ("viridis", 0.0) if value == "activation" else ("RdBu_r", -vmax)
-            ax.imshow(data, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax,
-                      extent=(0.5, len(rows) + 0.5, 0, 1))  # fmt: skip
+            image = ax.imshow(data, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax,
+                              extent=(0.5, len(rows) + 0.5, 0, 1))  # fmt: skip
+            bar = fig.colorbar(image, ax=ax, pad=0.01, fraction=0.03)
+            bar.ax.tick_params(labelsize=6)
             for site in sites[sites["accession"] == acc].itertuples(index=False):
                 colour = "red" if getattr(site, "kind", "motif") != "decoy" else "orange"
                 ax.add_patch(Rectangle((site.start - 0.5, 0), site.end - site.start + 1, 1,
                                        fill=False, edgecolor=colour, linewidth=1.5))  # fmt: skip
             ax.set_yticks([])
-            ax.set_ylabel(value, rotation=0, ha="right", va="center", fontsize=8)
+            ax.set_ylabel("activation" if value == "activation" else "IG", rotation=0,
+                          ha="right", va="center", fontsize=8)  # fmt: skip
             if j == 0:
-                ax.set_title(f"{acc} (sites outlined: red motif/site, orange decoy)", fontsize=9)
+                ax.set_title(f"{acc}: top strip {MAP_LABELS['activation']}; bottom strip "
+                             f"{MAP_LABELS['ig']}", fontsize=8, loc="left")  # fmt: skip
             if k == len(accessions) - 1 and j == 1:
                 ax.set_xlabel("residue position")
             else:
                 ax.set_xticks([])
+    heading = title or "Residue maps of the selected neurons"
+    fig.suptitle(f"{heading} (outlined: red = motif / annotated site, orange = decoy)",
+                 fontsize=10)  # fmt: skip
     fig.tight_layout()
     save_figure(fig, path_png, svg=False, dpi=130)

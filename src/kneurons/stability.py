@@ -104,6 +104,11 @@ def compare(
     return rows
 
 
+def spearman_brown(rho: float) -> float:
+    """2 rho / (1 + rho): the correlation predicted for samples twice the size (NaN at -1)."""
+    return 2 * rho / (1 + rho) if np.isfinite(rho) and rho > -1 else float("nan")
+
+
 def split_half_stability(
     scores: pd.DataFrame, retentions: Sequence[float], model: str, method: str
 ) -> pd.DataFrame:
@@ -121,7 +126,7 @@ def split_half_stability(
                     "method": method,
                     "layer_type": layer_type,
                     **row,
-                    "spearman_brown": 2 * rho / (1 + rho) if np.isfinite(rho) else np.nan,
+                    "spearman_brown": spearman_brown(rho),
                 }
             )
     return _frame(rows)

@@ -32,7 +32,11 @@ def main(snakemake):
     maps.insert(0, "method", wildcards.method)
     write_parquet(snakemake.output.maps, maps)
     shown = examples["accession"].head(params["n_plotted"]).tolist()
-    plot_residue_maps(maps, sites, shown, snakemake.output.plot)
+    title = (
+        f"{wildcards.method}, {wildcards.layer_type}: top {wildcards.retention}% of the neurons "
+        "kept (all layers)"
+    )
+    plot_residue_maps(maps, sites, shown, snakemake.output.plot, title=title)
     log.info("mapped %d sequences (%d residues)", len(examples), len(maps))
 
 

@@ -75,3 +75,8 @@ def cell(value) -> str:
     if isinstance(value, float | np.floating):
         return fmt_g(value)
     return str(value)
+
+
+def class_header(label) -> str:
+    """A class as a column header: "EC 3" (or "EC 3.4"); "0" is the non-enzyme class."""
+    return "non-enzyme" if str(label) == "0" else f"EC {label}"

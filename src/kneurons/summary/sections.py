@@ -17,6 +17,7 @@ import yaml
 from kneurons.recovery import SITE_KINDS
 from kneurons.summary.format import (
     MISSING_CELL,
+    class_header,
     fmt,
     fmt_ci,
     fmt_delta,
@@ -215,7 +216,11 @@ def per_class_section(stats: Statistics, variant: Sequence[str]) -> str:
             "",
             "Recall within each EC class" + note,
             "",
-            md_table(["target", "method", *classes], rows, ["l", "l"] + ["r"] * len(classes)),
+            md_table(
+                ["target", "method", *(class_header(c) for c in classes)],
+                rows,
+                ["l", "l"] + ["r"] * len(classes),
+            ),
         ]
     )
 
@@ -302,6 +307,7 @@ def ground_truth_section(
     stats: Statistics,
     recovery: pd.DataFrame | None,
     variant: Sequence[str] = ("zero", "layer_type", "keep"),
+    level: float = 0.95,
 ) -> str:
     """Per selection with a residue map: the accuracy the kept neurons hold (vs the random band)
     beside the AUROC with which their residue maps pick out the known sites (planted motifs,
@@ -323,13 +329,14 @@ def ground_truth_section(
                 if family == RANDOM:
                     b = band[(band["target"] == layer_type) & (band["retention"] == retention)]
                     accuracy = (
-                        f"{fmt(b.iloc[0]['mean'])} [{fmt(b.iloc[0]['band_low'])}, "
-                        f"{fmt(b.iloc[0]['band_high'])}]"
+                        f"{fmt(b.iloc[0]['mean'])} ± {fmt(b.iloc[0]['std'])} "
+                        f"[{fmt(b.iloc[0]['band_low'])}, {fmt(b.iloc[0]['band_high'])}]"
                         if not b.empty
                         else MISSING_CELL
                     )
                     n = sub.loc[sub["method_family"] == RANDOM, "method"].nunique()
-                    name = f"{RANDOM} ({n} seeds)"
+                    n_acc = int(b.iloc[0]["n_seeds"]) if not b.empty else 0
+                    name = f"{RANDOM} (maps: {n} seeds; accuracy: {n_acc} seeds)"
                 else:
                     e = ev[ev["method"] == family]
                     accuracy = _accuracy_cell(e.iloc[0]) if not e.empty else MISSING_CELL
@@ -351,7 +358,7 @@ def ground_truth_section(
             f"## {stats.model}: ground truth — do the kept neurons act on the known sites?",
             "",
             "For each selection with residue maps: test accuracy of the model that keeps only "
-            f"these neurons ({'/'.join(variant)}; random: mean over seeds [central band]) and the "
+            f"these neurons ({'/'.join(variant)}; random: {band_words(level)}) and the "
             "AUROC with which the selected neurons' residue maps rank the site residues above the "
             "rest of their sequence (mean over test sequences; 0.5 = chance; random: mean ± std "
             "[min, max] over seeds). A method that finds the knowledge neurons keeps accuracy "

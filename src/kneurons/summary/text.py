@@ -8,7 +8,7 @@ import pandas as pd
 
 from kneurons.summary import sections
 from kneurons.summary.findings import findings_section
-from kneurons.summary.format import cell, fmt, fmt_ci, md_table
+from kneurons.summary.format import cell, class_header, fmt, fmt_ci, md_table
 from kneurons.summary.tables import (
     Statistics,
     add_statistics,
@@ -23,6 +23,19 @@ MIN_TEST_SEQUENCES = 30
 MIN_CLASS_TEST_SEQUENCES = 10
 
 
+# Human headers of the training log's columns (training_log.tsv keeps the machine names).
+HISTORY_HEADERS = {
+    "epoch": "epoch",
+    "train_loss": "train loss",
+    "val_loss": "val loss",
+    "val_accuracy": "val accuracy",
+    "val_macro_f1": "val macro-F1",
+    "seconds": "seconds",
+    "residues_per_second": "residues/s",
+    "best": "best so far",
+}
+
+
 def dataset_markdown(card: dict) -> str:
     """Class counts per split, plus the rows dropped by reason, from the dataset card."""
     totals = card.get("totals") or {}
@@ -30,7 +43,7 @@ def dataset_markdown(card: dict) -> str:
     classes = list(card.get("classes") or [])
     parts = ["## Dataset", ""]
     if classes and counts:
-        header = ["split", *classes, "total"]
+        header = ["split", *(class_header(c) for c in classes), "total"]
         rows = []
         for split, total in totals.items():
             per_class = counts.get(split, {})
@@ -62,7 +75,7 @@ def finetuning_markdown(metrics: dict, history: pd.DataFrame | None = None) -> s
         ]
         parts += ["", "Test set per class:", "", md_table(["class", "n", "recall", "F1"], rows)]
     if history is not None and not history.empty:
-        cols = list(history.columns)
+        cols = [HISTORY_HEADERS.get(c, c.replace("_", " ")) for c in history.columns]
         rows = [[cell(v) for v in rec] for rec in history.itertuples(index=False)]
         parts += ["", "Training log:", "", md_table(cols, rows)]
     return "\n".join(parts)
@@ -153,7 +166,7 @@ def markdown_summary(
         blocks.append(sections.published_section(stats))
         blocks += [sections.variant_section(stats, v, level) for v in variants(stats.table)]
         blocks += [
-            sections.ground_truth_section(stats, recovery),
+            sections.ground_truth_section(stats, recovery, level=level),
             sections.enrichment_section(by_type),
             sections.overlap_section(overlap),
         ]
