@@ -86,6 +86,18 @@ def test_tiny_pipeline_runs_caches_and_extends(tiny_run):
     for name in ("accuracy_zero_layer_type_keep.png", "heatmap_layer_type_activation.png"):
         assert name in html
     assert "Knowledge neurons of ESM-2" in html  # report/workflow.rst
+    # the front page: the workflow description, then the model's Findings
+    front = (tiny_run.workdir / "results/summary/report_front.rst").read_text()
+    assert front.index("Knowledge neurons of ESM-2") < front.index("Findings: tiny")
+    assert "What this run cannot tell" in front
+    assert "Findings: tiny" in html and "What this run cannot tell" in html
+    text = (summary / "summary.md").read_text()
+    assert text.index("## Findings") < text.index("## Unmasked model")
+    stability = pd.read_parquet(summary / "stability.parquet")
+    assert set(stability["method"]) == {"activation", "integrated_gradients"}
+    assert (stability["comparison"] == "split_half").all() and len(stability) == 2 * 2 * 2
+    assert stability["jaccard"].between(0, 1).all()
+    assert (summary / "figures/stability.png").stat().st_size > 0
 
     rerun = tiny_run.snakemake("--dry-run")
     assert rerun.returncode == 0 and "Nothing to be done" in rerun.stdout + rerun.stderr
@@ -100,6 +112,7 @@ def test_tiny_pipeline_runs_caches_and_extends(tiny_run):
     assert job_counts(plan.stdout) == {
         "evaluate_masked": len(methods) * 2,
         "summarize": 1,
+        "report_front": 1,
         "provenance": 2,
         "all": 1,
     }
@@ -119,6 +132,7 @@ def test_tiny_pipeline_runs_caches_and_extends(tiny_run):
         "evaluate_masked": len(methods) * 2 * 2 * (2 + 1) * 2 - len(methods) * 2 * 2,
         "mean_activations": 2,  # one per layer type, for mean ablation
         "summarize": 1,
+        "report_front": 1,
         "provenance": 2,
         "all": 1,
     }

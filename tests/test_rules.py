@@ -324,7 +324,7 @@ def test_a_summary_setting_reruns_the_summary(tiny_run):
     plan = tiny_run.snakemake("--dry-run", config=changed)
     assert plan.returncode == 0, plan.stderr[-3000:]
     rules = {job["rule"] for job in dry_run_jobs(plan.stdout)}
-    assert rules == {"summarize", "provenance", "all"}, rules
+    assert rules == {"summarize", "report_front", "provenance", "all"}, rules
 
 
 @pytest.mark.integration

@@ -315,16 +315,29 @@ def test_findings_state_the_answer_from_the_numbers():
     assert "random band covers every method" not in findings
 
 
-def test_findings_say_when_nothing_can_be_claimed():
-    rng = np.random.default_rng(1)
+def one_cell_stats(seed: int, target: str, mean: float, std: float, method_accuracy: float):
+    """10 random seeds ~ N(mean, std) and activation at `method_accuracy`, keep 10%."""
+    rng = np.random.default_rng(seed)
     rows = [eval_row(MODEL, "unmasked", "none", 100.0, 0.95)]
-    for i, acc in enumerate(rng.normal(0.4, 0.03, 10)):
-        rows.append(eval_row(MODEL, f"random-{i}", "key", 10.0, round(float(acc), 3)))
-    rows.append(eval_row(MODEL, "activation", "key", 10.0, 0.40))
-    stats = add_statistics(collect(with_correct(rows)), n_boot=200, seed=0)
+    for i, acc in enumerate(rng.normal(mean, std, 10)):
+        rows.append(eval_row(MODEL, f"random-{i}", target, 10.0, round(float(acc), 3)))
+    rows.append(eval_row(MODEL, "activation", target, 10.0, method_accuracy))
+    return add_statistics(collect(with_correct(rows)), n_boot=200, seed=0)
+
+
+def test_findings_say_when_nothing_can_be_claimed():
+    stats = one_cell_stats(1, "key", 0.4, 0.03, 0.40)
     findings = findings_section(stats, {"classes": ["1", "2"]})
     assert "**No method beats random selections anywhere in this run**" in findings
     assert "**The random band covers every method**" in findings
     rst = markdown_to_rst(findings)
     assert rst.startswith("Findings\n--------\n")
     assert "What this run cannot tell\n~~~~~~~~~~~~~~~~~~~~~~~~~\n" in rst
+
+
+def test_findings_name_a_layer_type_whose_masking_changes_nothing():
+    stats = one_cell_stats(2, "ffn_in", 0.95, 0.004, 0.95)
+    findings = findings_section(stats, {"classes": ["1", "2"]})
+    assert "**Masking ffn_in cannot tell methods apart**: random selections already keep" in (
+        findings
+    )

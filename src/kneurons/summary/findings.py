@@ -94,6 +94,22 @@ def _list(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def _insensitive_targets(stats: Statistics, variant: Sequence[str]) -> dict[str, float]:
+    """Targets (keep direction) whose random selections keep, at every retention level, an
+    accuracy inside the unmasked model's interval: target -> the lowest random mean."""
+    unmasked = unmasked_rows(stats.table)
+    if variant[2] != "keep" or unmasked.empty or stats.random.empty:
+        return {}
+    low = unmasked.iloc[0]["accuracy_ci_low"]
+    if isnan(low):
+        return {}
+    band = stats.random
+    for col, value in zip(("mode", "scope", "direction"), variant, strict=True):
+        band = band[band[col] == value]
+    floors = band.groupby("target")["mean"].min()
+    return {t: float(floors[t]) for t in target_order(floors.index) if floors[t] >= low}
+
+
 def variant_findings(stats: Statistics, variant: Sequence[str], alpha: float) -> list[str]:
     """Bullets of one variant: per method the cells it wins, per target the best method at
     every retention level with Δ [CI] and q, and the targets where nothing beats random."""
@@ -117,6 +133,16 @@ def variant_findings(stats: Statistics, variant: Sequence[str], alpha: float) ->
             note = " (q < 0.01 at each)" if len(strong) == len(levels) else ""
             parts.append(f"{target} at {_list([pct(r) for r in levels])}{note}")
         bullets.append(f"**{method}** {verb} random selections for {'; '.join(parts)}.")
+    insensitive = _insensitive_targets(stats, variant)
+    for target, floor in insensitive.items():
+        rec = unmasked_rows(stats.table).iloc[0]
+        bullets.append(
+            f"**Masking {target} cannot tell methods apart**: random selections already keep "
+            f"{fmt(floor)} or more at every retention level, inside the unmasked model's "
+            f"interval {fmt_ci(rec['accuracy'], rec['accuracy_ci_low'], rec['accuracy_ci_high'])}"
+            f": the model does without most {target} neurons, so keeping the right ones "
+            "has nothing to show."
+        )
     tested = set(rows.loc[rows["q_value"].notna(), "target"])
     silent = [t for t in target_order(tested) if t not in set(wins["target"])]
     if silent:
