@@ -48,7 +48,8 @@ def test_synthetic_run_maps_residues_and_scores_recovery(tmp_path):
     assert (tmp_path / "results/summary/tiny/figures/site_recovery.svg").stat().st_size > 0
     summary = (tmp_path / "results/summary/tiny/summary.md").read_text()
     assert "## tiny: ground truth" in summary
-    assert "| key | 10% | activation |" in summary and "| key | 10% | random (2 seeds) |" in summary
+    assert "| key | 10% | activation |" in summary
+    assert "| key | 10% | random (maps: 2 seeds; accuracy: 2 seeds) |" in summary
 
     for stage in ("data", "models/tiny", "scores/tiny", "eval/tiny", "summary/tiny"):
         record = yaml.safe_load((tmp_path / "results" / stage / "provenance.json").read_text())

@@ -345,3 +345,22 @@ def test_a_moved_input_with_the_same_bytes_reruns_nothing(tiny_run):
     # only the provenance records, which copy the config (and so the new path), are redone
     rules = {job["rule"] for job in dry_run_jobs(plan.stdout)}
     assert rules <= {"provenance", "all"}, plan.stdout[-3000:]
+
+
+def test_replicate_models_are_compared_across_finetune_seeds(tmp_path):
+    """Two models that differ only in finetune_seed: each is fine-tuned with its own seed, and
+    rule stability_across_models compares their selections; one model alone adds no such rule."""
+    base = yaml.safe_load(write_config(tmp_path).read_text())
+    (entry,) = base["models"].values()
+    base["models"] = {"s0": {**entry, "finetune_seed": 0}, "s1": {**entry, "finetune_seed": 1}}
+    config = write_config(tmp_path, base, name="replicates.yaml")
+    run = run_snakemake(tmp_path, config, "--dry-run", "--printshellcmds")
+    assert run.returncode == 0, run.stderr[-3000:]
+    jobs = dry_run_jobs(run.stdout)
+    (compare,) = [j for j in jobs if j["rule"] == "stability_across_models"]
+    assert any("/s0/" in f for f in compare["inputs"]) and any(
+        "/s1/" in f for f in compare["inputs"]
+    )
+    assert sum(j["rule"] == "finetune" for j in jobs) == 2
+    single = run_snakemake(tmp_path, write_config(tmp_path), "--dry-run")
+    assert "stability_across_models" not in single.stdout
