@@ -335,8 +335,8 @@ def ground_truth_section(
                         else MISSING_CELL
                     )
                     n = sub.loc[sub["method_family"] == RANDOM, "method"].nunique()
-                    n_acc = int(b.iloc[0]["n_seeds"]) if not b.empty else 0
-                    name = f"{RANDOM} (maps: {n} seeds; accuracy: {n_acc} seeds)"
+                    name = f"{RANDOM} (maps: {n} seeds"
+                    name += f"; accuracy: {int(b.iloc[0]['n_seeds'])} seeds)" if len(b) else ")"
                 else:
                     e = ev[ev["method"] == family]
                     accuracy = _accuracy_cell(e.iloc[0]) if not e.empty else MISSING_CELL
