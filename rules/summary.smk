@@ -68,16 +68,16 @@ rule report_front:
     input:
         intro=os.path.join(workflow.basedir, "report/workflow.rst"),
         findings=expand("results/summary/{model}/findings.rst", model=MODELS),
-        lib=module_library("io"),
+        lib=module_library("report"),
     output:
         FRONT_PAGE,
+    log:
+        "logs/report_front.log",
     localrule: True
     run:
-        from kneurons.io import atomic_write
+        from kneurons.report import write_front_page
 
-        parts = [open(input.intro).read().rstrip(), ""]
-        parts += [open(path).read().rstrip() + "\n" for path in input.findings]
-        atomic_write(output[0], lambda tmp: tmp.write_text("\n".join(parts)))
+        write_front_page(input.intro, input.findings, output[0], log[0])
 
 
 # Models that differ only in their fine-tuning seed (models.<name>.finetune_seed): do they

@@ -101,6 +101,7 @@ def test_every_rule_with_code_is_found():
     assert {"finetune", "score_neurons", "evaluate_masked", "summarize", "provenance"} <= set(code)
     assert code["score_random"] == ("run", "kneurons.scores")
     assert code["select_units"] == ("run", "kneurons.selection")
+    assert code["report_front"] == ("run", "kneurons.report")
 
 
 def test_declared_library_inputs_cover_what_each_job_imports(tmp_path):
