@@ -26,8 +26,6 @@ from kneurons.summary.tables import (
 )
 from kneurons.vocab import RANDOM
 
-STRONG = 0.01  # q below this is called strong evidence in the text
-
 
 def chance_level(stats: Statistics, card: dict | None) -> float | None:
     unmasked = unmasked_rows(stats.table)
@@ -128,10 +126,12 @@ def variant_findings(stats: Statistics, variant: Sequence[str], alpha: float) ->
             continue
         parts = []
         for target in target_order(mine["target"].unique()):
-            levels = sorted(mine.loc[mine["target"] == target, "retention"], reverse=True)
-            strong = mine[(mine["target"] == target) & (mine["q_value"] <= STRONG)]
-            note = " (q < 0.01 at each)" if len(strong) == len(levels) else ""
-            parts.append(f"{target} at {_list([pct(r) for r in levels])}{note}")
+            cells = mine[mine["target"] == target].sort_values("retention", ascending=False)
+            levels = [
+                f"{pct(r)} (q {fmt_p(q)})"
+                for r, q in zip(cells["retention"], cells["q_value"], strict=True)
+            ]
+            parts.append(f"{target} at {_list(levels)}")
         bullets.append(f"**{method}** {verb} random selections for {'; '.join(parts)}.")
     insensitive = _insensitive_targets(stats, variant)
     for target, floor in insensitive.items():
