@@ -28,6 +28,14 @@ from kneurons.summary.tables import (
 from kneurons.vocab import RANDOM
 
 
+def _placeholder(path_png: str | os.PathLike, message: str) -> None:
+    """A small figure that only says why there is nothing to draw (the file is still an output)."""
+    fig, ax = pyplot().subplots(figsize=(6, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center")
+    save_figure(fig, path_png)
+
+
 def chance_level(unmasked: pd.DataFrame) -> float | None:
     """1 / number of classes, from the unmasked row's per-class accuracy (None without it)."""
     if unmasked.empty:
@@ -217,10 +225,7 @@ def plot_type_enrichment(by_type: pd.DataFrame, path_png: str | os.PathLike) -> 
     per (target, ranking) and retention; random seeds as mean with their central band."""
     plt = pyplot()
     if by_type.empty:
-        fig, ax = plt.subplots(figsize=(6, 2))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "only one layer type scored: no cross-type enrichment", ha="center")
-        save_figure(fig, path_png)
+        _placeholder(path_png, "only one layer type scored: no cross-type enrichment")
         return
     model = one_model(by_type, "plot_type_enrichment")
     panels = (
@@ -364,10 +369,7 @@ def plot_stability(
     plt = pyplot()
     sub = stability[stability["comparison"] == comparison] if not stability.empty else stability
     if sub.empty:
-        fig, ax = plt.subplots(figsize=(6, 2))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "no scored method: no stability to show", ha="center")
-        save_figure(fig, path_png)
+        _placeholder(path_png, "no scored method: no stability to show")
         return
     pairs = sub[["model", "model_b"]].drop_duplicates()
     methods = method_order(sub["method"].unique())
