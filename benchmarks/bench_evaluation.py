@@ -12,7 +12,16 @@ minimum is the estimate least disturbed by other processes on the machine):
 - a plain forward over the test set, and masked forwards: zero ablation of one layer type
   (6 hooked modules: what one `evaluate_masked` job runs), zero ablation of every layer type
   (36 hooked modules: scope `all`), mean ablation of every layer type;
-- the overhead of each masked forward over the plain one (target: under 5%).
+- the overhead of each masked forward over the plain one (target: under 5%);
+- several masks per forward pass (`kneurons.evaluate.predict_masked`, what an `evaluate_masked`
+  job runs): `--masks` random-selection masks of one layer type evaluated one per pass and
+  `--per-pass` per pass, against the plain forward at the same sequences per batch; per-mask
+  throughput in residues/s and its ratio to the plain forward's (target: >= 0.9), and whether
+  every mask's logits are identical both ways;
+- the fixed cost per target of one job that evaluates every method x retention of a layer type
+  (`--targets`: 3 methods + 20 random seeds at 3 levels by default).
+
+    python benchmarks/bench_evaluation.py --several-only   # only the masks-per-pass part
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ import pandas as pd
 import torch
 
 from kneurons.batching import tokenize
-from kneurons.evaluate import predict_logits, prepare_batches
+from kneurons.evaluate import predict_logits, predict_masked, prepare_batches
 from kneurons.masking import ablated, unit_masks
 from kneurons.model import (
     Architecture,
@@ -104,6 +113,57 @@ def import_seconds() -> float:
     return float(np.median(times))
 
 
+def several_masks(model, sequences, device, args) -> dict:
+    """Masks per pass: plain forward vs one mask per pass vs `args.per_pass` per pass, all on
+    batches of `args.batch_tokens` padded tokens (interleaved, best of `args.repeats`)."""
+    tokens = tokenize(alphabet(), sequences)
+    batches = prepare_batches(tokens, model.encoder.padding_idx, args.batch_tokens)
+    scores = random_scores(model, ["value"])
+    masks = []
+    for seed in range(args.masks):
+        shuffled = scores.assign(score=np.random.default_rng(100 + seed).random(len(scores)))
+        masks.append(unit_masks(select(shuffled, args.retention), "keep"))
+    per_pass_tokens = max(b.numel() for _, b in batches) * args.per_pass
+    residues = sum(len(t) - 2 for t in tokens)
+    out = {}
+
+    def plain():
+        out["plain"] = predict_logits(model, None, device, batches=batches)
+
+    def one():
+        out["one"] = predict_masked(model, batches, masks, device, max_tokens=1)
+
+    def several():
+        out["several"] = predict_masked(model, batches, masks, device, max_tokens=per_pass_tokens)
+
+    plain()  # warm-up
+    times = {"plain forward": [], "one mask per pass": [], f"{args.per_pass} masks per pass": []}
+    for _ in range(args.repeats):
+        for name, run in zip(times, (plain, one, several), strict=True):
+            times[name].append(timed(run))
+    best = {name: min(ts) for name, ts in times.items()}
+    rate = {name: residues * args.masks / seconds for name, seconds in best.items()}
+    rate["plain forward"] = residues / best["plain forward"]
+    pairs = list(zip(out["one"], out["several"], strict=True))
+    identical = all(torch.equal(a, b) for a, b in pairs)
+    same_accuracy = all(torch.equal(a.argmax(1), b.argmax(1)) for a, b in pairs)
+    print()
+    print(
+        f"masks per pass: {args.masks} masks (random {args.retention:g}% of value), "
+        f"{len(sequences)} sequences x {args.length} residues, batches of <= "
+        f"{args.batch_tokens} tokens ({len(batches)} batches)"
+    )
+    print(f"{'condition':28s} {'best s':>8s} {'residues/s per mask':>20s} {'vs plain':>9s}")
+    for name in times:
+        print(
+            f"{name:28s} {best[name]:8.2f} {rate[name]:20,.0f} "
+            f"{rate[name] / rate['plain forward']:9.3f}"
+        )
+    print(f"logits identical one vs several per pass: {identical}; accuracies identical: "
+          f"{same_accuracy}")  # fmt: skip
+    return {"rate": rate, "identical": identical}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=500, help="test sequences")
@@ -113,6 +173,15 @@ def main():
     parser.add_argument("--max-tokens", type=int, default=16384)
     parser.add_argument("--retention", type=float, default=10.0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--masks", type=int, default=8, help="masks for the masks-per-pass part")
+    parser.add_argument("--per-pass", type=int, default=4, help="masks per pass (several)")
+    parser.add_argument(
+        "--batch-tokens", type=int, default=4096, help="padded tokens per batch of sequences"
+    )
+    parser.add_argument(
+        "--targets", type=int, default=69, help="targets of one evaluation job (fixed cost)"
+    )
+    parser.add_argument("--several-only", action="store_true")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -129,6 +198,10 @@ def main():
     model = EsmClassifier(build_random(Architecture(6, 320, 20), seed=0), num_classes=6)
     rng = np.random.default_rng(0)
     sequences = ["".join(rng.choice(list(AMINO_ACIDS), args.length)) for _ in range(args.n)]
+
+    if args.several_only:
+        several_masks(model.eval(), sequences, device, args)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.pt"
@@ -219,10 +292,12 @@ def main():
     fixed = t_import + t_load + t_prepare
     print()
     print(
-        f"one evaluation job (fixed + one masked forward): {fixed + masked:.1f} s "
-        f"({fixed:.1f} s fixed, {masked:.1f} s forward; "
-        f"{tokens_total / masked:,.0f} padded tokens/s; {len(batches)} batches)"
+        f"one mask's forward: {masked:.1f} s ({tokens_total / masked:,.0f} padded tokens/s; "
+        f"{len(batches)} batches); fixed cost of a job {fixed:.1f} s, per target of a job "
+        f"evaluating {args.targets} targets: {fixed / args.targets:.3f} s (one job per target "
+        f"before: {fixed:.1f} s)"
     )
+    several_masks(model, sequences, device, args)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ rule fetch_uniprot:
         manifest="results/data/uniprot_manifest.json",
     log:
         "logs/fetch_uniprot.log",
+    # On the submit host: compute nodes of many clusters have no internet.
+    localrule: True
     conda:
         "../envs/kneurons.yaml"
     resources:

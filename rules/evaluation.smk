@@ -1,5 +1,9 @@
-# Masked evaluation: one job, and one cached target, per (model, mode, scope, method, target,
-# direction, retention). A target is a layer type, or a group's name for group scopes.
+# Masked evaluation: one cached target per (model, mode, scope, method, target, direction,
+# retention), one job per (model, mode, scope, target, direction) that writes all its methods and
+# retention levels: one start-up, model load and tokenisation for all of them, several masks per
+# forward pass, and masks evaluated before taken from the store (kneurons.store), so that a new
+# retention level or random seed computes only its own masks (README, "Throughput"). A target is
+# a layer type, or a group's name for group scopes.
 
 
 include: "inputs/evaluation.smk"
@@ -59,14 +63,14 @@ rule evaluate_masked:
         checkpoint="results/models/{model}/model.pt",
         lib=script_library("evaluate_masked"),
         test="results/data/test.parquet",
-        selection=eval_selection,
+        selections=eval_selections,
         means=eval_mean_files,
     output:
-        vocab.EVAL_FILE,
+        target_eval_files(),
     log:
-        "logs/evaluate_masked/{model}/{mode}/{scope}/{method}/{target}/{direction}{retention}.log",
+        "logs/evaluate_masked/{model}/{mode}/{scope}/{target}/{direction}.log",
     benchmark:
-        "results/benchmarks/evaluate_masked/{model}/{mode}/{scope}/{method}/{target}/{direction}{retention}.tsv"
+        "results/benchmarks/evaluate_masked/{model}/{mode}/{scope}/{target}/{direction}.tsv"
     conda:
         "../envs/kneurons.yaml"
     threads: 2
@@ -78,5 +82,6 @@ rule evaluate_masked:
         job=JOB,
         group_ranking=group_ranking_param,
         max_tokens=EVALUATION["max_tokens"],
+        store=vocab.STORE_DIR,
     script:
         "../workflow/scripts/evaluate_masked.py"

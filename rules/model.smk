@@ -13,6 +13,8 @@ rule fetch_pretrained:
     log:
         "logs/fetch_pretrained/{model}.log",
     priority: 100
+    # On the submit host: compute nodes of many clusters have no internet.
+    localrule: True
     conda:
         "../envs/kneurons.yaml"
     resources:

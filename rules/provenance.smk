@@ -15,6 +15,8 @@ rule provenance:
         "logs/provenance/{stage}.log",
     wildcard_constraints:
         stage=one_of(provenance_stages()),
+    # Checksums and versions: seconds of work, not worth a cluster submission.
+    localrule: True
     conda:
         "../envs/kneurons.yaml"
     resources:

@@ -1,8 +1,9 @@
-# One job per (model, method, layer type, layer): on a cluster the expensive gradient jobs spread
-# out, and a new layer type in the config adds jobs without redoing the others. Within a job the
-# steps of several examples share a batch (scoring.<method>.max_tokens), which keeps the passes
-# as full as fusing the six modules of a layer would; what a per-layer job would share (the plain
-# forward below the layer) is a few percent of a job (README, "Scoring methods").
+# One job per (model, method, layer), writing one score file per layer type: the layer types of
+# a layer share the job's start-up and model load, and the gradient methods put their modules in
+# the same batches. On a cluster the expensive gradient jobs still spread out over layers. A
+# module scored before with the same checkpoint, examples, settings and code is taken from the
+# store (kneurons.store), so a new layer type in the config computes only itself (README,
+# "Scoring methods" and "Throughput").
 
 
 include: "inputs/scoring.smk"
@@ -14,11 +15,11 @@ rule score_neurons:
         lib=script_library("score_neurons"),
         train="results/data/train.parquet",
     output:
-        vocab.SCORE_FILE,
+        layer_score_files(),
     log:
-        "logs/score_neurons/{model}/{method}/{layer_type}/layer{layer}.log",
+        "logs/score_neurons/{model}/{method}/layer{layer}.log",
     benchmark:
-        "results/benchmarks/score_neurons/{model}/{method}/{layer_type}/layer{layer}.tsv"
+        "results/benchmarks/score_neurons/{model}/{method}/layer{layer}.tsv"
     wildcard_constraints:
         method=one_of(vocab.SCORING_METHODS),
     conda:
@@ -31,30 +32,25 @@ rule score_neurons:
     params:
         job=JOB,
         scoring=scoring_params,
+        store=vocab.STORE_DIR,
     script:
         "../workflow/scripts/score_neurons.py"
 
 
-# Random scores need only the layer sizes: written in this process (no model, no torch).
+# Random scores need only the layer sizes: written in this process (no model, no torch), one
+# job per (model, seed, layer) like the scored methods.
 rule score_random:
     input:
         info="results/models/{model}/model.json",
         lib=module_library("scores"),
     output:
-        vocab.SCORE_FILE,
+        layer_score_files(),
     log:
-        "logs/score_random/{model}/{method}/{layer_type}/layer{layer}.log",
+        "logs/score_random/{model}/{method}/layer{layer}.log",
     wildcard_constraints:
         method=rf"{vocab.RANDOM}-\d+",
     localrule: True
     run:
         from kneurons.scores import write_random_scores
 
-        write_random_scores(
-            input.info,
-            output[0],
-            log[0],
-            wildcards.method,
-            wildcards.layer_type,
-            int(wildcards.layer),
-        )
+        write_random_scores(input.info, list(output), log[0], wildcards.method)

@@ -8,6 +8,7 @@ from kneurons.evaluate import (
     classification_metrics,
     evaluation_record,
     predict_logits,
+    predict_masked,
     prepare_batches,
 )
 from kneurons.masking import ablated
@@ -60,3 +61,60 @@ def test_evaluation_record_keeps_per_sequence_correctness():
     assert rec["predicted"] == [0, 1, 2, 0]
     assert rec["accuracy"] == pytest.approx(0.5) and rec["n"] == 4
     assert json.loads(rec["per_class_accuracy"]) == {"1": 1.0, "2": 0.5, "3": 0.0}
+
+
+def _masks(units: int, n: int, seed: int = 0) -> list[dict]:
+    """n different masks over key and ffn_in of layers 0 and 1 (about half the units each)."""
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        out.append(
+            {
+                ("key", 0): (torch.rand(units, generator=gen) > 0.5).float(),
+                ("key", 1): (torch.rand(units, generator=gen) > 0.5).float(),
+                ("ffn_in", 1): (torch.rand(4 * units, generator=gen) > 0.5).float(),
+            }
+        )
+    out.append({("key", 0): torch.ones(units)})  # a mask that ablates nothing
+    return out
+
+
+@pytest.mark.parametrize("mode", ["zero", "mean"])
+def test_several_masks_per_pass_give_each_mask_its_own_logits(tiny_model, tiny_tokens, mode):
+    """Masks stacked in one pass compute exactly what one pass per mask computes."""
+    cpu = torch.device("cpu")
+    batches = prepare_batches(tiny_tokens, tiny_model.encoder.padding_idx, max_tokens=60)
+    masks = _masks(32, 5)
+    means = None
+    if mode == "mean":
+        gen = torch.Generator().manual_seed(1)
+        means = {key: torch.randn(len(m), generator=gen) for key, m in masks[0].items()}
+    stacked = predict_masked(tiny_model, batches, masks, cpu, max_tokens=10_000, means=means)
+    assert len(stacked) == len(masks)
+    for mask, logits in zip(masks, stacked, strict=True):
+        with ablated(tiny_model, mask, means):
+            alone = predict_logits(tiny_model, None, cpu, batches=batches)
+        torch.testing.assert_close(logits, alone, rtol=1e-5, atol=1e-6)
+    # the mask that ablates nothing is the plain model; different masks differ
+    torch.testing.assert_close(stacked[-1], predict_logits(tiny_model, None, cpu, batches=batches))
+    assert not torch.allclose(stacked[0], stacked[1])
+
+
+def test_masks_per_pass_follow_the_token_budget(tiny_model, tiny_tokens):
+    """A budget of one batch runs one mask per pass; the logits do not depend on it."""
+    cpu = torch.device("cpu")
+    batches = prepare_batches(tiny_tokens, tiny_model.encoder.padding_idx, max_tokens=60)
+    masks = _masks(32, 4)
+
+    class Count:
+        n = 0
+
+        def update(self, k):
+            self.n += k
+
+    one, many = Count(), Count()
+    single = predict_masked(tiny_model, batches, masks, cpu, max_tokens=1, progress=one)
+    stacked = predict_masked(tiny_model, batches, masks, cpu, max_tokens=10_000, progress=many)
+    assert one.n == many.n == len(masks) * len(batches)
+    for a, b in zip(single, stacked, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

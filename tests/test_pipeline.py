@@ -102,20 +102,35 @@ def test_tiny_pipeline_runs_caches_and_extends(tiny_run):
     rerun = tiny_run.snakemake("--dry-run")
     assert rerun.returncode == 0 and "Nothing to be done" in rerun.stdout + rerun.stderr
 
-    # one more retention level: exactly one evaluation per method x layer type (x masking
-    # variant, of which the tiny config has one), then the summary
+    # one more retention level: the evaluation job of each layer type (x masking variant, of
+    # which the tiny config has one) reruns, then the summary
     extended = write_config(tmp_path, name="extended.yaml", evaluation__retention=[50, 25, 10])
     plan = tiny_run.snakemake("--dry-run", config=extended)
     assert plan.returncode == 0, plan.stderr[-3000:]
     # (plus the provenance records of the two directories that change: eval and summary; the
     # selections hold ranks, not a cut, so they are reused)
     assert job_counts(plan.stdout) == {
-        "evaluate_masked": len(methods) * 2,
+        "evaluate_masked": 2,
         "summarize": 1,
         "report_front": 1,
         "provenance": 2,
         "all": 1,
     }
+    # ... and computes only the new level's masks: the others come from the store, unchanged
+    before = {
+        path: [list(c) for c in pd.read_parquet(path)["correct"]]
+        for path in (tmp_path / "results/eval/tiny/zero").rglob("*.parquet")
+    }
+    evals = tiny_run.snakemake("--until", "evaluate_masked", config=extended)
+    assert evals.returncode == 0, evals.stderr[-3000:]
+    n = len(methods)
+    for layer_type in ("key", "ffn_in"):
+        log = tmp_path / f"logs/evaluate_masked/tiny/zero/layer_type/{layer_type}/keep.log"
+        assert f"{3 * n} targets ({n} methods x 3 retention levels)" in log.read_text()
+        assert f"{2 * n} from the store, {n} computed" in log.read_text()
+    for path, correct in before.items():
+        assert [list(c) for c in pd.read_parquet(path)["correct"]] == correct
+    assert len(list((tmp_path / "results/eval/tiny/zero").rglob("*25.parquet"))) == 2 * n
 
     # every masking option is its own set of targets: modes x scopes x directions, where
     # scope `all` adds one target (all layer types together) beside the 2 layer types
@@ -129,7 +144,8 @@ def test_tiny_pipeline_runs_caches_and_extends(tiny_run):
     plan = tiny_run.snakemake("--dry-run", config=variants)
     assert plan.returncode == 0, plan.stderr[-3000:]
     assert job_counts(plan.stdout) == {
-        "evaluate_masked": len(methods) * 2 * 2 * (2 + 1) * 2 - len(methods) * 2 * 2,
+        # one job per (mode, direction, target), the zero/layer_type/keep ones already run
+        "evaluate_masked": 2 * 2 * (2 + 1) - 2,
         "mean_activations": 2,  # one per layer type, for mean ablation
         "summarize": 1,
         "report_front": 1,

@@ -110,3 +110,42 @@ def test_slurm_profile_dry_run_without_slurm(tmp_path):
     out = run.stdout + run.stderr
     assert "slurm_account=CHANGE_ME_account" in out
     assert "finetune" in out and "score_neurons" in out
+
+
+def local_rules() -> set[str]:
+    """Rules declared `localrule: True` (run on the submit host, never submitted)."""
+    names = set()
+    for path in (REPO / "rules").glob("*.smk"):
+        for block in path.read_text().split("\nrule ")[1:]:
+            name, body = block.split(":", 1)
+            if "localrule: True" in body.split("\nrule ")[0]:
+                names.add(name.strip())
+    return names
+
+
+def test_default_config_submits_tens_of_jobs_on_slurm(tmp_path):
+    """A dry run of the shipped default config through the SLURM profile: every job that would
+    be a cluster submission (a group job counts once) is counted."""
+    run = subprocess.run(
+        snakemake_command(
+            tmp_path,
+            REPO / "config/config.yaml",
+            "--workflow-profile",
+            str(REPO / "profiles/slurm"),
+            "--dry-run",
+        ),  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run.stdout + run.stderr
+    local = local_rules()
+    assert {"fetch_uniprot", "fetch_pretrained", "provenance", "score_random"} <= local
+    jobs = [line.split()[1].rstrip(":") for line in out.splitlines() if line.startswith("rule ")]
+    groups = [line for line in out.splitlines() if "Group job" in line]
+    submitted = [rule for rule in jobs if rule not in local and rule != "all"] + groups
+    # the default: 3 scored methods x 6 layers, 6 layer types evaluated, the data chain as one
+    # group, fine-tuning, the unmasked evaluation and the summary
+    assert len(jobs) > 300  # hundreds of cached targets ...
+    assert len(submitted) == 18 + 6 + 1 + 1 + 1 + 1, sorted(submitted)  # ... tens of submissions

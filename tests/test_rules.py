@@ -365,3 +365,22 @@ def test_replicate_models_are_compared_across_finetune_seeds(tmp_path):
     assert sum(j["rule"] == "finetune" for j in jobs) == 2
     single = run_snakemake(tmp_path, write_config(tmp_path), "--dry-run")
     assert "stability_across_models" not in single.stdout
+
+
+def test_job_outputs_are_read_back_from_their_paths():
+    """Multi-output jobs learn their targets from their output paths (vocab.parse_path)."""
+    from kneurons.vocab import EVAL_FILE, SCORE_FILE, parse_path
+
+    names = dict(model="m", mode="zero", scope="layer_type", method="random-3", target="key")
+    for direction in ("keep", "remove"):
+        for retention in ("1", "12.5", "100"):
+            path = EVAL_FILE.format(**names, direction=direction, retention=retention)
+            assert parse_path(EVAL_FILE, path) == {
+                **names,
+                "direction": direction,
+                "retention": retention,
+            }
+    path = SCORE_FILE.format(model="esm2_8M", method="activation", layer_type="ffn_in", layer=11)
+    assert parse_path(SCORE_FILE, path)["layer"] == "11"
+    with pytest.raises(ValueError, match="does not match"):
+        parse_path(SCORE_FILE, "results/scores/m/activation/ffn_in/layerX.parquet")

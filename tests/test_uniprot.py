@@ -432,7 +432,9 @@ def test_fetch_rule_downloads_and_the_card_names_the_release(httpserver, tmp_pat
     assert card["source"]["type"] == "uniprot"
     assert card["source"]["release"] == RELEASE
     assert card["n_input_rows"] == len(rows) == card["n_kept"] + card["n_dropped"]
-    assert "rows: " in (workdir / "logs/fetch_uniprot.log").read_text()
+    # the download's progress (kneurons.progress) reaches the job's log file
+    log = (workdir / "logs/fetch_uniprot.log").read_text()
+    assert f"UniProt: done, {len(rows)} rows in " in log
 
 
 def test_fetch_rule_offline_is_one_line(tmp_path):

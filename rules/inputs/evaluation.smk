@@ -19,11 +19,27 @@ def eval_files(model):
     return files
 
 
-def eval_selection(wildcards):
-    vocab.check_target(wildcards.scope, wildcards.target)
-    return selection_file(
-        wildcards.model, wildcards.scope, wildcards.method, wildcards.target
+def target_eval_files():
+    """The outputs of one evaluation job (wildcards model, mode, scope, target, direction):
+    every method at every retention level."""
+    return expand(
+        vocab.EVAL_FILE,
+        model="{model}",
+        mode="{mode}",
+        scope="{scope}",
+        target="{target}",
+        direction="{direction}",
+        method=METHODS,
+        retention=RETENTIONS,
     )
+
+
+def eval_selections(wildcards):
+    vocab.check_target(wildcards.scope, wildcards.target)
+    return [
+        selection_file(wildcards.model, wildcards.scope, method, wildcards.target)
+        for method in METHODS
+    ]
 
 
 def eval_mean_files(wildcards):

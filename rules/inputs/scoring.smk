@@ -10,3 +10,15 @@ def scoring_params(wildcards):
         "per_class": scoring["per_class"],
         "options": scoring.get(wildcards.method, {}),  # the method's own block
     }
+
+
+def layer_score_files():
+    """The outputs of one scoring job (wildcards model, method, layer): every layer type's
+    score file of that layer."""
+    return expand(
+        vocab.SCORE_FILE,
+        model="{model}",
+        method="{method}",
+        layer="{layer}",
+        layer_type=LAYER_TYPES,
+    )

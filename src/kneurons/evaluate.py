@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 
 from kneurons.batching import iter_batches
-from kneurons.model import EsmClassifier
+from kneurons.hooks import forward_hooks
+from kneurons.model import EsmClassifier, get_module
 
 Batches = list[tuple[list[int], torch.Tensor]]
+UnitKey = tuple[str, int]  # (layer type, layer)
 
 
 def prepare_batches(
@@ -38,6 +40,78 @@ def predict_logits(
     for idx, batch in batches:
         out[idx] = model(batch.to(device)).float().cpu()
     return out
+
+
+@torch.no_grad()
+def predict_masked(
+    model: EsmClassifier,
+    batches: Batches,
+    masks: Sequence[Mapping[UnitKey, torch.Tensor]],
+    device: torch.device,
+    max_tokens: int = 8192,
+    means: Mapping[UnitKey, torch.Tensor] | None = None,
+    progress=None,
+) -> list[torch.Tensor]:
+    """Logits (N, C) of the model under each of `masks` (`kneurons.masking.unit_masks`), several
+    masks per forward pass: the mask is a batch dimension.
+
+    A test batch (B, T) is repeated c times, c = max_tokens // (B * T) (at least 1), and copy j
+    runs under mask j: every ablated module's output (T, c * B, units) is multiplied by the c
+    masks, each repeated over its B rows (mode `mean`: an ablated unit gets its mean instead, as
+    `kneurons.masking.ablated` does). Rows never interact, so each copy computes what a pass
+    with its mask alone computes (tests/test_evaluate.py checks the logits are identical); what
+    is shared is the Python and kernel-launch overhead of a pass, which dominates small batches
+    and GPUs. `progress` (`kneurons.progress.Progress`, optional) counts masks x batches.
+    """
+    model.eval()
+    n = sum(len(idx) for idx, _ in batches)
+    outs = [torch.empty(n, model.num_classes) for _ in masks]
+    if not masks:
+        return outs
+    stacks, fills = {}, {}
+    modules = sorted({key for mask in masks for key, m in mask.items() if not bool(m.all())})
+    for key in modules:
+        weight = get_module(model.encoder, *key).weight
+        stack = torch.ones(len(masks), weight.shape[0], dtype=weight.dtype, device=weight.device)
+        for i, mask in enumerate(masks):
+            if key in mask:
+                stack[i] = mask[key].to(device=weight.device, dtype=weight.dtype)
+        stacks[key] = stack
+        if means is not None:
+            mean = means[key].to(device=weight.device, dtype=weight.dtype)
+            fills[key] = (1.0 - stack) * mean
+
+    for idx, batch in batches:
+        batch = batch.to(device)
+        rows = batch.shape[0]
+        per_pass = max(1, max_tokens // batch.numel())
+        for start in range(0, len(masks), per_pass):
+            chunk = slice(start, min(start + per_pass, len(masks)))
+            copies = chunk.stop - chunk.start
+            hooks = {}
+            for key in modules:
+                stack = stacks[key][chunk]
+                if bool(stack.all()):
+                    continue  # no mask of this pass ablates the module
+                scale = stack.repeat_interleave(rows, 0).unsqueeze(0)  # (1, copies * B, units)
+                fill = fills[key][chunk].repeat_interleave(rows, 0).unsqueeze(0) if fills else None
+                hooks[key] = _stacked_hook(scale, fill)
+            with forward_hooks(model, hooks):
+                logits = model(batch.repeat(copies, 1)).float().cpu()
+            for j, i in enumerate(range(chunk.start, chunk.stop)):
+                outs[i][idx] = logits[j * rows : (j + 1) * rows]
+            if progress is not None:
+                progress.update(copies)
+    return outs
+
+
+def _stacked_hook(scale: torch.Tensor, fill: torch.Tensor | None):
+    def hook(_module, _inputs, output):
+        if fill is None:
+            return output.mul_(scale)
+        return torch.addcmul(fill, output, scale, out=output)
+
+    return hook
 
 
 def classification_metrics(y_true, y_pred, classes: Sequence[str]) -> dict:

@@ -50,6 +50,22 @@ def unit_masks(selection: pd.DataFrame, direction: str = "keep") -> dict[UnitKey
     return masks
 
 
+def mask_fingerprint(masks: Mapping[UnitKey, torch.Tensor]) -> list:
+    """What a mask set does, as plain data for a store key (`kneurons.store`): the modules it
+    ablates anything in, each with its mask's bits. A module whose mask is all ones is left out,
+    as `ablated` leaves it alone."""
+    out = []
+    for (layer_type, layer), mask in sorted(masks.items()):
+        values = mask.detach().cpu().numpy()
+        if not np.isin(values, (0.0, 1.0)).all():
+            raise ValueError(f"{layer_type} layer {layer}: a mask of 0s and 1s expected")
+        bits = values != 0
+        if bits.all():
+            continue
+        out.append([layer_type, int(layer), len(bits), np.packbits(bits).tobytes()])
+    return out
+
+
 @contextmanager
 def ablated(
     model: EsmClassifier,

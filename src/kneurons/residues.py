@@ -63,7 +63,7 @@ def ig_maps(
     device = model.head.weight.device
     out = gradient_integrals(
         model, tokens, labels, pairs, alphas, weights, device, max_tokens,
-        masks=masks, per_token=True,
+        masks=masks, per_token=True, progress_label="residue IG maps",
     )  # fmt: skip
     gaps = {}
     for e, module in pairs:

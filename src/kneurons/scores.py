@@ -11,12 +11,13 @@ on. Imports no torch: random scores are written in the Snakemake process itself.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from kneurons.io import write_parquet
-from kneurons.vocab import parse_method
+from kneurons.vocab import SCORE_FILE, parse_method, parse_path
 
 
 def score_frame(scores: np.ndarray, layer_type: str, layer: int, **extra) -> pd.DataFrame:
@@ -59,16 +60,22 @@ def pick_examples(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
 
 
 def write_random_scores(
-    model_info: str, out_path: str, log_path: str, method: str, layer_type: str, layer: int
+    model_info: str, out_paths: Sequence[str], log_path: str, method: str
 ) -> None:
-    """Job body of rule score_random: the random scores of one layer, from the model's sizes."""
+    """Job body of rule score_random: the random scores of one layer, one file per layer type,
+    named by `out_paths` (`vocab.SCORE_FILE`), from the model's sizes."""
     with open(model_info) as fh:
-        units = json.load(fh)["units"][layer_type]
+        units = json.load(fh)["units"]
     _, seed = parse_method(method)
     if seed is None:
         raise ValueError(f"{method!r} is not a random method (random-<seed>)")
-    scores = random_scores(units, seed, layer_type, int(layer))
-    metadata = {"method": method, "seed": seed, "layer_type": layer_type, "layer": int(layer)}
-    write_parquet(out_path, score_frame(scores, layer_type, int(layer)), metadata)
+    lines = []
+    for out_path in out_paths:
+        names = parse_path(SCORE_FILE, out_path)
+        layer_type, layer = names["layer_type"], int(names["layer"])
+        scores = random_scores(units[layer_type], seed, layer_type, layer)
+        metadata = {"method": method, "seed": seed, "layer_type": layer_type, "layer": layer}
+        write_parquet(out_path, score_frame(scores, layer_type, layer), metadata)
+        lines.append(f"{len(scores)} random scores (seed {seed}) written to {out_path}\n")
     with open(log_path, "w") as fh:
-        fh.write(f"{len(scores)} random scores (seed {seed}) written to {out_path}\n")
+        fh.writelines(lines)

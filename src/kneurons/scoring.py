@@ -35,6 +35,7 @@ inference tensor cached there breaks a later autograd pass; `no_grad` is enough.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -47,6 +48,7 @@ import torch
 from kneurons.batching import iter_batches, length_batches, pad
 from kneurons.hooks import captured_outputs
 from kneurons.model import EsmClassifier, units_of
+from kneurons.progress import Progress
 from kneurons.scores import score_frame, split_halves
 from kneurons.transformer import BatchFirstLayers, key_mask
 from kneurons.vocab import ALL_CLASSES, LAYER_TYPES, QUADRATURES, SCORING_METHODS
@@ -54,6 +56,8 @@ from kneurons.vocab import ALL_CLASSES, LAYER_TYPES, QUADRATURES, SCORING_METHOD
 ACTIVATION_STATISTICS = ("mean_abs", "mean")
 
 Module = tuple[str, int]  # (layer type, layer)
+
+log = logging.getLogger(__name__)  # progress lines (`kneurons.progress`)
 
 
 def quadrature_rule(quadrature: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -209,6 +213,7 @@ def activation_scores(
     per_example = {
         m: np.zeros((len(tokens), units_of(model.encoder, m[0])), dtype=np.float64) for m in modules
     }
+    progress = Progress(log, "activation scores", len(tokens), "examples")
     with captured_outputs(model, modules) as captured:
         for idx, batch in iter_batches(tokens, model.encoder.padding_idx, max_tokens):
             batch = batch.to(device)
@@ -219,6 +224,8 @@ def activation_scores(
                 out = out.to(torch.float64)
                 out = out.abs() if statistic == "mean_abs" else out
                 per_example[key][idx] = ((out * mask).sum(0) / n_res).cpu().numpy()
+            progress.update(len(idx))
+    progress.done()
     return _result(
         per_example,
         labels,
@@ -409,6 +416,7 @@ def gradient_integrals(
     *,
     masks: Mapping[Module, torch.Tensor] | None = None,
     per_token: bool = False,
+    progress_label: str = "integrated gradients",
 ) -> Integrals:
     """The IG engine: for every (example, module) pair, a * sum_k w_k dF/da(alpha_k a), summed
     over the example's tokens (padding excluded, BOS and EOS included); F(0) and F(1) too.
@@ -423,6 +431,9 @@ def gradient_integrals(
     Examples are bucketed by length so that one pass holds about `max_tokens` padded tokens
     over all its rows; the rows of an example are split over several passes when it alone
     exceeds the budget (the integral is a sum over rows, so any split is exact).
+
+    Progress over the pairs (examples when there is one module) is logged every 30 s, the lines
+    starting with `progress_label` (`kneurons.progress`).
     """
     device = torch.device(device)
     engine = _Engine(model, device, autocast)
@@ -433,6 +444,10 @@ def gradient_integrals(
     examples = sorted(wanted)
     per_example = len(alphas) * max(len(t) for e in examples for t in wanted[e].values())
     buckets = length_batches([len(tokens[e]) for e in examples], max(1, max_tokens // per_example))
+    n_pairs = sum(len(types) for e in examples for types in wanted[e].values())
+    one_module = len({module for _, module in pairs}) == 1
+    unit = "examples" if one_module else "(example, module) pairs"
+    progress = Progress(log, progress_label, n_pairs, unit)
 
     out = Integrals({}, {}, {})
     model.eval()
@@ -454,6 +469,8 @@ def gradient_integrals(
                 for (lt, b), values in integrals.items():
                     out.values[(members[b], (lt, layer))] = values
                     out.f0[(members[b], (lt, layer))] = zeros[(lt, b)]
+                progress.update(len(layer_pairs))
+    progress.done()
     return out
 
 
@@ -497,6 +514,7 @@ def _gradient_method(
     atol: float = 0.0,
     max_steps: int | None = None,
     info: dict | None = None,
+    label: str = "integrated gradients",
 ) -> ScoreResult:
     start = time.perf_counter()
     if len(tokens) != len(labels):
@@ -510,11 +528,12 @@ def _gradient_method(
     modules = _modules(model, layer_types, layers)
     pairs = [(e, m) for e in range(len(tokens)) for m in modules]
 
-    def integrate(todo, steps):
+    def integrate(todo, steps, progress_label=label):
         alphas, weights = quadrature_rule(quadrature, steps)
         return gradient_integrals(
-            model, tokens, labels, todo, alphas, weights, device, max_tokens, autocast
-        )
+            model, tokens, labels, todo, alphas, weights, device, max_tokens, autocast,
+            progress_label=progress_label,
+        )  # fmt: skip
 
     result = integrate(pairs, steps)
     ig, f0, f1 = result.values, result.f0, result.f1
@@ -528,7 +547,7 @@ def _gradient_method(
         while pending and current < limit:
             current = min(2 * current, limit)
             rerun += len(pending)
-            more = integrate(pending, current)
+            more = integrate(pending, current, f"{label} (rerun at {current} steps)")
             ig.update(more.values)
             f0.update(more.f0)
             used.update(dict.fromkeys(pending, current))
@@ -613,8 +632,9 @@ def grad_x_activation_scores(
     how far this first-order estimate is from IG's total.
     """
     return _gradient_method(
-        model, tokens, labels, layer_types, layers, device, 1, "riemann_right", max_tokens, autocast
-    )
+        model, tokens, labels, layer_types, layers, device, 1, "riemann_right", max_tokens,
+        autocast, label="gradient x activation",
+    )  # fmt: skip
 
 
 def score_neurons(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -19,6 +20,9 @@ from kneurons.batching import iter_batches, tokenize
 from kneurons.evaluate import classification_metrics, predict_logits
 from kneurons.io import atomic_write
 from kneurons.model import EsmClassifier
+from kneurons.progress import Progress
+
+logger = logging.getLogger(__name__)  # progress lines; `finetune`'s `log` takes the epoch lines
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,8 @@ def finetune(
     With `resume_path`, the full training state (weights, optimiser, scheduler, RNG, history)
     is saved there after every epoch; a later call with the same options, data and starting
     weights continues from it and ends exactly where an uninterrupted run would. The file is
-    removed when training completes.
+    removed when training completes. Each epoch's progress (sequences done, rate, ETA) goes to
+    this module's logger every 30 s (`kneurons.progress`).
     """
     fingerprint = run_fingerprint(model, train, val, options) if resume_path else None
     torch.manual_seed(options.seed)
@@ -152,6 +157,9 @@ def finetune(
             options.max_batch_size,
             shuffle_seed=options.seed * 1000 + epoch,
         )
+        progress = Progress(
+            logger, f"fine-tuning epoch {epoch}/{options.epochs}", len(train), "sequences"
+        )
         for idx, batch in batches:
             batch = batch.to(device)
             labels = train_labels[idx].to(device)
@@ -165,6 +173,8 @@ def finetune(
             total_loss += float(loss.detach()) * len(idx)
             n_seen += len(idx)
             n_residues += int(model.residue_mask(batch).sum())
+            progress.update(len(idx))
+        progress.done()
         seconds = time.perf_counter() - start
 
         val_logits = predict_logits(model, val_tokens, device)

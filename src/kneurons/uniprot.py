@@ -38,6 +38,7 @@ from kneurons import __version__
 from kneurons.data import EC_CLASSES
 from kneurons.errors import DataError
 from kneurons.io import atomic_path, file_sha256
+from kneurons.progress import Progress
 
 BASE_URL = "https://rest.uniprot.org"
 DEFAULT_QUERY = "reviewed:true AND ec:*"
@@ -305,11 +306,17 @@ def _check_page(headers, page_header: list[str], query: str, written: _Written) 
 
 
 def _download_query(client, request, ec_class, query, limit, out, written: _Written) -> dict:
-    """Append one query's rows to `out` (skipping accessions already written)."""
+    """Append one query's rows to `out` (skipping accessions already written).
+
+    Progress (rows, rate, ETA) is logged every 30 s; the total is known from the first page.
+    """
     total, got, new = None, 0, 0
+    progress = Progress(log, f"UniProt class {ec_class}" if ec_class else "UniProt", None, "rows")
     for headers, page_header, rows in _search_pages(client, request, query, limit):
         page_total = _check_page(headers, page_header, query, written)
-        total = page_total if total is None else total
+        if total is None:
+            total = page_total
+            progress.total = total if limit is None else min(limit, total)
         if written.header is None:
             written.header = page_header
             out.write(("\t".join(page_header) + "\n").encode())
@@ -321,14 +328,14 @@ def _download_query(client, request, ec_class, query, limit, out, written: _Writ
                 out.write((row + "\n").encode())
                 new += 1
         got += len(rows)
-        expected = total if limit is None else min(limit, total)
-        log.info("%s: %d / %d rows", f"class {ec_class}" if ec_class else "rows", got, expected)
+        progress.update(len(rows))
     expected = None if total is None else (total if limit is None else min(limit, total))
     if got != expected:
         raise UniProtError(
             f"{query!r}: received {got} of {expected} rows (X-Total-Results {total}): "
             "the download was cut short"
         )
+    progress.done()
     return {
         "ec_class": ec_class,
         "query": query,

@@ -18,6 +18,7 @@ The names (docs/design.md, "Vocabulary"):
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterable, Sequence
 
 # layer type -> submodule of fair-esm's `model.layers[l]` whose output units are the neurons.
@@ -55,6 +56,8 @@ MEANS_FILE = "results/activations/{model}/{layer_type}.parquet"
 UNMASKED_FILE = "results/eval/{model}/unmasked.parquet"
 EVAL_FILE = "results/eval/{model}/{mode}/{scope}/{method}/{target}/{direction}{retention}.parquet"
 RESIDUE_FILE = "results/residues/{model}/{method}/{layer_type}/keep{retention}.parquet"
+# Results kept by content, so that a job rerun for a new target computes only it (kneurons.store).
+STORE_DIR = "results/store"
 
 # One masked (or unmasked) evaluation: the row of EVAL_FILE / UNMASKED_FILE.
 EVAL_KEY_COLUMNS = (
@@ -129,6 +132,33 @@ def check_target(scope: str, target: str) -> None:
     """A group target belongs to its own scope only; a layer type to the non-group scopes."""
     if (scope in GROUPS or target in GROUPS) and scope != target:
         raise ValueError(f"target {target!r} does not belong to scope {scope!r}")
+
+
+# What some wildcards can be, where two of them meet without a separator ({direction}{retention}).
+_WILDCARD_VALUES = {
+    "direction": "|".join(DIRECTIONS),
+    "mode": "|".join(MODES),
+    "retention": r"\d+(?:\.\d+)?",
+    "layer": r"\d+",
+}
+
+
+def parse_path(pattern: str, path: str) -> dict[str, str]:
+    """The wildcard values of `path` under a `{...}` path pattern of this module:
+    parse_path(SCORE_FILE, "results/scores/m/activation/key/layer3.parquet")["layer"] == "3".
+    A job reads what its outputs are from their paths, not from params that list them (a
+    param that changes when the config drops a level would rerun the job)."""
+    regex, names = "", []
+    for literal, name, _, _ in string.Formatter().parse(pattern):
+        regex += re.escape(literal)
+        if name is not None:
+            value = _WILDCARD_VALUES.get(name, r"[^/]+")
+            regex += f"(?P={name})" if name in names else f"(?P<{name}>{value})"
+            names.append(name)
+    match = re.fullmatch(regex, str(path))
+    if match is None:
+        raise ValueError(f"{path!r} does not match {pattern!r}")
+    return match.groupdict()
 
 
 def order_of(values: Iterable[str], reference: Sequence[str]) -> list[str]:

@@ -1,21 +1,28 @@
-"""Snakemake adapter: evaluate one masked model on the test split.
+"""Snakemake adapter: evaluate the masked model on the test split for every method and retention
+level of one (mode, scope, target, direction).
 
-Wildcards {mode}/{scope}/{method}/{target}/{direction}{retention} name one evaluation; the
-selected units come from the selection file of (scope, method, target), the mask is applied
-with hooks; the test set is tokenised and bucketed once.
+One job writes one file per (method, retention): the model is loaded and the test set tokenised
+and bucketed once, and several masks share each forward pass (`predict_masked`). A mask
+evaluated before with the same checkpoint, test set, settings and code (whichever method or
+level produced it) is taken from the store (`kneurons.store`), so adding a retention level or a
+random seed computes only the new masks.
 """
+
+import time
 
 import pandas as pd
 import torch
 
 from kneurons.batching import tokenize
-from kneurons.evaluate import evaluation_frame, predict_logits, prepare_batches
-from kneurons.io import write_parquet
+from kneurons.evaluate import evaluation_frame, predict_masked, prepare_batches
+from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.masking import ablated, unit_masks
+from kneurons.masking import mask_fingerprint, unit_masks
 from kneurons.model import alphabet, load_classifier
+from kneurons.progress import Progress
 from kneurons.selection import pick, selected
-from kneurons.vocab import is_group, parse_method
+from kneurons.store import Store, files_fingerprint
+from kneurons.vocab import EVAL_FILE, SELECTION_FILE, is_group, parse_method, parse_path
 
 
 def read_means(paths):
@@ -27,41 +34,102 @@ def read_means(paths):
 
 
 def main(snakemake):
+    started = time.perf_counter()
     log, device = start_job(snakemake)
-    wildcards = snakemake.wildcards
+    w = snakemake.wildcards
+    params = snakemake.params
+    ranking = params.group_ranking
+    means = read_means(snakemake.input.means) if w.mode == "mean" else None
     model, meta = load_classifier(snakemake.input.checkpoint, device=device)
     test = pd.read_parquet(snakemake.input.test)
     tokens = tokenize(alphabet(), test["sequence"].tolist())
-    batches = prepare_batches(tokens, model.encoder.padding_idx, snakemake.params.max_tokens)
+    batches = prepare_batches(tokens, model.encoder.padding_idx, params.max_tokens)
+    store = Store(
+        params.store,
+        "logits",
+        {
+            "checkpoint": file_sha256(snakemake.input.checkpoint),
+            "test": file_sha256(snakemake.input.test),
+            "means": [file_sha256(p) for p in snakemake.input.means],
+            "code": files_fingerprint(snakemake.input.lib),
+            "torch": torch.__version__,
+            "device": device.type,
+            "mode": w.mode,
+            "max_tokens": params.max_tokens,
+        },
+    )
+    shape = (len(test), len(meta["classes"]))
 
-    ranking = snakemake.params.group_ranking
-    units = pick(pd.read_parquet(snakemake.input.selection), group_ranking=ranking)
-    retention = float(wildcards.retention)
-    selection = units.assign(selected=selected(units, retention))
-    masks = unit_masks(selection, wildcards.direction)
-    means = read_means(snakemake.input.means) if wildcards.mode == "mean" else None
-    with ablated(model, masks, means):
-        logits = predict_logits(model, None, device, batches=batches)
-    family, seed = parse_method(wildcards.method)
-    n_selected = int(selection["selected"].sum())
-    row = {
-        "model": wildcards.model,
-        "method": wildcards.method,
-        "method_family": family,
-        "seed": seed,
-        "target": wildcards.target,
-        "scope": wildcards.scope,
-        "mode": wildcards.mode,
-        "direction": wildcards.direction,
-        "group_ranking": ranking if is_group(wildcards.scope) else None,
-        "retention": retention,
-        "n_selected": n_selected,
-        "n_kept": n_selected if wildcards.direction == "keep" else len(selection) - n_selected,
-        "n_total": int(len(selection)),
-    }
-    frame = evaluation_frame(row, test["label"], logits, meta["classes"])
-    write_parquet(snakemake.output[0], frame)
-    log.info("%s: accuracy %.4f", snakemake.output[0], frame["accuracy"][0])
+    # every (method, retention) output: its row, its mask and the mask's store key
+    wanted = {}
+    for out in snakemake.output:
+        names = parse_path(EVAL_FILE, out)
+        wanted.setdefault(names["method"], []).append((names["retention"], out))
+    targets, masks, logits = [], {}, {}
+    for method, levels in wanted.items():
+        path = SELECTION_FILE.format(model=w.model, scope=w.scope, method=method, target=w.target)
+        units = pick(pd.read_parquet(path), group_ranking=ranking)
+        for name, out in levels:
+            retention = float(name)
+            selection = units.assign(selected=selected(units, retention))
+            mask = unit_masks(selection, w.direction)
+            key = store.key(mask_fingerprint(mask))
+            targets.append((method, retention, selection, key, out))
+            if key not in logits and key not in masks:
+                cached = store.load_array(key, shape)
+                if cached is None:
+                    masks[key] = mask
+                else:
+                    logits[key] = torch.from_numpy(cached)
+    setup = time.perf_counter() - started
+
+    todo = list(masks)
+    progress = Progress(log, "masked evaluation", len(todo) * len(batches), unit="mask x batch")
+    forward = time.perf_counter()
+    computed = predict_masked(
+        model,
+        batches,
+        [masks[key] for key in todo],
+        device,
+        max_tokens=params.max_tokens,
+        means=means,
+        progress=progress,
+    )
+    if todo:
+        progress.done()
+    forward = time.perf_counter() - forward
+    for key, values in zip(todo, computed, strict=True):
+        store.save_array(key, values.numpy())
+        logits[key] = values
+
+    for method, retention, selection, key, out in targets:
+        family, seed = parse_method(method)
+        n_selected = int(selection["selected"].sum())
+        row = {
+            "model": w.model,
+            "method": method,
+            "method_family": family,
+            "seed": seed,
+            "target": w.target,
+            "scope": w.scope,
+            "mode": w.mode,
+            "direction": w.direction,
+            "group_ranking": ranking if is_group(w.scope) else None,
+            "retention": retention,
+            "n_selected": n_selected,
+            "n_kept": n_selected if w.direction == "keep" else len(selection) - n_selected,
+            "n_total": int(len(selection)),
+        }
+        frame = evaluation_frame(row, test["label"], logits[key], meta["classes"])
+        write_parquet(out, frame)
+    log.info(
+        "%d targets (%d methods x %d retention levels): %d distinct masks, %d from the store, "
+        "%d computed in %.2f s (%.3f s per mask; %d test sequences in %d batches); start-up, "
+        "loading and tokenising %.2f s",
+        len(targets), len(wanted), len(targets) // len(wanted), len(todo) + store.hits,
+        store.hits, len(todo), forward, forward / max(1, len(todo)), len(test), len(batches),
+        setup,
+    )  # fmt: skip
 
 
 run_job(main, snakemake)  # noqa: F821

@@ -1,4 +1,13 @@
-"""Snakemake adapter: score every neuron of one module (model, method, layer type, layer)."""
+"""Snakemake adapter: score every neuron of one layer (model, method, layer), one score file per
+layer type.
+
+The layer types of a layer share the job (one start-up, one model load, and the gradient
+methods put the modules of a layer in the same batches). A module scored before with the same
+checkpoint, examples, settings and code is copied from the store (`kneurons.store`), so adding a
+layer type to the config computes only the new one.
+"""
+
+import time
 
 import pandas as pd
 import torch
@@ -9,15 +18,38 @@ from kneurons.jobs import run_job, start_job
 from kneurons.model import alphabet, load_classifier
 from kneurons.scores import pick_examples
 from kneurons.scoring import gap_summary, score_neurons, score_table
+from kneurons.store import Store, files_fingerprint
+from kneurons.vocab import SCORE_FILE, parse_path
 
 
 def main(snakemake):
+    started = time.perf_counter()
     params = dict(snakemake.params.scoring)
     log, device = start_job(snakemake, seed=params["seed"])
-    method = snakemake.wildcards.method
-    layer_type = snakemake.wildcards.layer_type
-    layer = int(snakemake.wildcards.layer)
+    wildcards = snakemake.wildcards
+    method, layer = wildcards.method, int(wildcards.layer)
     options = dict(params.get("options") or {})
+    outputs = {parse_path(SCORE_FILE, out)["layer_type"]: out for out in snakemake.output}
+    checkpoint_sha256 = file_sha256(snakemake.input.checkpoint)
+    store = Store(
+        snakemake.params.store,
+        "scores",
+        {
+            "checkpoint": checkpoint_sha256,
+            "train": file_sha256(snakemake.input.train),
+            "code": files_fingerprint(snakemake.input.lib),
+            "torch": torch.__version__,
+            "device": device.type,
+            "method": method,
+            "params": params,
+        },
+    )
+    keys = {lt: store.key(lt, layer) for lt in outputs}
+    todo = [lt for lt in outputs if not store.fetch_file(keys[lt], ".parquet", outputs[lt])]
+    if len(todo) < len(outputs):
+        log.info("from the store (scored before): %s", ", ".join(sorted(set(outputs) - set(todo))))
+    if not todo:
+        return
 
     model, meta = load_classifier(snakemake.input.checkpoint, device=device)
     examples = pick_examples(
@@ -25,52 +57,53 @@ def main(snakemake):
     )
     tokens = tokenize(alphabet(), examples["sequence"].tolist())
     labels = examples["label"].tolist()
-    result = score_neurons(
-        method, model, tokens, labels, layer_type, [layer], device, options=options
-    )
-    module = (layer_type, layer)
-
-    classes = meta.get("classes")
-    metadata = {
-        "method": method,
-        "params": params,
-        "layer_type": layer_type,
-        "layer": layer,
-        "n_examples": len(examples),
-        "examples": examples["accession"].tolist(),
-        "class_counts": {str(k): v for k, v in result.class_counts.items()},
-        "classes": classes,
-        "checkpoint_sha256": file_sha256(snakemake.input.checkpoint),
-        "seconds": round(result.seconds, 3),
-        "threads": torch.get_num_threads(),
-        "device": str(device),
-        "per_class": bool(params["per_class"]),
-        **({"method_info": result.info} if result.info else {}),
-    }
-    if result.gaps is not None:
-        gaps = result.gaps
-        metadata["completeness"] = gap_summary(gaps)
-        metadata["gaps"] = gaps["gap"].tolist()
-        metadata["steps_per_example"] = gaps["steps"].tolist()
-        log.info("completeness: %s", metadata["completeness"])
-        above = metadata["completeness"].get("n_above_tolerance", 0)
-        if above:
-            log.warning(
-                "%d of %d examples end with a completeness gap above atol + rtol * |F(1) - F(0)| "
-                "(atol %g, rtol %g) after up to %d steps: their IG scores are approximate",
-                above, len(gaps), options.get("atol"), options.get("rtol"),
-                metadata["completeness"]["steps_max"],
-            )  # fmt: skip
-    table = score_table(result, module, per_class=params["per_class"])
-    write_parquet(snakemake.output[0], table, metadata)
+    setup = time.perf_counter() - started
+    result = score_neurons(method, model, tokens, labels, todo, [layer], device, options=options)
+    for layer_type in todo:
+        module = (layer_type, layer)
+        metadata = {
+            "method": method,
+            "params": params,
+            "layer_type": layer_type,
+            "layer": layer,
+            "n_examples": len(examples),
+            "examples": examples["accession"].tolist(),
+            "class_counts": {str(k): v for k, v in result.class_counts.items()},
+            "classes": meta.get("classes"),
+            "checkpoint_sha256": checkpoint_sha256,
+            "seconds": round(result.seconds, 3),
+            "modules_in_job": [f"{lt} layer {layer}" for lt in todo],
+            "threads": torch.get_num_threads(),
+            "device": str(device),
+            "per_class": bool(params["per_class"]),
+            **({"method_info": result.info} if result.info else {}),
+        }
+        if result.gaps is not None:
+            gaps = result.gaps[result.gaps["layer_type"] == layer_type]
+            metadata["completeness"] = gap_summary(gaps)
+            metadata["gaps"] = gaps["gap"].tolist()
+            metadata["steps_per_example"] = gaps["steps"].tolist()
+            log.info("%s layer %d completeness: %s", layer_type, layer, metadata["completeness"])
+            above = metadata["completeness"].get("n_above_tolerance", 0)
+            if above:
+                log.warning(
+                    "%s layer %d: %d of %d examples end with a completeness gap above atol + "
+                    "rtol * |F(1) - F(0)| (atol %g, rtol %g) after up to %d steps: their IG "
+                    "scores are approximate",
+                    layer_type, layer, above, len(gaps), options.get("atol"),
+                    options.get("rtol"), metadata["completeness"]["steps_max"],
+                )  # fmt: skip
+        table = score_table(result, module, per_class=params["per_class"])
+        write_parquet(outputs[layer_type], table, metadata)
+        store.keep_file(keys[layer_type], ".parquet", outputs[layer_type])
     log.info(
-        "%s %s layer %d: %d units, %d examples, %.1f s",
+        "%s layer %d: %s scored on %d examples in %.1f s (start-up, loading and tokenising %.1f s)",
         method,
-        layer_type,
         layer,
-        len(result.scores[module]),
+        ", ".join(todo),
         len(examples),
         result.seconds,
+        setup,
     )
 
 
