@@ -12,7 +12,7 @@ from kneurons import vocab
 from kneurons.deps import library_files
 from kneurons.io import stage_by_content
 from kneurons.errors import ModelError
-from kneurons.spec import ModelSpec, num_layers_of
+from kneurons.spec import ModelSpec, shape_of
 from kneurons.configuration import replicate_groups
 
 
@@ -47,7 +47,7 @@ def model_entry(name, entry):
     """
     try:
         spec = ModelSpec.from_config(name, entry)
-        return spec, num_layers_of(spec)
+        return spec, shape_of(spec)
     except ModelError as err:
         message = str(err)
         if not message.startswith("models."):
@@ -55,9 +55,10 @@ def model_entry(name, entry):
         config_error(message)
 
 
-MODELS, NUM_LAYERS = {}, {}
+MODELS, SHAPES = {}, {}
 for _name, _entry in config["models"].items():
-    MODELS[_name], NUM_LAYERS[_name] = model_entry(_name, _entry)
+    MODELS[_name], SHAPES[_name] = model_entry(_name, _entry)
+NUM_LAYERS = {name: shape.num_layers for name, shape in SHAPES.items()}
 LAYER_TYPES = config["scoring"]["layer_types"]
 METHODS = vocab.expand_methods(
     config["scoring"]["methods"], config["scoring"]["random_seeds"]
@@ -138,6 +139,18 @@ def memory(base_mb):
         return base_mb * 2 ** (attempt - 1)
 
     return mem_mb
+
+
+def model_threads(most):
+    """`threads` of a job on a model: `most`, but 1 for a model so small (under a million
+    encoder weights, e.g. the test configs' 2-layer models) that its jobs are all start-up:
+    two of them then run side by side on 2 cores instead of one after the other."""
+
+    def threads(wildcards):
+        shape = SHAPES[wildcards.model]
+        return 1 if 12 * shape.num_layers * shape.embed_dim**2 < 1_000_000 else most
+
+    return threads
 
 
 def gpu_count():

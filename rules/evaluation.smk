@@ -22,7 +22,7 @@ rule mean_activations:
         "results/benchmarks/mean_activations/{model}/{layer_type}.tsv"
     conda:
         "../envs/kneurons.yaml"
-    threads: 2
+    threads: model_threads(2)
     resources:
         mem_mb=4000,
         runtime=60,
@@ -46,7 +46,7 @@ rule evaluate_unmasked:
         "logs/evaluate_unmasked/{model}.log",
     conda:
         "../envs/kneurons.yaml"
-    threads: 2
+    threads: model_threads(2)
     resources:
         mem_mb=4000,
         runtime=60,
@@ -73,7 +73,7 @@ rule evaluate_masked:
         "results/benchmarks/evaluate_masked/{model}/{mode}/{scope}/{target}/{direction}.tsv"
     conda:
         "../envs/kneurons.yaml"
-    threads: 2
+    threads: model_threads(2)
     resources:
         mem_mb=4000,
         runtime=60,

@@ -46,7 +46,7 @@ rule finetune:
         "results/benchmarks/finetune/{model}.tsv"
     conda:
         "../envs/kneurons.yaml"
-    threads: 8
+    threads: model_threads(8)
     resources:
         mem_mb=memory(16000),
         runtime=24 * 60,

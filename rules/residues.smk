@@ -66,7 +66,7 @@ rule map_residues:
         retention=one_of(residue_retentions()),
     conda:
         "../envs/kneurons.yaml"
-    threads: 2
+    threads: model_threads(2)
     resources:
         mem_mb=memory(4000),
         runtime=120,

@@ -24,7 +24,7 @@ rule score_neurons:
         method=one_of(vocab.SCORING_METHODS),
     conda:
         "../envs/kneurons.yaml"
-    threads: 4
+    threads: model_threads(4)
     resources:
         mem_mb=8000,
         runtime=12 * 60,
