@@ -1,4 +1,10 @@
-"""The edge between Snakemake and the library: logging, threads, seeds and device for one job."""
+"""The edge between Snakemake and the library: logging, threads, seeds and device for one job.
+
+Torch is imported only by the jobs that use it: importing it costs ~3 s of a job's start-up, and
+the jobs without a model (data preparation, summaries, provenance, downloads) would pay it for
+nothing. A job script imports its modules before `start_job` runs, so torch is already loaded
+exactly when the job needs it.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +12,29 @@ import logging
 import os
 import random
 import sys
-
-import torch
+from typing import TYPE_CHECKING
 
 from kneurons.errors import DataError, ModelError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     """Config key `device`: auto (CUDA when present, else CPU), cpu or cuda."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
 
 
-def start_job(snakemake, seed: int = 0) -> tuple[logging.Logger, torch.device]:
+def start_job(snakemake, seed: int = 0) -> tuple[logging.Logger, torch.device | None]:
     """Send logs to the rule's log file, use exactly the job's threads, seed everything.
 
     Returns a logger and the torch device chosen by config key `device` (auto: CUDA if present),
-    which the rule passes as `params.job` with `deterministic` (scripts never read the config).
+    which the rule passes as `params.job` with `deterministic` (scripts never read the config);
+    in a job that has not imported torch (see the module docstring), None.
     """
     log_path = snakemake.log[0] if len(snakemake.log) else None
     handlers = [logging.FileHandler(log_path, mode="w")] if log_path else []
@@ -35,8 +46,13 @@ def start_job(snakemake, seed: int = 0) -> tuple[logging.Logger, torch.device]:
         force=True,
     )
     logging.captureWarnings(True)
-    torch.set_num_threads(max(1, int(snakemake.threads)))
     random.seed(seed)
+    logger = logging.getLogger(snakemake.rule)
+    torch = sys.modules.get("torch")
+    if torch is None:
+        logger.info("rule %s: %d thread(s), no torch", snakemake.rule, snakemake.threads)
+        return logger, None
+    torch.set_num_threads(max(1, int(snakemake.threads)))
     torch.manual_seed(seed)
     job = snakemake.params.job  # config keys device, deterministic (rules/common.smk, JOB)
     device = resolve_device(job["device"])
@@ -46,7 +62,6 @@ def start_job(snakemake, seed: int = 0) -> tuple[logging.Logger, torch.device]:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
-    logger = logging.getLogger(snakemake.rule)
     logger.info("rule %s: %d thread(s), device %s", snakemake.rule, snakemake.threads, device)
     return logger, device
 
