@@ -43,16 +43,20 @@ def package_versions() -> dict:
     return versions
 
 
-def device_info() -> dict:
-    import torch
-
+def device_info(device: str = "auto") -> dict:
+    """The machine, and the GPU the jobs could use: config key `device` ("cpu": no GPU looked
+    for, and torch, whose import is most of this job's time, not imported)."""
     info = {
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda_available": torch.cuda.is_available(),
+        "device_setting": device,
     }
+    if device == "cpu":
+        return info
+    import torch
+
+    info["cuda_available"] = torch.cuda.is_available()
     if torch.cuda.is_available():
         info["cuda_device"] = torch.cuda.get_device_name(0)
         info["cuda_version"] = torch.version.cuda
@@ -76,14 +80,20 @@ def seeds_of(config: dict) -> dict:
     return found
 
 
-def provenance(config: dict, workflow_dir: str, inputs: Iterable[str], outputs: Iterable[str]):
-    """The provenance record of one result directory (JSON-ready)."""
+def provenance(
+    config: dict,
+    workflow_dir: str,
+    inputs: Iterable[str],
+    outputs: Iterable[str],
+    device: str = "auto",
+):
+    """The provenance record of one result directory (JSON-ready); `device`: config key."""
     return {
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "config": config,
         "git": git_state(workflow_dir),
         "packages": package_versions(),
-        "device": device_info(),
+        "device": device_info(device),
         "seeds": seeds_of(config),
         "inputs": {str(p): file_sha256(p) for p in inputs if os.path.isfile(p)},
         "outputs": {str(p): file_sha256(p) for p in outputs if os.path.isfile(p)},

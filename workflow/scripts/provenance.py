@@ -15,6 +15,7 @@ def main(snakemake):
         Path(kneurons.__file__).resolve().parents[2],  # the checkout the library runs from
         snakemake.input.inputs,
         snakemake.input.outputs,
+        device=snakemake.params.job["device"],
     )
     write_json(snakemake.output[0], record)
     log.info("provenance of %d outputs written to %s", len(record["outputs"]), snakemake.output[0])
