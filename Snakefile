@@ -50,6 +50,8 @@ include: "rules/selection.smk"
 include: "rules/evaluation.smk"
 include: "rules/summary.smk"
 include: "rules/residues.smk"
+include: "rules/classes.smk"
+include: "rules/profiles.smk"
 include: "rules/provenance.smk"
 
 
@@ -58,4 +60,6 @@ rule all:
     input:
         summary_targets(),
         residue_targets(),
+        class_targets(),
+        profile_targets(),
         provenance_targets(),

@@ -8,6 +8,8 @@ import os
 import re
 import sys
 
+import yaml
+
 from kneurons import vocab
 from kneurons.deps import library_files
 from kneurons.io import stage_by_content
@@ -88,6 +90,19 @@ MODES = EVALUATION["modes"]
 SCOPES = EVALUATION["scopes"]
 DIRECTIONS = EVALUATION["directions"]
 RESIDUES = config.get("residues", {"enabled": False})
+
+
+def config_block(name):
+    """A top-level config block with the schema's defaults for keys left out: Snakemake's
+    validate fills a block's defaults only when the block is written in the config."""
+    with open(os.path.join(workflow.basedir, "config/schema.yaml")) as fh:
+        properties = yaml.safe_load(fh)["properties"][name]["properties"]
+    defaults = {k: v["default"] for k, v in properties.items() if "default" in v}
+    return {**defaults, **(config.get(name) or {})}
+
+
+CLASS_SPECIFIC = config_block("class_specific")
+PROFILES = config_block("profiles")
 # What every job script needs besides its own params (kneurons.jobs.start_job): scripts read
 # only what their rule declares, never `snakemake.config`.
 JOB = {"device": config["device"], "deterministic": config["deterministic"]}

@@ -104,5 +104,6 @@ rule site_recovery:
         runtime=10,
     params:
         job=JOB,
+        contrast=RESIDUES.get("contrast", "scaled"),
     script:
         "../workflow/scripts/site_recovery.py"

@@ -30,6 +30,18 @@ def test_strings_become_the_numbers_the_schema_asks_for():
     assert out["models"]["m"] == {"source": "random", "name": "007", "seed": 4}
 
 
+def test_strings_become_the_booleans_the_schema_asks_for():
+    config = {
+        "class_specific": {"enabled": "true", "factors": ["0", "2"]},
+        "residues": {"enabled": "False"},
+        "profiles": {"enabled": "yes"},  # not a boolean word: left for validation to refuse
+    }
+    out = coerce_numbers(config, SCHEMA)
+    assert out["class_specific"] == {"enabled": True, "factors": [0, 2]}
+    assert out["residues"] == {"enabled": False}
+    assert out["profiles"] == {"enabled": "yes"}
+
+
 def test_numbers_on_the_command_line_pass_validation(tmp_path: Path):
     config = write_config(tmp_path)
     run = run_snakemake(

@@ -6,6 +6,7 @@ import re
 
 import pandas as pd
 import pytest
+import yaml
 from make_tiny_tsv import TINY_TSV, write_uniprot_tsv
 from workflow_helpers import run_snakemake, write_config
 
@@ -159,6 +160,69 @@ def test_tiny_pipeline_runs_caches_and_extends(tiny_run):
     assert (row["mode"], row["scope"], row["direction"]) == ("mean", "all", "remove")
     # top 10% of the 320 key + ffn_in units removed, the rest kept
     assert row["n_selected"] == 32 and row["n_kept"] == 320 - 32 and row["n_total"] == 320
+
+
+def test_class_specific_targets_run_and_extend(tiny_run):
+    """Each class's own units suppressed and amplified: the tables, the summary section and the
+    figures; a new factor reruns only the class-specific jobs and the summaries, and computes
+    only its own masks."""
+    run, tmp_path = tiny_run.run, tiny_run.workdir
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = tmp_path / "results/summary/tiny"
+    table = pd.read_parquet(summary / "class_specificity.parquet")
+    scored = table[table["method_family"] != "random"]
+    assert set(scored["method"]) == {"activation", "integrated_gradients"}
+    assert set(table["factor"]) == {0.0, 2.0} and set(table["retention"]) == {10.0}
+    assert set(table["layer_type"]) == {"key", "ffn_in"}
+    # a random seed's units serve every class; scored methods get one row per scored class
+    randoms = table[table["method_family"] == "random"]
+    n_classes = randoms["label"].nunique()
+    assert len(randoms) == 2 * 2 * 2 * n_classes  # seeds x layer types x factors x classes
+    assert scored["p_prob"].dropna().between(0, 1).all() and scored["q_prob"].notna().any()
+    # 10% of the 2 x 128 ffn_in units of each class, some of them shared by most classes
+    assert set(scored.loc[scored["layer_type"] == "ffn_in", "n_selected_units"]) == {26}
+    assert (scored["n_shared"] + scored["n_specific"] == scored["n_selected_units"]).all()
+    effects = pd.read_parquet(summary / "class_effects.parquet")
+    assert effects["evaluated_label"].nunique() == n_classes
+    assert effects["delta_prob"].between(-1, 1).all()
+    text = (summary / "summary.md").read_text()
+    assert "class-specific knowledge neurons" in text and "**Class-specific**" in text
+    for method in ("activation", "integrated_gradients"):
+        for layer_type in ("key", "ffn_in"):
+            png = summary / f"figures/class_specificity_{method}_{layer_type}.png"
+            assert png.stat().st_size > 0
+
+    wider = write_config(tmp_path, name="factors.yaml")
+    config = yaml.safe_load(wider.read_text())
+    config["class_specific"]["factors"] = [0, 2, 4]
+    wider.write_text(yaml.safe_dump(config))
+    plan = tiny_run.snakemake("--dry-run", config=wider)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert job_counts(plan.stdout) == {
+        "evaluate_classes": 2,  # one per layer type
+        "class_specificity": 1,
+        "summarize": 1,
+        "report_front": 1,
+        "provenance": 2,  # classes and summary
+        "all": 1,
+    }
+    before = {
+        path: [list(p) for p in pd.read_parquet(path)["true_prob"]]
+        for path in (tmp_path / "results/classes/tiny").rglob("*.parquet")
+    }
+    done = tiny_run.snakemake("--until", "evaluate_classes", config=wider)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for layer_type in ("key", "ffn_in"):
+        log = (tmp_path / f"logs/evaluate_classes/tiny/{layer_type}.log").read_text()
+        new = list((tmp_path / f"results/classes/tiny/{layer_type}").rglob("x4/*.parquet"))
+        assert len(new) == 4  # 2 methods + 2 random seeds
+        rows = sum(len(pd.read_parquet(p)) for p in new)
+        # the unchanged model and the x0 and x2 masks come from the store; only x4's computed
+        found = re.search(r"(\d+) distinct masks, (\d+) from the store, (\d+) computed", log)
+        distinct, stored, computed = map(int, found.groups())
+        assert 0 < computed <= rows and stored == distinct - computed and stored > rows
+    for path, values in before.items():
+        assert [list(p) for p in pd.read_parquet(path)["true_prob"]] == values
 
 
 @pytest.mark.parametrize(

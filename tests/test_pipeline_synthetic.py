@@ -24,6 +24,7 @@ CONFIG = {
     "evaluation": {"retention": [50]},
     "residues": {"enabled": True, "retention": [10], "n_sequences": 4, "n_plotted": 2,
                  "steps": 4, "random_seeds": 2},
+    "profiles": {"enabled": True, "n_units": 3, "top_k": 4, "half_width": 2, "n_plotted": 2},
 }  # fmt: skip
 
 
@@ -40,8 +41,10 @@ def test_synthetic_run_maps_residues_and_scores_recovery(tmp_path):
     assert (tmp_path / "results/residues/tiny/activation/key/keep10.png").stat().st_size > 0
 
     recovery = pd.read_parquet(tmp_path / "results/summary/tiny/site_recovery.parquet")
-    # 3 selections (activation, random-0, random-1) x 2 site kinds x 2 maps
-    assert len(recovery) == 12
+    # 3 selections (activation, random-0, random-1) x 2 site kinds x 2 maps, plain and
+    # contrast (each selection's map minus the other random selections' mean map)
+    assert len(recovery) == 24
+    assert recovery["map_kind"].value_counts().to_dict() == {"plain": 12, "contrast": 12}
     assert recovery["auroc_mean"].between(0, 1).all()
     text = (tmp_path / "results/summary/tiny/site_recovery.md").read_text()
     assert "## motif: activation map" in text and "## decoy: ig map" in text
@@ -52,7 +55,18 @@ def test_synthetic_run_maps_residues_and_scores_recovery(tmp_path):
     # the maps' 2 random seeds; no accuracy at 10% (evaluation.retention has no 10% here)
     assert "| key | 10% | random (maps: 2 seeds) | — |" in summary
 
-    for stage in ("data", "models/tiny", "scores/tiny", "eval/tiny", "summary/tiny"):
+    # neuron profiles: 3 units x 4 windows for activation and random-0, sites marked
+    windows = pd.read_parquet(tmp_path / "results/profiles/tiny/windows.parquet")
+    assert windows.groupby("method").size().to_dict() == {"activation": 12, "random-0": 12}
+    assert (windows["window"].str.len() <= 5).all()
+    assert (windows.groupby(["method", "neuron"])["accession"].nunique() == 4).all()
+    units = pd.read_parquet(tmp_path / "results/summary/tiny/neuron_profiles.parquet")
+    assert len(units) == 6 and units["overlap_motif"].between(0, 1).all()
+    assert (tmp_path / "results/summary/tiny/figures/logo_activation_key.png").stat().st_size
+    assert "respond to" in summary
+
+    stages = ("data", "models/tiny", "scores/tiny", "eval/tiny", "summary/tiny", "profiles/tiny")
+    for stage in stages:
         record = yaml.safe_load((tmp_path / "results" / stage / "provenance.json").read_text())
         assert record["outputs"] and all(len(h) == 64 for h in record["outputs"].values())
         assert "torch" in record["packages"]

@@ -316,8 +316,8 @@ def test_no_job_code_reads_the_config():
 
 @pytest.mark.integration
 def test_a_summary_setting_reruns_the_summary(tiny_run):
-    """evaluation.bootstrap.n is a param of summarize: changing it reruns the summary (and its
-    provenance record), not the evaluations."""
+    """evaluation.bootstrap.n is a param of summarize (and of the class-specific summary):
+    changing it reruns the summaries (and their provenance record), not the evaluations."""
     assert tiny_run.run.returncode == 0, tiny_run.run.stderr[-3000:]
     changed = write_config(
         tiny_run.workdir, name="bootstrap.yaml", evaluation__bootstrap={"n": 100, "seed": 0}
@@ -325,7 +325,7 @@ def test_a_summary_setting_reruns_the_summary(tiny_run):
     plan = tiny_run.snakemake("--dry-run", config=changed)
     assert plan.returncode == 0, plan.stderr[-3000:]
     rules = {job["rule"] for job in dry_run_jobs(plan.stdout)}
-    assert rules == {"summarize", "report_front", "provenance", "all"}, rules
+    assert rules == {"summarize", "class_specificity", "report_front", "provenance", "all"}, rules
 
 
 @pytest.mark.integration

@@ -219,21 +219,33 @@ RECOVERY = {
     "random-0": {("motif", "activation"): 0.55, ("motif", "ig"): 0.60, ("decoy", "ig"): 0.50},
     "random-1": {("motif", "activation"): 0.45, ("motif", "ig"): 0.70, ("decoy", "ig"): 0.48},
 }
+# the same for the contrast maps (each minus the random mean map; a seed minus the other's)
+CONTRAST = {
+    "activation": {("motif", "activation"): 0.80, ("motif", "ig"): 0.90, ("decoy", "ig"): 0.49},
+    "random-0": {("motif", "activation"): 0.50, ("motif", "ig"): 0.55, ("decoy", "ig"): 0.52},
+    "random-1": {("motif", "activation"): 0.45, ("motif", "ig"): 0.40, ("decoy", "ig"): 0.47},
+}
 
 
-def recovery_table(model: str = MODEL) -> pd.DataFrame:
+def recovery_table(model: str = MODEL, contrast: bool = False) -> pd.DataFrame:
+    """Rows of site_recovery.parquet; without `contrast`, a table of before contrast maps (no
+    map_kind column)."""
     rows = []
-    for method, cells in RECOVERY.items():
-        family, _, seed = method.partition("-")
-        for (kind, value), auroc in cells.items():
-            rows.append({"model": model, "method": method, "method_family": family,
-                         "seed": int(seed) if seed else None, "layer_type": "key",
-                         "retention": 10.0, "site_kind": kind, "map": value,
-                         "auroc_mean": auroc, "auroc_pooled": auroc, "n_sequences": 4,
-                         "n_site_residues": 20})  # fmt: skip
+    kinds = [("plain", RECOVERY)] + ([("contrast", CONTRAST)] if contrast else [])
+    for map_kind, table in kinds:
+        for method, cells in table.items():
+            family, _, seed = method.partition("-")
+            for (kind, value), auroc in cells.items():
+                rows.append({"model": model, "method": method, "method_family": family,
+                             "seed": int(seed) if seed else None, "layer_type": "key",
+                             "retention": 10.0, "site_kind": kind, "map": value,
+                             "map_kind": map_kind, "auroc_mean": auroc, "auroc_pooled": auroc,
+                             "n_sequences": 4, "n_site_residues": 20,
+                             "scale_ratio": 30.0 if (map_kind, method, value) == (
+                                 "contrast", "activation", "ig") else 1.0})  # fmt: skip
     table = pd.DataFrame(rows)
     table["seed"] = table["seed"].astype("Int64")
-    return table
+    return table if contrast else table.drop(columns=["map_kind", "scale_ratio"])
 
 
 def test_ground_truth_section_puts_accuracy_beside_site_auroc(stats):
@@ -261,6 +273,47 @@ def test_ground_truth_section_puts_accuracy_beside_site_auroc(stats):
         markdown_summary(stats, recovery=recovery_table("other"))
     assert ground_truth_section(stats, recovery_table().iloc[:0]) == ""
     assert ground_truth_section(stats, None) == ""
+
+
+def test_ground_truth_section_sets_contrast_auroc_beside_plain_with_random_spread(stats):
+    md = ground_truth_section(stats, recovery_table(contrast=True))
+    header = next(line for line in md.splitlines() if line.startswith("| layer type"))
+    assert header.split("|")[5:11] == [
+        " motif AUROC (activation map) ",
+        " motif contrast AUROC (activation map) ",
+        " motif AUROC (ig map) ",
+        " motif contrast AUROC (ig map) ",
+        " decoy AUROC (ig map) ",
+        " decoy contrast AUROC (ig map) ",
+    ]
+    row = next(line for line in md.splitlines() if line.startswith("| key | 10% | activation |"))
+    assert row.endswith("| 0.930 | 0.800 | 0.970 | 0.900 | 0.520 | 0.490 |")
+    rand = next(line for line in md.splitlines() if line.startswith("| key | 10% | random"))
+    assert rand.endswith(
+        "| 0.500 ± 0.071 [0.450, 0.550] | 0.475 ± 0.035 [0.450, 0.500] "
+        "| 0.650 ± 0.071 [0.600, 0.700] | 0.475 ± 0.106 [0.400, 0.550] "
+        "| 0.490 ± 0.014 [0.480, 0.500] | 0.495 ± 0.035 [0.470, 0.520] |"
+    )
+    # in words, per layer type and retention: above the seeds' spread or not; decoys near 0.5
+    said = next(line for line in md.splitlines() if line.startswith("- key 10%: "))
+    assert said == (
+        "- key 10%: motif (activation map): activation 0.800, above all 2 random seeds "
+        "(max 0.500). motif (ig map): activation 0.900, above all 2 random seeds (max 0.550, "
+        "map 30× the random mean's size). decoy (ig map; expected near 0.5): activation 0.490, "
+        "within the 2 random seeds' range [0.470, 0.520] (map 30× the random mean's size)."
+    )
+    assert "their contrast AUROC should stay near 0.5" in md
+    assert "No contrast AUROC" not in md
+    # one random seed: no contrast rows (recovery_table makes none), and the section says why
+    table = recovery_table(contrast=True)
+    table = table[(table["method"] != "random-1") & (table["map_kind"] == "plain")]
+    one_seed = ground_truth_section(stats, table)
+    assert "| key | 10% | random (maps: 1 seed; accuracy: 3 seeds) |" in one_seed
+    assert "contrast AUROC (" not in one_seed.split("| layer type")[1].splitlines()[0]
+    assert (
+        "No contrast AUROC for key 10% (1 random seed): a contrast needs at least 2 random "
+        "seeds of the same layer type and retention." in one_seed
+    )
 
 
 def test_findings_flag_a_model_at_chance_and_small_test_sets():

@@ -7,6 +7,10 @@ def provenance_stages():
         stages += [
             f"{kind}/{model}" for kind in ("models", "scores", "eval", "summary")
         ]
+        if CLASS_SPECIFIC["enabled"]:
+            stages.append(f"classes/{model}")
+        if PROFILES["enabled"]:
+            stages.append(f"profiles/{model}")
     return stages
 
 
@@ -37,6 +41,19 @@ def provenance_inputs(wildcards):
             "inputs": [model_file(model), "results/data/test.parquet"],
             "outputs": eval_files(model),
         }
+    if kind == "profiles":
+        return {
+            "inputs": [model_file(model), "results/data/test.parquet"],
+            "outputs": [
+                f"results/profiles/{model}/windows.parquet",
+                f"results/profiles/{model}/composition.parquet",
+            ],
+        }
+    if kind == "classes":
+        return {
+            "inputs": [model_file(model), "results/data/test.parquet"],
+            "outputs": class_eval_files(model),
+        }
     summary = [
         t for t in summary_targets() if t.startswith(f"results/summary/{model}/")
     ]
@@ -51,6 +68,8 @@ def provenance_config(wildcards):
         "models": ["data", "finetune"],
         "scores": ["data", "finetune", "scoring"],
         "eval": ["data", "finetune", "scoring", "evaluation"],
+        "classes": ["data", "finetune", "scoring", "evaluation", "class_specific"],
+        "profiles": ["data", "finetune", "scoring", "profiles"],
     }.get(kind)
     if sections is None:  # summary: everything
         return {k: v for k, v in config.items() if k != "models"} | {

@@ -102,6 +102,10 @@ def summary_inputs(wildcards):
     inputs["scores"] = score_files(model, SELECTION_METHODS, LAYER_TYPES)
     if RESIDUES.get("enabled", False):
         inputs["recovery"] = f"results/summary/{model}/site_recovery.parquet"
+    if CLASS_SPECIFIC["enabled"]:
+        inputs["classes"] = f"results/summary/{model}/class_specificity.parquet"
+    if profile_targets():
+        inputs["profiles"] = f"results/summary/{model}/neuron_profiles.parquet"
     return inputs
 
 

@@ -1,7 +1,7 @@
 """The config as the schema means it. Snakemake's `--config 'scoring={n_examples: 3}'` hands
-nested values over as strings ('3'); `coerce_numbers` turns a string into the number the schema
-asks for at that key (and nowhere else), so that the command line works like the config file.
-Imports no torch."""
+nested values over as strings ('3', 'true'); `coerce_numbers` turns a string into the number
+(or boolean) the schema asks for at that key (and nowhere else), so that the command line works
+like the config file. Imports no torch."""
 
 from __future__ import annotations
 
@@ -16,7 +16,12 @@ def _types(schema: dict) -> set[str]:
     return {kind} if isinstance(kind, str) else set(kind)
 
 
+_BOOLEANS = {"true": True, "false": False}
+
+
 def _number(value: str, types: set[str]):
+    if "boolean" in types and value.strip().lower() in _BOOLEANS:
+        return _BOOLEANS[value.strip().lower()]
     if "integer" in types and _INT.fullmatch(value.strip()):
         return int(value)
     if "number" in types and _FLOAT.fullmatch(value.strip()):
@@ -25,8 +30,8 @@ def _number(value: str, types: set[str]):
 
 
 def coerce_numbers(value, schema: dict):
-    """`value` with every string that stands where `schema` wants an integer or a number (and
-    does not allow a string) turned into that number; everything else as it is."""
+    """`value` with every string that stands where `schema` wants an integer, a number or a
+    boolean (and does not allow a string) turned into it; everything else as it is."""
     if not isinstance(schema, dict):
         return value
     types = _types(schema)

@@ -11,13 +11,15 @@ def main(snakemake):
     log, _ = start_job(snakemake)
     sites = pd.read_csv(snakemake.input.sites, sep="\t")
     maps = [pd.read_parquet(p) for p in snakemake.input.maps]
-    table = recovery_table(maps, sites)
+    # contrast maps compare where each map looks (scaled) or raw values (README, "Residue maps")
+    table = recovery_table(maps, sites, contrast_scale=snakemake.params.contrast == "scaled")
     table.insert(0, "model", snakemake.wildcards.model)
     write_parquet(snakemake.output.table, table)
     text = recovery_markdown(table, snakemake.wildcards.model)
     atomic_write(snakemake.output.markdown, lambda t: t.write_text(text))
     plot_site_recovery(table, snakemake.output.plot)
-    log.info("%d recovery rows", len(table))
+    n_contrast = int((table["map_kind"] == "contrast").sum()) if len(table) else 0
+    log.info("%d recovery rows, %d of them of contrast maps", len(table), n_contrast)
 
 
 run_job(main, snakemake)  # noqa: F821

@@ -112,6 +112,12 @@ def main(snakemake):
     recovery = (
         pd.read_parquet(snakemake.input.recovery) if "recovery" in snakemake.input.keys() else None
     )
+    classes = (
+        pd.read_parquet(snakemake.input.classes) if "classes" in snakemake.input.keys() else None
+    )
+    profiles = (
+        pd.read_parquet(snakemake.input.profiles) if "profiles" in snakemake.input.keys() else None
+    )
     completeness = completeness if len(completeness) else None
     text = markdown_summary(
         stats,
@@ -124,10 +130,19 @@ def main(snakemake):
         recovery=recovery,
         stability=stability,
         n_boot=boot["n"],
+        classes=classes,
+        profiles=profiles,
     )
     write_text(snakemake.output.markdown, text)
     findings = findings_section(
-        stats, card, level, boot["n"], completeness, stability, caution_notes(stats, card)
+        stats,
+        card,
+        level,
+        boot["n"],
+        completeness,
+        stability,
+        caution_notes(stats, card),
+        classes=classes,
     )
     findings = findings.replace("## Findings", f"## Findings: {model}", 1)
     write_text(snakemake.output.findings, markdown_to_rst(findings))

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from kneurons.classes import class_findings
 from kneurons.summary.format import fmt, fmt_ci, fmt_delta, fmt_p, isnan, pct
 from kneurons.summary.tables import (
     Statistics,
@@ -264,8 +265,10 @@ def findings_section(
     completeness: pd.DataFrame | None = None,
     stability: pd.DataFrame | None = None,
     notes: Sequence[str] = (),
+    classes: pd.DataFrame | None = None,
 ) -> str:
-    """## Findings: the answer first (see the module docstring), then what the run cannot tell."""
+    """## Findings: the answer first (see the module docstring), then what the run cannot tell;
+    `classes` (`kneurons.classes.specificity_table`) adds the class-specific findings."""
     alpha = 1.0 - level
     parts = ["## Findings", ""]
     masked = stats.table[stats.table["method_family"] != RANDOM]
@@ -315,6 +318,10 @@ def findings_section(
                 "**No method beats random selections anywhere in this run**: no cell has a "
                 f"q-value at or below {alpha:g} with a Δ interval excluding 0.\n",
             )
+    class_bullets = class_findings(classes, alpha)
+    if class_bullets and not at_chance(stats, card):
+        parts += ["**Class-specific** (each class's own top units suppressed or amplified):", ""]
+        parts += [f"- {b}" for b in class_bullets] + [""]
     cannot = [x for x in limits(stats, n_boot, alpha, completeness, stability, notes) if x]
     parts += ["### What this run cannot tell", "", *(f"- {x}" for x in cannot)]
     return "\n".join(parts).rstrip()

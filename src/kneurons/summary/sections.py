@@ -14,7 +14,18 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from kneurons.recovery import SITE_KINDS
+from kneurons.recovery import (
+    CONTRAST,
+    MAP_VALUES,
+    MIN_CONTRAST_SEEDS,
+    NULL_SITE_KINDS,
+    PLAIN,
+    SITE_KINDS,
+    contrast_verdicts,
+    missing_contrasts,
+    verdict_words,
+    with_map_kind,
+)
 from kneurons.summary.format import (
     MISSING_CELL,
     class_header,
@@ -303,6 +314,38 @@ def _recovery_cells(rec: pd.DataFrame, family: str) -> dict[tuple[str, str], str
     return cells
 
 
+def _contrast_lines(recovery: pd.DataFrame) -> list[str]:
+    """Per layer type and retention, in words: each method's contrast AUROC against the random
+    seeds' contrast spread, site kinds with a label first, then decoys (expected near 0.5)."""
+    verdicts = contrast_verdicts(recovery)
+    verdicts = verdicts[verdicts["verdict"] != ""]
+    lines = []
+    for retention in sorted(verdicts["retention"].unique(), reverse=True):
+        at_r = verdicts[verdicts["retention"] == retention]
+        for layer_type in target_order(at_r["layer_type"].unique()):
+            sub = at_r[at_r["layer_type"] == layer_type]
+            kinds = order_of(sub["site_kind"], SITE_KINDS)
+            kinds = [k for k in kinds if k not in NULL_SITE_KINDS] + [
+                k for k in kinds if k in NULL_SITE_KINDS
+            ]
+            parts = []
+            for kind in kinds:
+                for value in MAP_VALUES:
+                    rows = sub[(sub["site_kind"] == kind) & (sub["map"] == value)]
+                    if rows.empty:
+                        continue
+                    what = f"{kind} ({value} map" + (
+                        "; expected near 0.5)" if kind in NULL_SITE_KINDS else ")"
+                    )
+                    said = [
+                        f"{family} {verdict_words(rows[rows['method_family'] == family].iloc[0])}"
+                        for family in method_order(rows["method_family"].unique())
+                    ]
+                    parts.append(f"{what}: " + "; ".join(said))
+            lines.append(f"- {layer_type} {pct(retention)}: " + ". ".join(parts) + ".")
+    return lines
+
+
 def ground_truth_section(
     stats: Statistics,
     recovery: pd.DataFrame | None,
@@ -311,16 +354,22 @@ def ground_truth_section(
 ) -> str:
     """Per selection with a residue map: the accuracy the kept neurons hold (vs the random band)
     beside the AUROC with which their residue maps pick out the known sites (planted motifs,
-    annotated sites, decoys). Empty when there is no recovery table."""
+    annotated sites, decoys), of the plain maps and of the contrast maps (minus the random
+    selections' mean map), and in words whether each method's contrast AUROC lies above the
+    random seeds'. Empty when there is no recovery table."""
     if recovery is None or recovery.empty:
         return ""
-    kinds = order_of(recovery["site_kind"], SITE_KINDS)
-    present = set(zip(recovery["site_kind"], recovery["map"], strict=True))
-    columns = [(k, m) for k in kinds for m in ("activation", "ig") if (k, m) in present]
+    recovery = with_map_kind(recovery)
+    plain = recovery[recovery["map_kind"] == PLAIN]
+    contrast = recovery[recovery["map_kind"] == CONTRAST]
+    kinds = order_of(plain["site_kind"], SITE_KINDS)
+    present = set(zip(plain["site_kind"], plain["map"], strict=True))
+    columns = [(k, m) for k in kinds for m in MAP_VALUES if (k, m) in present]
+    map_kinds = [PLAIN, CONTRAST] if not contrast.empty else [PLAIN]
     evals = variant_rows(stats.table, variant)
     band = of_variant(stats.random, variant)
     rows = []
-    for retention in sorted(recovery["retention"].unique(), reverse=True):
+    for retention in sorted(plain["retention"].unique(), reverse=True):
         at_r = recovery[recovery["retention"] == retention]
         for layer_type in target_order(at_r["layer_type"].unique()):
             sub = at_r[at_r["layer_type"] == layer_type]
@@ -335,40 +384,65 @@ def ground_truth_section(
                         else MISSING_CELL
                     )
                     n = sub.loc[sub["method_family"] == RANDOM, "method"].nunique()
-                    name = f"{RANDOM} (maps: {n} seeds"
+                    name = f"{RANDOM} (maps: {n} seed{'s' * (n != 1)}"
                     name += f"; accuracy: {int(b.iloc[0]['n_seeds'])} seeds)" if len(b) else ")"
                 else:
                     e = ev[ev["method"] == family]
                     accuracy = _accuracy_cell(e.iloc[0]) if not e.empty else MISSING_CELL
                     name = family
-                cells = _recovery_cells(sub[sub["method_family"] == family], family)
-                rows.append(
-                    [
-                        layer_type,
-                        pct(retention),
-                        name,
-                        accuracy,
-                        *(cells.get(c, MISSING_CELL) for c in columns),
-                    ]
-                )
+                mine = sub[sub["method_family"] == family]
+                cells = {
+                    map_kind: _recovery_cells(mine[mine["map_kind"] == map_kind], family)
+                    for map_kind in map_kinds
+                }
+                row = [layer_type, pct(retention), name, accuracy]
+                row += [cells[mk].get(c, MISSING_CELL) for c in columns for mk in map_kinds]
+                rows.append(row)
     header = ["layer type", "kept", "method", "accuracy kept [CI]"]
-    header += [f"{kind} AUROC ({value} map)" for kind, value in columns]
-    return "\n".join(
-        [
-            f"## {stats.model}: ground truth — do the kept neurons act on the known sites?",
+    for kind, value in columns:
+        header.append(f"{kind} AUROC ({value} map)")
+        if CONTRAST in map_kinds:
+            header.append(f"{kind} contrast AUROC ({value} map)")
+    align = ["l", "r", "l", "r", *(["r"] * (len(header) - 4))]
+    parts = [
+        f"## {stats.model}: ground truth — do the kept neurons act on the known sites?",
+        "",
+        "For each selection with residue maps: test accuracy of the model that keeps only "
+        f"these neurons ({'/'.join(variant)}; random: {band_words(level)}) and the "
+        "AUROC with which the selected neurons' residue maps rank the site residues above the "
+        "rest of their sequence (mean over test sequences; 0.5 = chance; random: mean ± std "
+        "[min, max] over seeds). A plain map follows the model's own focus through whatever "
+        "units are kept, so random selections already score high on the motifs; the contrast "
+        "AUROC is that of the selection's map minus the mean map of the random selections of "
+        "the same size (each random seed minus the other seeds' mean, which gives the spread "
+        "a selection reaches by chance). A method that finds the knowledge neurons keeps "
+        "accuracy above the random band and its contrast maps lie above every random seed's "
+        "on the motifs (with n seeds a random selection does so 1 time in n + 1), not on the "
+        "decoys, which are planted in every class and carry no label: their contrast AUROC "
+        "should stay near 0.5. Per-sequence heat strips: results/residues/; all rows: "
+        "site_recovery.parquet.",
+        "",
+        md_table(header, rows, align),
+    ]
+    lines = _contrast_lines(recovery) if CONTRAST in map_kinds else []
+    if lines:
+        parts += [
             "",
-            "For each selection with residue maps: test accuracy of the model that keeps only "
-            f"these neurons ({'/'.join(variant)}; random: {band_words(level)}) and the "
-            "AUROC with which the selected neurons' residue maps rank the site residues above the "
-            "rest of their sequence (mean over test sequences; 0.5 = chance; random: mean ± std "
-            "[min, max] over seeds). A method that finds the knowledge neurons keeps accuracy "
-            "above the random band and maps onto the motifs (AUROC well above 0.5), not onto the "
-            "decoys, which are planted in every class and carry no label. Per-sequence heat "
-            "strips: results/residues/; all rows: site_recovery.parquet.",
+            "Contrast AUROC against the random seeds' contrast AUROC (a map many times the "
+            "random mean map's size gives a contrast close to its plain map: lying above the "
+            "random spread then says little more than that the selection keeps the model's "
+            "output):",
             "",
-            md_table(header, rows, ["l", "r", "l", "r", *(["r"] * len(columns))]),
+            *lines,
         ]
-    )
+    missing = missing_contrasts(recovery)
+    if missing:
+        parts += [
+            "",
+            f"No contrast AUROC for {', '.join(missing)}: a contrast needs at least "
+            f"{MIN_CONTRAST_SEEDS} random seeds of the same layer type and retention.",
+        ]
+    return "\n".join(parts)
 
 
 def enrichment_section(by_type: pd.DataFrame | None) -> str:

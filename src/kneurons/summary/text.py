@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from kneurons.classes import specificity_section
 from kneurons.summary import sections
 from kneurons.summary.findings import findings_section
 from kneurons.summary.format import cell, class_header, fmt, fmt_ci, md_table
+from kneurons.summary.profiles import profiles_section
 from kneurons.summary.tables import (
     Statistics,
     add_statistics,
@@ -139,12 +141,16 @@ def markdown_summary(
     recovery: pd.DataFrame | None = None,
     stability: pd.DataFrame | None = None,
     n_boot: int | None = None,
+    classes: pd.DataFrame | None = None,
+    profiles: pd.DataFrame | None = None,
 ) -> str:
     """summary.md of one model: the Findings first (`kneurons.summary.findings`), then unmasked
     accuracy, fine-tuning, data, the published comparison, per variant the accuracy tables with
     CIs, tests against random and AUC, per-class accuracy, ground truth (site recovery),
-    enrichment, class overlap, stability and IG completeness (each section only when its data
-    is given). The optional tables must be of the evaluations' model."""
+    class-specific suppression and amplification (`kneurons.classes`), what the top neurons
+    respond to (`kneurons.summary.profiles`), enrichment, class overlap, stability and IG
+    completeness (each section only when its data is given). The optional tables must be of the
+    evaluations' model."""
     stats = table if isinstance(table, Statistics) else add_statistics(table, level=level)
     model = stats.model
     _check_model(completeness, model, "completeness")
@@ -152,10 +158,19 @@ def markdown_summary(
     _check_model(overlap, model, "overlap")
     _check_model(recovery, model, "recovery")
     _check_model(stability, model, "stability")
+    _check_model(classes, model, "classes")
+    _check_model(profiles, model, "profiles")
 
     parts = [TITLE, ""]
     findings = findings_section(
-        stats, card, level, n_boot, completeness, stability, caution_notes(stats, card)
+        stats,
+        card,
+        level,
+        n_boot,
+        completeness,
+        stability,
+        caution_notes(stats, card),
+        classes=classes,
     )
     blocks = [findings, _unmasked_section(stats)]
     if metrics:
@@ -167,6 +182,8 @@ def markdown_summary(
         blocks += [sections.variant_section(stats, v, level) for v in variants(stats.table)]
         blocks += [
             sections.ground_truth_section(stats, recovery, level=level),
+            specificity_section(classes, model, level=level),
+            profiles_section(profiles) if profiles is not None else "",
             sections.enrichment_section(by_type),
             sections.overlap_section(overlap),
         ]

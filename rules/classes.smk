@@ -1,0 +1,71 @@
+# Class-specific knowledge neurons (kneurons.classes): for every class, method and layer type,
+# the top r% units by the class's own scores multiplied by each factor (0 suppresses, 2
+# amplifies), every class evaluated; random units of the same size are the baseline. One job
+# per (model, layer type) writes every method x factor x retention file (several masks per
+# forward pass; masks seen before come from the store), then one summary job per model.
+# Enabled by `class_specific.enabled`.
+
+from kneurons.classes import CLASS_EVAL_FILE, format_factor
+
+
+include: "inputs/classes.smk"
+
+
+rule evaluate_classes:
+    input:
+        checkpoint="results/models/{model}/model.pt",
+        lib=script_library("evaluate_classes"),
+        test="results/data/test.parquet",
+        selections=class_selections,
+    output:
+        layer_type_class_files(),
+    log:
+        "logs/evaluate_classes/{model}/{layer_type}.log",
+    benchmark:
+        "results/benchmarks/evaluate_classes/{model}/{layer_type}.tsv"
+    wildcard_constraints:
+        factor=r"\d+(\.\d+)?",
+    conda:
+        "../envs/kneurons.yaml"
+    threads: model_threads(2)
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=gpu_count(),
+    params:
+        job=JOB,
+        max_tokens=EVALUATION["max_tokens"],
+        store=vocab.STORE_DIR,
+    script:
+        "../workflow/scripts/evaluate_classes.py"
+
+
+rule class_specificity:
+    input:
+        unpack(class_summary_inputs),
+        lib=script_library("class_specificity"),
+    output:
+        table="results/summary/{model}/class_specificity.parquet",
+        effects="results/summary/{model}/class_effects.parquet",
+        markdown=report(
+            "results/summary/{model}/class_specificity.md",
+            caption="../report/class_specificity.rst",
+            category="Class-specific neurons",
+            labels={"model": "{model}", "page": "class specificity"},
+        ),
+        figures=class_matrix_figures(),
+    log:
+        "logs/class_specificity/{model}.log",
+    conda:
+        "../envs/kneurons.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        job=JOB,
+        figures=class_matrix_pairs(),
+        retention=[float(r) for r in CLASS_RETENTIONS],
+        shared_fraction=CLASS_SPECIFIC["shared_fraction"],
+        bootstrap=EVALUATION["bootstrap"],
+    script:
+        "../workflow/scripts/class_specificity.py"

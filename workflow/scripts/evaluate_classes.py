@@ -1,0 +1,157 @@
+"""Snakemake adapter: the class-specific targets of one (model, layer type): for every method,
+factor and retention level, each class's own top units multiplied by the factor (a random
+seed's units: one row, the baseline), the whole test set evaluated (`kneurons.classes`).
+
+One job writes one file per (method, factor, retention); the model is loaded and the test set
+tokenised once, several masks share each forward pass (`predict_masked`), and masks evaluated
+before with the same checkpoint, test set, settings and code are taken from the store
+(`kneurons.store`): a new factor or retention level computes only its own masks.
+"""
+
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from kneurons.batching import tokenize
+from kneurons.class_targets import scaled_fingerprint, scaled_masks, true_class_probability
+from kneurons.classes import (
+    CLASS_EVAL_FILE,
+    class_eval_frame,
+    class_rankings,
+    operation_of,
+)
+from kneurons.evaluate import predict_masked, prepare_batches
+from kneurons.io import file_sha256, write_parquet
+from kneurons.jobs import run_job, start_job
+from kneurons.model import alphabet, load_classifier
+from kneurons.progress import Progress
+from kneurons.selection import selected
+from kneurons.store import Store, files_fingerprint
+from kneurons.vocab import SELECTION_FILE, parse_method, parse_path
+
+
+def main(snakemake):
+    started = time.perf_counter()
+    log, device = start_job(snakemake)
+    w = snakemake.wildcards
+    params = snakemake.params
+    model, meta = load_classifier(snakemake.input.checkpoint, device=device)
+    classes = [str(c) for c in meta["classes"]]
+    test = pd.read_parquet(snakemake.input.test)
+    y_true = test["label"].to_numpy()
+    tokens = tokenize(alphabet(), test["sequence"].tolist())
+    batches = prepare_batches(tokens, model.encoder.padding_idx, params.max_tokens)
+    store = Store(
+        params.store,
+        "logits",
+        {
+            "checkpoint": file_sha256(snakemake.input.checkpoint),
+            "test": file_sha256(snakemake.input.test),
+            "code": files_fingerprint(snakemake.input.lib),
+            "torch": torch.__version__,
+            "device": device.type,
+            "mode": "scaled",
+            "max_tokens": params.max_tokens,
+        },
+    )
+    shape = (len(test), len(classes))
+
+    base_key = store.key(scaled_fingerprint({}))
+    masks, logits = {}, {}
+
+    def want(key, mask):
+        if key in masks or key in logits:
+            return
+        cached = store.load_array(key, shape)
+        if cached is None:
+            masks[key] = mask
+        else:
+            logits[key] = torch.from_numpy(cached)
+
+    want(base_key, {})
+    targets = []  # (out, [(row, key)])
+    rankings = {}
+    for out in snakemake.output:
+        names = parse_path(CLASS_EVAL_FILE, out)
+        method, factor, retention = names["method"], float(names["factor"]), names["retention"]
+        family, seed = parse_method(method)
+        if method not in rankings:
+            path = SELECTION_FILE.format(
+                model=w.model, scope="layer_type", method=method, target=w.layer_type
+            )
+            rankings[method] = class_rankings(pd.read_parquet(path), family)
+        rows = []
+        for label, units in rankings[method].items():
+            selection = units.assign(selected=selected(units, float(retention)))
+            mask = scaled_masks(selection, factor)
+            key = store.key(scaled_fingerprint(mask))
+            want(key, mask)
+            row = {
+                "model": w.model,
+                "method": method,
+                "method_family": family,
+                "seed": seed,
+                "layer_type": w.layer_type,
+                "factor": factor,
+                "operation": operation_of(factor),
+                "retention": float(retention),
+                "label": int(label),
+                "selected_class": classes[label] if label >= 0 else None,
+                "n_selected": int(selection["selected"].sum()),
+                "n_total": int(len(selection)),
+            }
+            rows.append((row, key))
+        targets.append((out, rows))
+    setup = time.perf_counter() - started
+
+    todo = list(masks)
+    progress = Progress(log, "class-specific evaluation", len(todo) * len(batches),
+                        unit="mask x batch")  # fmt: skip
+    forward = time.perf_counter()
+    computed = predict_masked(
+        model,
+        batches,
+        [masks[key] for key in todo],
+        device,
+        max_tokens=params.max_tokens,
+        progress=progress,
+    )
+    if todo:
+        progress.done()
+    forward = time.perf_counter() - forward
+    for key, values in zip(todo, computed, strict=True):
+        store.save_array(key, values.numpy())
+        logits[key] = values
+
+    base = logits[base_key]
+    base_prob = true_class_probability(base, y_true)
+    base_correct = base.argmax(1).numpy() == y_true
+    n_rows = 0
+    for out, rows in targets:
+        records = []
+        for row, key in rows:
+            changed = logits[key]
+            records.append(
+                {
+                    **row,
+                    "true_prob": true_class_probability(changed, y_true).tolist(),
+                    "correct": (changed.argmax(1).numpy() == y_true).tolist(),
+                    "base_true_prob": base_prob.tolist(),
+                    "base_correct": base_correct.tolist(),
+                }
+            )
+        write_parquet(out, class_eval_frame(records))
+        n_rows += len(records)
+    log.info(
+        "%d targets (%d rows: classes x methods x factors x levels): %d distinct masks, %d from "
+        "the store, %d computed in %.2f s (%.3f s per mask; %d test sequences in %d batches); "
+        "start-up, loading and tokenising %.2f s; unchanged accuracy %.3f",
+        len(targets), n_rows, len(todo) + store.hits, store.hits, len(todo), forward,
+        forward / max(1, len(todo)), len(test), len(batches), setup,
+        float(np.mean(base_correct)),
+    )  # fmt: skip
+
+
+run_job(main, snakemake)  # noqa: F821
