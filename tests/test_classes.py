@@ -272,3 +272,20 @@ def test_summary_words_say_what_was_found():
     table = specificity_table(alone, Y, ["1", "2", "3"], n_boot=50, seed=0)
     assert "No random baseline" in specificity_section(table, "m")
     assert class_findings(table) == []
+
+
+def test_a_model_at_chance_is_no_finding():
+    evals = hand_evals()
+    # the unchanged model right on 2 of 6 sequences: accuracy 1/3 = chance for 3 classes
+    evals["base_correct"] = [[True, False, False, True, False, False]] * len(evals)
+    table = specificity_table(evals, Y, ["1", "2", "3"], n_boot=200, seed=0)
+    assert table["base_accuracy"].iloc[0] == pytest.approx(1 / 3)
+    assert table["base_accuracy_ci_low"].iloc[0] <= 1 / 3
+    text = specificity_section(table, "m")
+    assert "at chance" in text and "Not a finding" in text
+    assert class_findings(table) == []
+    # a model right everywhere is not at chance
+    table = specificity_table(hand_evals(), Y, ["1", "2", "3"], n_boot=200, seed=0)
+    assert table["base_accuracy"].iloc[0] == 1.0 and "at chance" not in specificity_section(
+        table, "m"
+    )

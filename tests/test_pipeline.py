@@ -108,13 +108,14 @@ def test_tiny_pipeline_runs_caches_and_extends(tiny_run):
     extended = write_config(tmp_path, name="extended.yaml", evaluation__retention=[50, 25, 10])
     plan = tiny_run.snakemake("--dry-run", config=extended)
     assert plan.returncode == 0, plan.stderr[-3000:]
-    # (plus the provenance records of the two directories that change: eval and summary; the
-    # selections hold ranks, not a cut, so they are reused)
+    # (plus the provenance records of the directories whose config sections change: eval,
+    # classes (it records the evaluation section too) and summary; the selections hold ranks,
+    # not a cut, so they are reused)
     assert job_counts(plan.stdout) == {
         "evaluate_masked": 2,
         "summarize": 1,
         "report_front": 1,
-        "provenance": 2,
+        "provenance": 3,
         "all": 1,
     }
     # ... and computes only the new level's masks: the others come from the store, unchanged
@@ -150,7 +151,7 @@ def test_tiny_pipeline_runs_caches_and_extends(tiny_run):
         "mean_activations": 2,  # one per layer type, for mean ablation
         "summarize": 1,
         "report_front": 1,
-        "provenance": 2,
+        "provenance": 3,  # eval, classes and summary
         "all": 1,
     }
     target = "results/eval/tiny/mean/all/integrated_gradients/all/remove10.parquet"
@@ -186,7 +187,9 @@ def test_class_specific_targets_run_and_extend(tiny_run):
     assert effects["evaluated_label"].nunique() == n_classes
     assert effects["delta_prob"].between(-1, 1).all()
     text = (summary / "summary.md").read_text()
-    assert "class-specific knowledge neurons" in text and "**Class-specific**" in text
+    assert "class-specific knowledge neurons" in text and "specificity" in text
+    # the tiny model is at chance: the Findings make no claim, class-specific ones included
+    assert "No knowledge-neuron claim" in text and "**Class-specific**" not in text
     for method in ("activation", "integrated_gradients"):
         for layer_type in ("key", "ffn_in"):
             png = summary / f"figures/class_specificity_{method}_{layer_type}.png"
@@ -206,6 +209,18 @@ def test_class_specific_targets_run_and_extend(tiny_run):
         "provenance": 2,  # classes and summary
         "all": 1,
     }
+    # a new class-specific level: the same jobs (scores and selections are reused)
+    deeper = write_config(tmp_path, name="levels.yaml")
+    config = yaml.safe_load(deeper.read_text())
+    config["class_specific"]["retention"] = [10, 5]
+    deeper.write_text(yaml.safe_dump(config))
+    plan = tiny_run.snakemake("--dry-run", config=deeper)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert job_counts(plan.stdout)["evaluate_classes"] == 2
+    assert set(job_counts(plan.stdout)) == {
+        "evaluate_classes", "class_specificity", "summarize", "report_front", "provenance", "all"
+    }  # fmt: skip
+
     before = {
         path: [list(p) for p in pd.read_parquet(path)["true_prob"]]
         for path in (tmp_path / "results/classes/tiny").rglob("*.parquet")

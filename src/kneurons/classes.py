@@ -279,6 +279,13 @@ def specificity_table(
         upper = table[f"corrected_ci_low_{name}"] > 0
         direction = np.where(table["factor"] > 1, upper, lower)
         table[f"specific_{name}"] = (table[f"q_{name}"] <= 0.05) & direction
+    # the unchanged model's accuracy and its interval: at chance there is no knowledge to find
+    base_correct = _matrix(base.iloc[:1], "base_correct")[0]
+    n = len(base_correct)
+    resampled = base_correct @ rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).T / n
+    table["base_accuracy"] = float(base_correct.mean())
+    table["base_accuracy_ci_low"] = float(percentile_interval(resampled, level)[0])
+    table["chance"] = 1.0 / len(classes)
     table["seed"] = table["seed"].astype("Int64")
     table["selected_class"] = table["selected_class"].astype("string")
     if shared is not None and not shared.empty:
@@ -398,6 +405,16 @@ def specificity_section(
             "Only random selections were evaluated (no scored method): nothing to compare."
         )
         return "\n".join(lines)
+    chance = model_at_chance(table)
+    if chance:
+        lines += [
+            "**The unchanged model is at chance** (test accuracy "
+            f"{table['base_accuracy'].iloc[0]:.3f}, interval down to "
+            f"{table['base_accuracy_ci_low'].iloc[0]:.3f}; chance {table['chance'].iloc[0]:.3f}): "
+            "it holds no class knowledge for any unit to carry, so nothing below is a finding, "
+            "whatever its q-value.",
+            "",
+        ]
     if table.loc[table["method_family"] == RANDOM].empty:
         lines += [
             "**No random baseline** (add `random` to scoring.methods): the specificities below "
@@ -446,7 +463,10 @@ def specificity_section(
                     mark = " ✓" if bool(r["specific_prob"]) else ""
                     cells.append(f"{text}, q {_fmt_p(r['q_prob'])}{mark}")
                 body.append([method, layer_type, *cells])
-                verdicts.append(_verdict(sub, operation, factor, retention, method, layer_type))
+                verdict = _verdict(sub, operation, factor, retention, method, layer_type)
+                if chance and verdict:
+                    verdict += " Not a finding: the model is at chance."
+                verdicts.append(verdict)
         lines += [_table(header, body), ""]
         randoms = table[
             (table["method_family"] == RANDOM)
@@ -485,10 +505,19 @@ def specificity_section(
     return "\n".join(lines).rstrip() + "\n"
 
 
+def model_at_chance(table: pd.DataFrame) -> bool:
+    """Whether the unchanged model's accuracy interval reaches chance (1 / classes), as the
+    summary's Findings judge it (`kneurons.summary.findings.at_chance`)."""
+    if "base_accuracy_ci_low" not in table.columns or table.empty:
+        return False
+    return bool(table["base_accuracy_ci_low"].iloc[0] <= table["chance"].iloc[0])
+
+
 def class_findings(table: pd.DataFrame | None, alpha: float = 0.05) -> list[str]:
     """Findings bullets: per (factor, retention), the (method, layer type) cells whose class
-    units act on their own class beyond random, with how many classes; or that none do."""
-    if table is None or table.empty:
+    units act on their own class beyond random, with how many classes; or that none do. None
+    when the unchanged model is at chance."""
+    if table is None or table.empty or model_at_chance(table):
         return []
     scored = table[table["method_family"] != RANDOM]
     if scored.empty or scored["q_prob"].isna().all():
