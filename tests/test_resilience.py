@@ -145,7 +145,9 @@ def test_default_config_submits_tens_of_jobs_on_slurm(tmp_path):
     jobs = [line.split()[1].rstrip(":") for line in out.splitlines() if line.startswith("rule ")]
     groups = [line for line in out.splitlines() if "Group job" in line]
     submitted = [rule for rule in jobs if rule not in local and rule != "all"] + groups
-    # the default: 3 scored methods x 6 layers, 6 layer types evaluated, the data chain as one
-    # group, fine-tuning, the unmasked evaluation and the summary
+    # the default: 3 scored methods x 6 layers, 6 layer types evaluated, 6 layer types of
+    # class-specific targets, the data chain as one group, the site table, fine-tuning, the
+    # unmasked evaluation, the neuron profiles and the summaries as one group
     assert len(jobs) > 300  # hundreds of cached targets ...
-    assert len(submitted) == 18 + 6 + 1 + 1 + 1 + 1, sorted(submitted)  # ... tens of submissions
+    expected = 18 + 6 + 6 + 1 + 1 + 1 + 1 + 1 + 1
+    assert len(submitted) == expected, sorted(submitted)  # ... tens of submissions
