@@ -63,9 +63,9 @@ def unit_selection(units: list[int], n_units: int = 64) -> pd.DataFrame:
     return frame.assign(selected=frame["neuron"].isin(units))
 
 
-def run_masks(model, masks):
+def run_masks(model, masks, max_tokens=4096):
     batches = prepare_batches(tokenize(alphabet(), SEQUENCES), model.encoder.padding_idx, 4096)
-    return predict_masked(model, batches, [{}, *masks], torch.device("cpu"))
+    return predict_masked(model, batches, [{}, *masks], torch.device("cpu"), max_tokens=max_tokens)
 
 
 def test_hand_built_unit_carries_exactly_its_class():
@@ -90,6 +90,18 @@ def test_hand_built_unit_carries_exactly_its_class():
         assert (predicted[other] == LABELS[other]).all()
         if c < 2:  # with its unit silenced, class c falls to the head's default (class 2)
             assert (predicted[own] == 2).all()
+
+
+@pytest.mark.parametrize("max_tokens", [1, 4096])
+def test_an_amplifying_mask_alone_in_its_pass_is_applied(max_tokens):
+    """A scaled mask has no zero, yet it changes the module: with one mask per pass (max_tokens
+    1) or several, the x2 mask must be applied (a check for "all nonzero" would skip it)."""
+    model = hand_built_model()
+    amplify = scaled_masks(unit_selection([0]), 2.0)
+    base, amplified = run_masks(model, [amplify], max_tokens=max_tokens)
+    p_base = true_class_probability(base, LABELS)
+    p_amp = true_class_probability(amplified, LABELS)
+    assert (p_amp[LABELS == 0] - p_base[LABELS == 0]).min() > 0.005
 
 
 def test_scaled_masks_and_their_fingerprints():

@@ -69,7 +69,9 @@ def predict_masked(
     if not masks:
         return outs
     stacks, fills = {}, {}
-    modules = sorted({key for mask in masks for key, m in mask.items() if not bool(m.all())})
+    # a module is left alone only where every mask is 1 there (a mask may scale units up too:
+    # kneurons.class_targets), so "all nonzero" is not "untouched"
+    modules = sorted({key for mask in masks for key, m in mask.items() if not bool((m == 1).all())})
     for key in modules:
         weight = get_module(model.encoder, *key).weight
         stack = torch.ones(len(masks), weight.shape[0], dtype=weight.dtype, device=weight.device)
@@ -91,8 +93,8 @@ def predict_masked(
             hooks = {}
             for key in modules:
                 stack = stacks[key][chunk]
-                if bool(stack.all()):
-                    continue  # no mask of this pass ablates the module
+                if bool((stack == 1).all()):
+                    continue  # no mask of this pass changes the module
                 scale = stack.repeat_interleave(rows, 0).unsqueeze(0)  # (1, copies * B, units)
                 fill = fills[key][chunk].repeat_interleave(rows, 0).unsqueeze(0) if fills else None
                 hooks[key] = _stacked_hook(scale, fill)
