@@ -48,6 +48,7 @@ from kneurons.statistics import (
     percentile_interval,
     t_p_value,
 )
+from kneurons.summary.format import class_header, fmt_delta, fmt_p, fmt_signed, md_table, pct
 from kneurons.vocab import ALL_CLASSES, RANDOM, TARGET_ORDER, order_of
 
 CLASS_EVAL_FILE = "results/classes/{model}/{layer_type}/{method}/x{factor}/top{retention}.parquet"
@@ -346,34 +347,6 @@ def shared_units(
 # The summary's words and the figure
 
 
-def _pct(value: float) -> str:
-    return f"{float(value):g}%"
-
-
-def _signed(value: float) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "—"
-    return f"{float(value):+.3f}".replace("-", "\u2212")
-
-
-def _interval(value, low, high) -> str:
-    if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in (low, high)):
-        return _signed(value)
-    return f"{_signed(value)} [{_signed(low)}, {_signed(high)}]"
-
-
-def _fmt_p(p: float) -> str:
-    if p is None or np.isnan(p):
-        return "—"
-    if p < 1e-15:
-        return "< 1e-15"
-    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
-
-
-def _class_name(name: str) -> str:
-    return "non-enzyme" if str(name) == "0" else f"EC {name}"
-
-
 def specificity_section(
     table: pd.DataFrame | None, model: str, level: float = 0.95, heading: int = 2
 ) -> str:
@@ -423,7 +396,7 @@ def specificity_section(
         ]
     few = table.loc[table["n_class"] < FEW_TEST_SEQUENCES, "selected_class"].unique()
     if len(few):
-        names = ", ".join(_class_name(c) for c in sorted(few))
+        names = ", ".join(class_header(c) for c in sorted(few))
         lines += [
             f"**Few test sequences** for {names} (< {FEW_TEST_SEQUENCES}): their specificity "
             "rests on too few sequences to be read as a finding.",
@@ -431,7 +404,7 @@ def specificity_section(
         ]
     unscored = set(table["selected_class"].dropna()) - set(scored["selected_class"].dropna())
     if unscored:
-        names = ", ".join(_class_name(c) for c in sorted(unscored, key=str))
+        names = ", ".join(class_header(c) for c in sorted(unscored, key=str))
         lines += [
             f"No per-class scores for {names} (no scoring example of the class: raise "
             "scoring.n_examples): their own units could not be selected.",
@@ -441,9 +414,9 @@ def specificity_section(
     for (factor, retention), cell in scored.groupby(["factor", "retention"], sort=True):
         operation = operation_of(factor)
         classes = sorted(cell["selected_class"].unique(), key=str)
-        lines += [f"{h}# {operation} (×{format_factor(factor)}), top {_pct(retention)} of each "
+        lines += [f"{h}# {operation} (×{format_factor(factor)}), top {pct(retention)} of each "
                   "class's units", ""]  # fmt: skip
-        header = ["method", "layer type", *(_class_name(c) for c in classes)]
+        header = ["method", "layer type", *(class_header(c) for c in classes)]
         body = []
         for method in sorted(cell["method"].unique()):
             for layer_type in order_of(cell["layer_type"].unique(), TARGET_ORDER):
@@ -455,19 +428,19 @@ def specificity_section(
                         cells.append("—")
                         continue
                     r = r.iloc[0]
-                    text = _interval(
+                    text = fmt_delta(
                         r["corrected_prob"], r["corrected_ci_low_prob"], r["corrected_ci_high_prob"]
                     )
                     if np.isnan(r["corrected_prob"]):
-                        text = _signed(r["specificity_prob"])
+                        text = fmt_signed(r["specificity_prob"])
                     mark = " ✓" if bool(r["specific_prob"]) else ""
-                    cells.append(f"{text}, q {_fmt_p(r['q_prob'])}{mark}")
+                    cells.append(f"{text}, q {fmt_p(r['q_prob'])}{mark}")
                 body.append([method, layer_type, *cells])
                 verdict = _verdict(sub, operation, factor, retention, method, layer_type)
                 if chance and verdict:
                     verdict += " Not a finding: the model is at chance."
                 verdicts.append(verdict)
-        lines += [_table(header, body), ""]
+        lines += [md_table(header, body, ["l", "l", *["r"] * len(classes)]), ""]
         randoms = table[
             (table["method_family"] == RANDOM)
             & (table["factor"] == factor)
@@ -476,7 +449,7 @@ def specificity_section(
         if not randoms.empty:
             spread = randoms.groupby("layer_type")["specificity_prob"].agg(["mean", "std", "count"])
             words = "; ".join(
-                f"{lt} {_signed(s['mean'])} ± {s['std']:.3f}"
+                f"{lt} {fmt_signed(s['mean'])} ± {s['std']:.3f}"
                 for lt, s in spread.reindex(order_of(spread.index, TARGET_ORDER)).iterrows()
             )
             n_seeds = randoms["method"].nunique()
@@ -493,7 +466,7 @@ def specificity_section(
                 ["n_selected_units", "n_shared"]
             ].mean()
             parts = [
-                f"{m} {lt} top {_pct(r)}: {v['n_shared']:.0f} of {v['n_selected_units']:.0f}"
+                f"{m} {lt} top {pct(r)}: {v['n_shared']:.0f} of {v['n_selected_units']:.0f}"
                 for (m, lt, r), v in agg.iterrows()
             ]
             lines += [
@@ -524,7 +497,7 @@ def class_findings(table: pd.DataFrame | None, alpha: float = 0.05) -> list[str]
         return []
     bullets = []
     for (factor, retention), cell in scored.groupby(["factor", "retention"], sort=True):
-        what = f"{operation_of(factor)} ×{format_factor(factor)}, top {_pct(retention)}"
+        what = f"{operation_of(factor)} ×{format_factor(factor)}, top {pct(retention)}"
         hits = []
         for (method, layer_type), sub in cell.groupby(["method", "layer_type"], sort=True):
             k = int(sub["specific_prob"].fillna(False).astype(bool).sum())
@@ -532,7 +505,7 @@ def class_findings(table: pd.DataFrame | None, alpha: float = 0.05) -> list[str]
                 spec = sub.loc[sub["specific_prob"].astype(bool), "corrected_prob"]
                 hits.append(
                     f"{method} {layer_type} ({k} of {sub['selected_class'].nunique()} classes; "
-                    f"specificity − random {_signed(spec.min())} to {_signed(spec.max())})"
+                    f"specificity − random {fmt_signed(spec.min())} to {fmt_signed(spec.max())})"
                 )
         if hits:
             bullets.append(f"{what}: class-specific beyond random for " + "; ".join(hits) + ".")
@@ -542,14 +515,6 @@ def class_findings(table: pd.DataFrame | None, alpha: float = 0.05) -> list[str]
                 f"(no cell with q ≤ {alpha:g} and an interval excluding 0)."
             )
     return bullets
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    def line(cells):
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-    rule = [":---", ":---"] + ["---:"] * (len(header) - 2)
-    return "\n".join([line(header), line(rule), *(line(r) for r in rows)])
 
 
 def _verdict(sub, operation, factor, retention, method, layer_type) -> str:
@@ -566,9 +531,9 @@ def _verdict(sub, operation, factor, retention, method, layer_type) -> str:
         "identity": "leaving",
     }[operation]
     text = (
-        f"{method}, {layer_type}, top {_pct(retention)} (×{format_factor(factor)}): "
+        f"{method}, {layer_type}, top {pct(retention)} (×{format_factor(factor)}): "
         f"{what} each class's own units changes that class's true-class probability by "
-        f"{_signed(own.min())} to {_signed(own.max())}; "
+        f"{fmt_signed(own.min())} to {fmt_signed(own.max())}; "
     )
     if sub["q_prob"].isna().all():
         return text + "no random baseline to test it against."
@@ -576,7 +541,7 @@ def _verdict(sub, operation, factor, retention, method, layer_type) -> str:
         return text + f"class-specific beyond random for all {n} classes."
     if k == 0:
         return text + f"**not** class-specific beyond random for any of the {n} classes."
-    names = ", ".join(_class_name(c) for c in sub.loc[sub["specific_prob"], "selected_class"])
+    names = ", ".join(class_header(c) for c in sub.loc[sub["specific_prob"], "selected_class"])
     return text + f"class-specific beyond random for {k} of {n} classes ({names})."
 
 
@@ -618,12 +583,12 @@ def plot_class_matrix(
         for (r, c), value in np.ndenumerate(grid.to_numpy()):
             if np.isfinite(value):
                 ax.text(c, r, f"{value:+.2f}", ha="center", va="center", fontsize=7)
-        labels = [_class_name(c) for c in classes]
+        labels = [class_header(c) for c in classes]
         ax.set_xticks(range(len(classes)), labels, rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(classes)), labels, fontsize=8)
         ax.set_xlabel("evaluated class", fontsize=8)
         ax.set_title(
-            f"{operation_of(factor)} ×{format_factor(factor)}, top {_pct(retention)}", fontsize=9
+            f"{operation_of(factor)} ×{format_factor(factor)}, top {pct(retention)}", fontsize=9
         )
     axes[0, 0].set_ylabel("units of class", fontsize=8)
     corrected = column.startswith("corrected")
