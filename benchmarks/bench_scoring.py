@@ -3,6 +3,9 @@ the cheaper methods against IG. One process; prints tables (README, "Scoring met
 
     python benchmarks/bench_scoring.py            # the full run (about 1-2 h on 2 quiet cores)
     python benchmarks/bench_scoring.py --quick    # a few minutes: fewer examples and modules
+    python benchmarks/bench_scoring.py --sections policy --baseline-examples 2   # issue 14's check
+    python benchmarks/bench_scoring.py --sections policy --checkpoint model.pt --data uniprot.tsv
+        # the same on a trained classifier (its --data must hold its own classes)
 
 Setup (issue 4): ESM-2 8M architecture with random weights (or --checkpoint, a fine-tuned
 classifier), training-size sample of real Swiss-Prot enzymes cropped to 256 residues, 20 steps,
@@ -242,7 +245,8 @@ def gated(model: EsmClassifier, layer_type: str, layer: int):
 
 
 def captum_scores(model, tokens, labels, modules, steps, quadrature):
-    """Per module, mean over examples of captum's LayerIntegratedGradients (summed over tokens).
+    """Per module, mean over examples of captum's LayerIntegratedGradients (summed over tokens),
+    and per (example index, module) the sum of the example's attributions (for its gap).
 
     captum's riemann_trapezoid weights are 1/n (halved at both ends), summing to (n-1)/n; the
     trapezoid rule (and this project) uses 1/(n-1). Its attributions are rescaled by n/(n-1)
@@ -253,7 +257,7 @@ def captum_scores(model, tokens, labels, modules, steps, quadrature):
     rescale = steps / (steps - 1) if quadrature == "riemann_trapezoid" else 1.0
 
     model.requires_grad_(False)
-    scores, gaps = {}, []
+    scores, sums = {}, {}
     for layer_type, layer in modules:
         total = 0.0
         with gated(model, layer_type, layer) as gate:
@@ -263,20 +267,20 @@ def captum_scores(model, tokens, labels, modules, steps, quadrature):
                 return torch.softmax(model(batch), dim=-1)
 
             lig = LayerIntegratedGradients(forward, gate)
-            for tok, label in zip(tokens, labels, strict=True):
-                attributions, delta = lig.attribute(
+            for example, (tok, label) in enumerate(zip(tokens, labels, strict=True)):
+                attributions = lig.attribute(
                     torch.ones(1),
                     baselines=torch.zeros(1),
                     target=int(label),
                     additional_forward_args=(tok.unsqueeze(0),),
                     n_steps=steps,
                     method=quadrature,
-                    return_convergence_delta=True,
                 )
-                total = total + attributions.sum(1).squeeze(0).detach().double()
-                gaps.append(float(delta))
+                per_unit = attributions.sum(1).squeeze(0).detach().double()
+                total = total + per_unit
+                sums[(example, (layer_type, layer))] = float(per_unit.sum()) * rescale
         scores[(layer_type, layer)] = (total / len(tokens)).numpy() * rescale
-    return scores, gaps
+    return scores, sums
 
 
 def hook_engine_scores(model, tokens, labels, modules, steps, quadrature):
@@ -449,7 +453,7 @@ def parse_args(argv=None):
     p.add_argument("--reference-steps", type=int, default=256)
     p.add_argument(
         "--sections",
-        default="engine,captum,levers,accuracy,methods,profile",
+        default="engine,captum,policy,levers,accuracy,methods,profile",
         help="which parts to run",
     )
     p.add_argument("--quick", action="store_true", help="a small run to check the script")
@@ -462,6 +466,22 @@ def parse_args(argv=None):
         args.layer_types = "query,ffn_in" if args.layer_types == "all" else args.layer_types
         args.layers = "0,5" if args.layers == "all" else args.layers
     return args
+
+
+def policy_row(name: str, gaps: pd.DataFrame, seconds_per_example: float) -> dict:
+    """One row of the policy table: time, and how the (example, module) gaps meet the
+    tolerance (the project's default atol + rtol |F(1) - F(0)|)."""
+    delta = (gaps["f1"] - gaps["f0"]).abs()
+    within = gaps["gap"].abs() <= scoring.completeness_tolerance(delta, scoring.RTOL, scoring.ATOL)
+    relative = gaps["gap"].abs() / delta.where(delta > 0)
+    return {
+        "run": name,
+        "s/example": seconds_per_example,
+        "within tol": f"{int(within.sum())}/{len(gaps)}",
+        "above": int((~within).sum()),
+        "max |gap|/|F1-F0|": float(relative.max()),
+        "mean nodes": float(gaps["steps"].mean()),
+    }
 
 
 def pick(text: str, everything: list) -> list:
@@ -615,6 +635,69 @@ def main(argv=None) -> int:
             + ("met" if ratio >= 2 else "NOT met")
             + f"; per-module Spearman >= {worst:.6f} (target >= 0.999): "
             + ("met" if worst >= 0.999 else "NOT met")
+        )
+
+    # -- the accuracy policy at full sweep, beside captum ----------------------------------
+    if "policy" in sections:
+        sub_tokens, sub_labels = tokens[: args.baseline_examples], labels[: args.baseline_examples]
+        n = len(sub_tokens)
+        section(
+            f"Full sweep at the accuracy policy ({n} examples x {len(modules)} modules): the "
+            "adaptive engine vs captum at 20 trapezoid steps"
+        )
+        rows, policy = [], {}
+        runs = [
+            ("engine, adaptive (default policy)", {}),
+            ("engine, 16 Gauss-Legendre steps, fixed", {"adaptive": False, "steps": 16}),
+        ]
+        for name, options in runs:
+            result = integrated_gradients_scores(
+                model, sub_tokens, sub_labels, layer_types, layers, max_tokens=args.max_tokens,
+                **options,
+            )  # fmt: skip
+            policy[name] = result
+            rows.append(policy_row(name, result.gaps, result.seconds / n))
+            load.note(name)
+        reference = policy[runs[0][0]].gaps
+        start = time.perf_counter()
+        _, sums = captum_scores(model, sub_tokens, sub_labels, modules, 20, "riemann_trapezoid")
+        seconds = (time.perf_counter() - start) / n
+        theirs = reference.assign(
+            sum_ig=[sums[(e, (lt, la))] for e, lt, la in
+                    reference[["example", "layer_type", "layer"]].itertuples(index=False)],
+            steps=20, panels=1,
+        )  # fmt: skip
+        theirs["gap"] = theirs["sum_ig"] - (theirs["f1"] - theirs["f0"])
+        rows.append(
+            policy_row("captum LayerIntegratedGradients, 20 trapezoid steps", theirs, seconds)
+        )
+        load.note("captum")
+        table(rows, floats="{:.4g}")
+        by_type = (
+            policy[runs[0][0]].gaps.groupby("layer_type")[["steps", "panels"]].agg(["mean", "max"])
+        )
+        print(
+            "  adaptive engine, nodes and panels per (example, module) by layer type (mean, max):"
+        )
+        for layer_type, rec in by_type.iterrows():
+            nodes, panels = rec["steps"], rec["panels"]
+            print(
+                f"    {layer_type}: nodes {nodes['mean']:.1f}, {int(nodes['max'])}; "
+                f"panels {panels['mean']:.2f}, {int(panels['max'])}"
+            )
+        print(
+            f"  tolerance per (example, module): |gap| <= {scoring.ATOL:g} + {scoring.RTOL:g} x "
+            "|F(1) - F(0)|; F(0) and F(1) from the engine (captum's baseline is the same: the "
+            "module's output times 0)"
+        )
+        best = rows[0]
+        verdict.append(
+            f"full sweep at the policy: {best['s/example']:.1f} s/example (target <= 10 s): "
+            + ("met" if best["s/example"] <= 10 else "NOT met")
+            + f"; pairs within tolerance {best['within tol']}: "
+            + ("all" if best["above"] == 0 else f"{best['above']} above")
+            + f"; captum at 20 trapezoid steps {rows[-1]['s/example']:.1f} s/example, "
+            + f"{rows[-1]['above']} pairs above"
         )
 
     # -- levers ---------------------------------------------------------------------------

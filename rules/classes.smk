@@ -32,6 +32,7 @@ rule evaluate_classes:
         mem_mb=4000,
         runtime=120,
         gpu=gpu_count(),
+        gpu_percent=gpu_share("forward", EVALUATION["max_tokens"]),
     params:
         job=JOB,
         max_tokens=EVALUATION["max_tokens"],

@@ -13,6 +13,7 @@ import yaml
 from kneurons import vocab
 from kneurons.deps import library_files
 from kneurons.io import stage_by_content
+from kneurons.resources import gpu_percent
 from kneurons.errors import ModelError
 from kneurons.spec import ModelSpec, shape_of
 from kneurons.configuration import replicate_groups
@@ -170,6 +171,24 @@ def model_threads(most):
 
 def gpu_count():
     return 1 if config.get("device", "auto") == "cuda" else 0
+
+
+def gpu_share(kind, max_tokens):
+    """The `gpu_percent` resource of a GPU rule (kneurons.resources): the job's estimated
+    share of the GPU's memory (`gpu_memory_gb`), 100 without it, 0 off CUDA. `kind` and
+    `max_tokens` (the job's token budget per pass): values or functions of the wildcards.
+    """
+
+    def percent(wildcards):
+        if config.get("device", "auto") != "cuda":
+            return 0
+        job_kind = kind(wildcards) if callable(kind) else kind
+        tokens = max_tokens(wildcards) if callable(max_tokens) else max_tokens
+        return gpu_percent(
+            SHAPES[wildcards.model], job_kind, tokens, config.get("gpu_memory_gb")
+        )
+
+    return percent
 
 
 def score_files(model, methods, layer_types):

@@ -27,6 +27,7 @@ rule mean_activations:
         mem_mb=4000,
         runtime=60,
         gpu=gpu_count(),
+        gpu_percent=gpu_share("forward", EVALUATION["max_tokens"]),
     params:
         job=JOB,
         options=EVALUATION["mean_ablation"],
@@ -51,6 +52,7 @@ rule evaluate_unmasked:
         mem_mb=4000,
         runtime=60,
         gpu=gpu_count(),
+        gpu_percent=gpu_share("forward", EVALUATION["max_tokens"]),
     params:
         job=JOB,
         max_tokens=EVALUATION["max_tokens"],
@@ -78,6 +80,7 @@ rule evaluate_masked:
         mem_mb=4000,
         runtime=60,
         gpu=gpu_count(),
+        gpu_percent=gpu_share("forward", EVALUATION["max_tokens"]),
     params:
         job=JOB,
         group_ranking=group_ranking_param,

@@ -51,6 +51,7 @@ rule finetune:
         mem_mb=memory(16000),
         runtime=24 * 60,
         gpu=gpu_count(),
+        gpu_percent=gpu_share("train", config["finetune"]["max_tokens"]),
     params:
         job=JOB,
         model=model_config,

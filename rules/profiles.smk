@@ -35,6 +35,7 @@ rule profile_neurons:
         mem_mb=memory(4000),
         runtime=60,
         gpu=gpu_count(),
+        gpu_percent=gpu_share("forward", EVALUATION["max_tokens"]),
     params:
         job=JOB,
         profiles=profile_params(),

@@ -29,6 +29,7 @@ rule score_neurons:
         mem_mb=8000,
         runtime=12 * 60,
         gpu=gpu_count(),
+        gpu_percent=gpu_share(scoring_kind, scoring_tokens),
     params:
         job=JOB,
         scoring=scoring_params,

@@ -200,5 +200,5 @@ def test_scoring_logs_a_final_line_per_method(caplog, tiny_model, tiny_tokens):
         f"gradient x activation: done, {n} examples",
         f"integrated gradients: done, {2 * n} (example, module) pairs",
     ]
-    # adaptive reruns (if any) say so
-    assert all(line.startswith("integrated gradients (rerun at ") for line in done[3:])
+    # adaptive refinements (if any) say so
+    assert all(line.startswith("integrated gradients (refinement ") for line in done[3:])

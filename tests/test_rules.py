@@ -384,3 +384,53 @@ def test_job_outputs_are_read_back_from_their_paths():
     assert parse_path(SCORE_FILE, path)["layer"] == "11"
     with pytest.raises(ValueError, match="does not match"):
         parse_path(SCORE_FILE, "results/scores/m/activation/ffn_in/layerX.parquet")
+
+
+def job_resources(output: str) -> list[tuple[str, dict]]:
+    """(rule, resources) of every job of a dry run's printout."""
+    found = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output)[1:]:
+        rule = re.match(r"(?:local)?rule (\w+):", block).group(1)
+        line = re.search(r"^\s+resources: (.*)$", block, flags=re.M)
+        pairs = (item.split("=", 1) for item in line.group(1).split(", ")) if line else []
+        found.append((rule, dict(pairs)))
+    return found
+
+
+GPU_RULES = {"finetune", "score_neurons", "mean_activations", "evaluate_unmasked",
+             "evaluate_masked", "evaluate_classes", "profile_neurons"}  # fmt: skip
+
+
+def test_gpu_jobs_claim_a_share_of_the_one_gpu(tmp_path):
+    """`device: cuda`: every GPU rule requests a GPU (gpu=1, for clusters) and claims its share
+    of the local GPU in gpu_percent, whose sum the local profile caps at 100: 100 each without
+    `gpu_memory_gb` (one at a time), a few percent each for the tiny model with 80 GB, so that
+    dozens fit side by side. CPU rules claim nothing; `device: cpu` claims nothing anywhere."""
+    profile = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
+    assert profile["resources"] == {"gpu_percent": 100}
+    base = yaml.safe_load(write_config(tmp_path).read_text())
+    claims = {}
+    for name, changes in {
+        "cpu": {"device": "cpu"},
+        "whole": {"device": "cuda"},
+        "shared": {"device": "cuda", "gpu_memory_gb": 80},
+    }.items():
+        config = write_config(tmp_path, {**base, **changes}, name=f"{name}.yaml")
+        plan = run_snakemake(tmp_path, config, "--dry-run")
+        assert plan.returncode == 0, plan.stderr[-3000:]
+        jobs = job_resources(plan.stdout)
+        assert {"finetune", "score_neurons", "evaluate_masked"} <= {rule for rule, _ in jobs}
+        claims[name] = {
+            (rule, int(res.get("gpu", 0)), int(res.get("gpu_percent", 0))) for rule, res in jobs
+        }
+    assert all(gpu == 0 and share == 0 for _, gpu, share in claims["cpu"])
+    for name in ("whole", "shared"):
+        gpu_jobs = {(gpu, share) for rule, gpu, share in claims[name] if rule in GPU_RULES}
+        others = {(gpu, share) for rule, gpu, share in claims[name] if rule not in GPU_RULES}
+        assert others == {(0, 0)}
+        assert {gpu for gpu, _ in gpu_jobs} == {1}
+        shares = {share for _, share in gpu_jobs}
+        assert shares == {100} if name == "whole" else 1 <= min(shares) <= max(shares) <= 5
+    bad = write_config(tmp_path, {**base, "gpu_memory_gb": 0}, name="bad.yaml")
+    refused = run_snakemake(tmp_path, bad, "--dry-run")
+    assert refused.returncode != 0 and "gpu_memory_gb" in refused.stdout + refused.stderr

@@ -11,12 +11,15 @@ from kneurons.io import write_parquet
 from kneurons.model import get_module
 from kneurons.scores import random_scores, score_frame, split_halves
 from kneurons.scoring import (
+    _Part,
+    _to_split,
     activation_scores,
     completeness_tolerance,
     gap_summary,
     grad_x_activation_scores,
     gradient_integrals,
     integrated_gradients_scores,
+    panel_integrals,
     quadrature_rule,
     score_neurons,
     score_table,
@@ -378,28 +381,96 @@ def test_adaptive_steps_redo_only_examples_above_their_tolerance(sharp_model, ti
     assert capped.info["n_above_tolerance"] == int(still.sum())
     assert gap_summary(capped.gaps)["n_above_tolerance"] == int(still.sum())
     assert (capped.gaps["steps"] == 4).all()
-    # a re-run example's scores are those of its final steps
-    example = int(result.gaps.loc[above, "example"].iloc[0])
-    steps = int(result.gaps.loc[result.gaps["example"] == example, "steps"].iloc[0])
-    direct = integrated_gradients_scores(
-        sharp_model,
-        [tiny_tokens[example]],
-        [LABELS[example]],
-        "ffn_in",
-        [0],
+    # refined pairs end as composite rules: capped at 4 nodes, the one panel [0, 1] was halved
+    # once, and two 2-node trapezoids on [0, 1/2], [1/2, 1] are the 3-node trapezoid on [0, 1]
+    assert (capped.gaps["panels"] == 2).all()
+    three = integrated_gradients_scores(
+        sharp_model, tiny_tokens, LABELS, "ffn_in", [0], steps=3, quadrature="riemann_trapezoid",
         adaptive=False,
-        steps=steps,
-        quadrature="riemann_trapezoid",
-    )
+    )  # fmt: skip
     np.testing.assert_allclose(
-        result.per_example[("ffn_in", 0)][example],
-        direct.per_example[("ffn_in", 0)][0],
-        rtol=1e-5,
-        atol=1e-9,
+        capped.per_example[("ffn_in", 0)], three.per_example[("ffn_in", 0)], rtol=1e-5, atol=1e-9
     )
+    np.testing.assert_allclose(capped.gaps["gap"], three.gaps["gap"], rtol=1e-4, atol=1e-9)
+    # pairs within tolerance at once keep the first pass's values, bit for bit
+    kept = result.gaps.index[~above]
+    np.testing.assert_array_equal(
+        result.per_example[("ffn_in", 0)][kept], base.per_example[("ffn_in", 0)][kept]
+    )
+    assert (result.gaps.loc[~above, "panels"] == 1).all()
+    assert (result.gaps["steps"] == 2 * result.gaps["panels"]).all()
     summary = gap_summary(result.gaps)
     assert summary["n_more_steps"] == int(above.sum())
-    assert summary["steps_max"] == result.gaps["steps"].max() >= steps
+    assert summary["steps_max"] == result.gaps["steps"].max() > 2
+
+
+def test_panels_add_up_to_the_whole_path(sharp_model, tiny_tokens):
+    """Two panels [0, 0.3] and [0.3, 1] integrate to the whole path's attributions, and the
+    second panel's F(lo) is F with the module's output scaled by 0.3 (fair-esm's forward with a
+    hook)."""
+    module = ("query", 1)
+    pairs = [(e, module) for e in range(len(tiny_tokens))]
+    alphas, weights = quadrature_rule("gausslegendre", 32)
+    whole = gradient_integrals(sharp_model, tiny_tokens, LABELS, pairs, alphas, weights)
+    tasks = [(pair, panel) for pair in pairs for panel in ((0.0, 0.3), (0.3, 1.0))]
+    parts = panel_integrals(sharp_model, tiny_tokens, LABELS, tasks, alphas, weights)
+    hook = {module: lambda _m, _i, output: output * 0.3}
+    for e, pair in enumerate(pairs):
+        total = parts.values[(pair, (0.0, 0.3))] + parts.values[(pair, (0.3, 1.0))]
+        np.testing.assert_allclose(total, whole.values[pair], rtol=1e-5, atol=1e-8)
+        assert parts.f0[(pair, (0.0, 0.3))] == pytest.approx(whole.f0[pair], abs=1e-7)
+        with torch.no_grad(), forward_hooks(sharp_model, hook):
+            scaled = torch.softmax(sharp_model(tiny_tokens[e].unsqueeze(0)), -1)[0, LABELS[e]]
+        assert parts.f0[(pair, (0.3, 1.0))] == pytest.approx(float(scaled), abs=1e-6)
+        # each panel is complete on its own: its attributions sum to F(hi) - F(lo)
+        f_mid = parts.f0[(pair, (0.3, 1.0))]
+        assert parts.values[(pair, (0.3, 1.0))].sum() == pytest.approx(
+            whole.f1[e] - f_mid, abs=1e-5
+        )
+
+
+def _part(lo, hi, gap):
+    return _Part(lo, hi, np.array([gap]), 0.0, 0.0)
+
+
+def test_panels_to_halve_are_those_over_their_share_of_the_tolerance():
+    parts = [_part(0.0, 0.5, 0.001), _part(0.5, 0.75, 0.2), _part(0.75, 1.0, -0.03)]
+    # tolerance 0.1: shares 0.05, 0.025, 0.025; over them: the second and the third panel
+    assert _to_split(parts, 0.1, budget=5) == [parts[1], parts[2]]
+    assert _to_split(parts, 0.1, budget=1) == [parts[1]]  # the largest gap first
+    assert _to_split(parts, 0.1, budget=0) == []
+    assert parts[1].mid == 0.625 and parts[2].gap == pytest.approx(-0.03)
+
+
+def test_refinement_finds_a_sharp_switch_that_doubling_steps_misses():
+    """F(alpha) = sigmoid((alpha - 0.42) / 0.005), the shape a trained model's query and key
+    paths show: a global 64-node Gauss-Legendre rule misses the switch by 7%, the
+    panel rule of 16-node panels (same `_to_split` as the engine) meets 1% within 64 nodes."""
+    from scipy.special import expit
+
+    def f(a):
+        return expit((np.asarray(a) - 0.42) / 0.005)
+
+    def df(a):
+        return f(a) * (1 - f(a)) / 0.005
+
+    def integral(lo, hi, steps):
+        x, w = quadrature_rule("gausslegendre", steps)
+        return float(np.sum(w * (hi - lo) * df(lo + (hi - lo) * x)))
+
+    delta = float(f(1.0) - f(0.0))
+    assert abs(integral(0.0, 1.0, 64) - delta) > 0.01 * delta
+    parts = [_Part(0.0, 1.0, np.array([integral(0.0, 1.0, 16)]), float(f(0.0)), float(f(1.0)))]
+    while abs(sum(p.gap for p in parts)) > 0.01 * delta:
+        split = _to_split(parts, 0.01 * delta, budget=(64 - 16 * len(parts)) // 16)
+        assert split, "budget spent before the tolerance was met"
+        for part in split:
+            at = parts.index(part)
+            parts[at : at + 1] = [
+                _Part(lo, hi, np.array([integral(lo, hi, 16)]), float(f(lo)), float(f(hi)))
+                for lo, hi in ((part.lo, part.mid), (part.mid, part.hi))
+            ]
+    assert 16 * len(parts) <= 64
 
 
 def test_bf16_autocast_is_the_same_code_path(sharp_model, tiny_tokens):

@@ -12,6 +12,16 @@ def scoring_params(wildcards):
     }
 
 
+def scoring_kind(wildcards):
+    """What a scoring job's passes keep on the GPU (kneurons.resources)."""
+    return "forward" if wildcards.method == "activation" else "gradient"
+
+
+def scoring_tokens(wildcards):
+    """A scoring job's token budget per pass (the method's `max_tokens`)."""
+    return config["scoring"].get(wildcards.method, {}).get("max_tokens", 8192)
+
+
 def layer_score_files():
     """The outputs of one scoring job (wildcards model, method, layer): every layer type's
     score file of that layer."""

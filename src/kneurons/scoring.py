@@ -250,8 +250,11 @@ class _Batch:
     labels: torch.Tensor  # (B,)
 
 
-Segment = tuple[str, int, int, int]  # (layer type, example row b, first step, end step)
+Task = tuple[str, int, float, float]  # (layer type, example row b, panel start, panel end)
+Segment = tuple[Task, int, int]  # (task, first step, end step)
 Pair = tuple[int, Module]  # (example, module)
+Panel = tuple[float, float]  # [start, end] of alpha within [0, 1]
+WHOLE: Panel = (0.0, 1.0)
 
 
 class _Engine:
@@ -294,21 +297,23 @@ class _Engine:
             return self.net.cache(layer, batch.inputs[layer], key_mask(batch.padding))
 
     def run(self, batch: _Batch, layer: int, cache, segments, alphas, need_grad: bool, masks):
-        """One batch of rows: every segment is steps [k0, k1) of one (example, module).
+        """One batch of rows: every segment is steps [k0, k1) of one (example, module, panel).
 
-        A module's output is scaled by alpha, or, with a unit mask m in `masks` (layer type ->
+        A module's output is scaled by alpha (the rule's nodes `alphas`, mapped from [0, 1]
+        onto the task's panel [lo, hi]), or, with a unit mask m in `masks` (layer type ->
         (units,)), by 1 - m + m * alpha. Returns F per row and, with `need_grad`,
         dF/d(scaled output) per segment (n, T, units).
         """
         leaves, outs, rows = [], [], []
         with torch.set_grad_enabled(need_grad), self._autocast():
-            for layer_type, b, k0, k1 in segments:
+            for (layer_type, b, lo, hi), k0, k1 in segments:
                 activation = cache[layer_type][b]
                 mask = masks.get(layer_type)
+                nodes = alphas[k0:k1] if (lo, hi) == WHOLE else lo + (hi - lo) * alphas[k0:k1]
                 if mask is None:
-                    scale = alphas[k0:k1, None, None]
+                    scale = nodes[:, None, None]
                 else:
-                    scale = (1 - mask + mask * alphas[k0:k1, None])[:, None, :]
+                    scale = (1 - mask + mask * nodes[:, None])[:, None, :]
                 scaled = activation * scale.to(activation.dtype)
                 scaled.requires_grad_(need_grad)
                 kmask = None if batch.padding is None else key_mask(batch.padding[b : b + 1])
@@ -326,14 +331,14 @@ class _Engine:
         return prob.detach(), torch.autograd.grad(prob.sum(), leaves)
 
 
-def _plan(pairs: list[tuple[str, int]], steps: int, cap: int) -> list[list[Segment]]:
-    """Split the rows of (layer type, example row) pairs x steps into passes of <= cap rows."""
+def _plan(tasks: list[Task], steps: int, cap: int) -> list[list[Segment]]:
+    """Split the rows of tasks x steps into passes of <= cap rows."""
     passes, current, used = [], [], 0
-    for layer_type, b in pairs:
+    for task in tasks:
         k = 0
         while k < steps:
             take = min(steps - k, cap - used)
-            current.append((layer_type, b, k, k + take))
+            current.append((task, k, k + take))
             used, k = used + take, k + take
             if used == cap:
                 passes.append(current)
@@ -344,50 +349,54 @@ def _plan(pairs: list[tuple[str, int]], steps: int, cap: int) -> list[list[Segme
 
 
 def _layer_integrals(
-    engine: _Engine, batch: _Batch, layer: int, pairs, alphas, weights, cap, masks, per_token
+    engine: _Engine, batch: _Batch, layer: int, tasks, alphas, weights, cap, masks, per_token
 ):
-    """For one batch of examples and one layer, per (layer type, example row b) in `pairs`:
-    a * sum_k w_k dF/da(alpha_k a) (times the unit mask) over the real tokens, summed over
-    them unless `per_token`; and F(0)."""
+    """For one batch of examples and one layer, per task (layer type, example row b, lo, hi):
+    a * (hi - lo) * sum_k w_k dF/da(alpha_k a), alpha_k the rule's nodes mapped onto [lo, hi]
+    (times the unit mask), over the real tokens, summed over them unless `per_token`; and
+    F(lo)."""
     device = engine.device
     cache = engine.layer_cache(batch, layer)
     alphas_t = torch.tensor(alphas, dtype=torch.float32, device=device)
     weights_t = torch.tensor(weights, dtype=torch.float32, device=device)
     zero_step = next((k for k, a in enumerate(alphas) if a == 0.0), None)
-    integrals = {pair: 0.0 for pair in pairs}
-    f0: dict[tuple[str, int], float] = {}
+    integrals = {task: 0.0 for task in tasks}
+    f_lo: dict[Task, float] = {}
 
-    for segments in _plan(pairs, len(alphas), cap):
+    for segments in _plan(tasks, len(alphas), cap):
         prob, grads = engine.run(batch, layer, cache, segments, alphas_t, True, masks)
         offset = 0
-        for (layer_type, b, k0, k1), grad in zip(segments, grads, strict=True):
+        for (task, k0, k1), grad in zip(segments, grads, strict=True):
+            layer_type, b, lo, hi = task
             # sum_k w_k dF/da_k, then times a and summed over the example's real tokens
             weighted = torch.einsum("ktu,k->tu", grad.float(), weights_t[k0:k1])
             product = cache[layer_type][b].double() * weighted.double()
+            if (lo, hi) != WHOLE:
+                product = product * (hi - lo)
             if layer_type in masks:
                 product = product * masks[layer_type].double()
             if batch.padding is not None:
                 product = product[~batch.padding[b]]
             if not per_token:
                 product = product.sum(0)
-            integrals[(layer_type, b)] = integrals[(layer_type, b)] + product
+            integrals[task] = integrals[task] + product
             if zero_step is not None and k0 <= zero_step < k1:
-                f0[(layer_type, b)] = float(prob[offset + zero_step - k0])
+                f_lo[task] = float(prob[offset + zero_step - k0])
             offset += k1 - k0
-    if zero_step is None:  # F(0) needs rows of its own, forward only
+    if zero_step is None:  # F(lo) needs rows of its own, forward only
         zero = torch.zeros(1, device=device)
-        for segments in _plan(pairs, 1, cap):
+        for segments in _plan(tasks, 1, cap):
             prob, _ = engine.run(batch, layer, cache, segments, zero, False, masks)
-            f0.update(zip([(lt, b) for lt, b, _, _ in segments], prob.tolist(), strict=True))
-    return {pair: value.cpu().numpy() for pair, value in integrals.items()}, f0
+            f_lo.update(zip([task for task, _, _ in segments], prob.tolist(), strict=True))
+    return {task: value.cpu().numpy() for task, value in integrals.items()}, f_lo
 
 
 @dataclass
 class Integrals:
     """What `gradient_integrals` returns for its (example, module) pairs."""
 
-    values: dict[Pair, np.ndarray]  # (units,), or (tokens of the example, units) per token
-    f0: dict[Pair, float]  # F with the pair's scaled units at alpha = 0
+    values: dict  # pair (or (pair, panel)) -> (units,), or (tokens of the example, units)
+    f0: dict  # pair -> F with its scaled units at alpha = 0 (or (pair, panel) -> F(lo))
     f1: dict[int, float]  # example -> F of the unmodified network
 
 
@@ -435,19 +444,50 @@ def gradient_integrals(
     Progress over the pairs (examples when there is one module) is logged every 30 s, the lines
     starting with `progress_label` (`kneurons.progress`).
     """
+    out = panel_integrals(
+        model, tokens, labels, [(pair, WHOLE) for pair in pairs], alphas, weights, device,
+        max_tokens, autocast, masks=masks, per_token=per_token, progress_label=progress_label,
+    )  # fmt: skip
+    values = {pair: value for (pair, _), value in out.values.items()}
+    f0 = {pair: value for (pair, _), value in out.f0.items()}
+    return Integrals(values, f0, out.f1)
+
+
+def panel_integrals(
+    model: EsmClassifier,
+    tokens: Sequence[torch.Tensor],
+    labels: Sequence[int],
+    tasks: Sequence[tuple[Pair, Panel]],
+    alphas: np.ndarray,
+    weights: np.ndarray,
+    device: torch.device | str = "cpu",
+    max_tokens: int = 16384,
+    autocast: bool = False,
+    *,
+    masks: Mapping[Module, torch.Tensor] | None = None,
+    per_token: bool = False,
+    progress_label: str = "integrated gradients",
+) -> Integrals:
+    """`gradient_integrals` over a part of the path: for every ((example, module), [lo, hi])
+    task, the rule mapped onto [lo, hi] (nodes lo + (hi - lo) alpha_k, weights (hi - lo) w_k),
+    so the values integrate dF/da over that panel only and sum to F(hi) - F(lo) at
+    convergence. Results are keyed by task; `f0` holds F(lo) (F with the module scaled by lo).
+    An (example, module) may come with several panels; the panels of one example and layer share
+    passes like the modules do. The whole path [0, 1] gives exactly `gradient_integrals`."""
     device = torch.device(device)
     engine = _Engine(model, device, autocast)
     masks = {m: v.to(device=device, dtype=torch.float32) for m, v in (masks or {}).items()}
-    wanted: dict[int, dict[int, list[str]]] = {}  # example -> layer -> layer types
-    for example, (layer_type, layer) in pairs:
-        wanted.setdefault(example, {}).setdefault(layer, []).append(layer_type)
+    wanted: dict[int, dict[int, list[tuple[str, float, float]]]] = {}  # example -> layer -> parts
+    for (example, (layer_type, layer)), (lo, hi) in tasks:
+        wanted.setdefault(example, {}).setdefault(layer, []).append((layer_type, lo, hi))
     examples = sorted(wanted)
     per_example = len(alphas) * max(len(t) for e in examples for t in wanted[e].values())
     buckets = length_batches([len(tokens[e]) for e in examples], max(1, max_tokens // per_example))
-    n_pairs = sum(len(types) for e in examples for types in wanted[e].values())
-    one_module = len({module for _, module in pairs}) == 1
+    one_module = len({module for (_, module), _ in tasks}) == 1
     unit = "examples" if one_module else "(example, module) pairs"
-    progress = Progress(log, progress_label, n_pairs, unit)
+    if len({pair for pair, _ in tasks}) < len(tasks):
+        unit = "(example, module, panel) tasks"
+    progress = Progress(log, progress_label, len(tasks), unit)
 
     out = Integrals({}, {}, {})
     model.eval()
@@ -459,22 +499,26 @@ def gradient_integrals(
             out.f1.update(zip(members, batch.f1.tolist(), strict=True))
             cap = max(1, max_tokens // batch.tokens.shape[1])  # rows per pass
             for layer in layers:
-                layer_pairs = [
-                    (lt, b) for b, e in enumerate(members) for lt in wanted[e].get(layer, [])
+                layer_tasks = [
+                    (lt, b, lo, hi)
+                    for b, e in enumerate(members)
+                    for lt, lo, hi in wanted[e].get(layer, [])
                 ]
                 layer_masks = {lt: m for (lt, at), m in masks.items() if at == layer}
-                integrals, zeros = _layer_integrals(
-                    engine, batch, layer, layer_pairs, alphas, weights, cap, layer_masks, per_token
+                integrals, f_lo = _layer_integrals(
+                    engine, batch, layer, layer_tasks, alphas, weights, cap, layer_masks, per_token
                 )
-                for (lt, b), values in integrals.items():
-                    out.values[(members[b], (lt, layer))] = values
-                    out.f0[(members[b], (lt, layer))] = zeros[(lt, b)]
-                progress.update(len(layer_pairs))
+                for task, values in integrals.items():
+                    lt, b, lo, hi = task
+                    key = ((members[b], (lt, layer)), (lo, hi))
+                    out.values[key] = values
+                    out.f0[key] = f_lo[task]
+                progress.update(len(layer_tasks))
     progress.done()
     return out
 
 
-def _gap_frame(pairs, labels, ig, f0, f1, steps: dict, rtol, atol) -> pd.DataFrame:
+def _gap_frame(pairs, labels, ig, f0, f1, steps: dict, panels: dict, rtol, atol) -> pd.DataFrame:
     rows = []
     for example, (layer_type, layer) in pairs:
         pair = (example, (layer_type, layer))
@@ -482,8 +526,8 @@ def _gap_frame(pairs, labels, ig, f0, f1, steps: dict, rtol, atol) -> pd.DataFra
         delta = f1[example] - f0[pair]
         rows.append(
             {"example": example, "label": int(labels[example]), "layer_type": layer_type,
-             "layer": layer, "steps": steps[pair], "f0": f0[pair], "f1": f1[example],
-             "sum_ig": sum_ig, "gap": sum_ig - delta}
+             "layer": layer, "steps": steps[pair], "panels": panels[pair], "f0": f0[pair],
+             "f1": f1[example], "sum_ig": sum_ig, "gap": sum_ig - delta}
         )  # fmt: skip
     frame = pd.DataFrame(rows)
     if rtol is not None and not frame.empty:
@@ -528,39 +572,98 @@ def _gradient_method(
     modules = _modules(model, layer_types, layers)
     pairs = [(e, m) for e in range(len(tokens)) for m in modules]
 
-    def integrate(todo, steps, progress_label=label):
-        alphas, weights = quadrature_rule(quadrature, steps)
-        return gradient_integrals(
-            model, tokens, labels, todo, alphas, weights, device, max_tokens, autocast,
+    alphas, weights = quadrature_rule(quadrature, steps)
+
+    def integrate(tasks, progress_label=label):
+        return panel_integrals(
+            model, tokens, labels, tasks, alphas, weights, device, max_tokens, autocast,
             progress_label=progress_label,
         )  # fmt: skip
 
-    result = integrate(pairs, steps)
-    ig, f0, f1 = result.values, result.f0, result.f1
-    used = dict.fromkeys(pairs, steps)
-    rerun = 0
+    result = integrate([(pair, WHOLE) for pair in pairs])
+    ig = {pair: value for (pair, _), value in result.values.items()}
+    f0 = {pair: value for (pair, _), value in result.f0.items()}
+    f1 = result.f1
+    parts = {pair: [_Part(*WHOLE, ig[pair], f0[pair], f1[pair[0]])] for pair in pairs}
+    rerun, rounds = 0, 0
     pending = []
     if rtol is not None:
         limit = max_steps if max_steps is not None else 16 * steps
-        current = steps
         pending = _above(pairs, ig, f0, f1, rtol, atol)
-        while pending and current < limit:
-            current = min(2 * current, limit)
-            rerun += len(pending)
-            more = integrate(pending, current, f"{label} (rerun at {current} steps)")
-            ig.update(more.values)
-            f0.update(more.f0)
-            used.update(dict.fromkeys(pending, current))
+        while pending:
+            chosen = {}
+            for pair in pending:
+                tolerance = completeness_tolerance(f1[pair[0]] - f0[pair], rtol, atol)
+                budget = (limit - steps * len(parts[pair])) // steps
+                split = _to_split(parts[pair], tolerance, budget)
+                if split:
+                    chosen[pair] = split
+            if not chosen:
+                break
+            rounds += 1
+            rerun += len(chosen)
+            tasks = [
+                (pair, half)
+                for pair, split in chosen.items()
+                for part in split
+                for half in ((part.lo, part.mid), (part.mid, part.hi))
+            ]
+            n = len(tasks) // 2
+            more = integrate(tasks, f"{label} (refinement {rounds}: {n} panels halved)")
+            for pair, split in chosen.items():
+                for part in split:
+                    left = more.values[(pair, (part.lo, part.mid))]
+                    right = more.values[(pair, (part.mid, part.hi))]
+                    f_mid = more.f0[(pair, (part.mid, part.hi))]
+                    at = parts[pair].index(part)
+                    parts[pair][at : at + 1] = [
+                        _Part(part.lo, part.mid, left, part.f_lo, f_mid),
+                        _Part(part.mid, part.hi, right, f_mid, part.f_hi),
+                    ]
+                ig[pair] = np.sum([part.values for part in parts[pair]], axis=0)
             pending = _above(pending, ig, f0, f1, rtol, atol)
+    used = {pair: steps * len(parts[pair]) for pair in pairs}
+    panels = {pair: len(parts[pair]) for pair in pairs}
     per_example = {
         m: np.stack([ig[(e, m)] for e in range(len(tokens))]).astype(np.float64) for m in modules
     }
-    gaps = _gap_frame(pairs, labels, ig, f0, f1, used, rtol, atol)
+    gaps = _gap_frame(pairs, labels, ig, f0, f1, used, panels, rtol, atol)
     info = dict(info or {})
-    info.update(max_tokens=max_tokens, autocast=autocast, reruns=rerun)
+    info.update(max_tokens=max_tokens, autocast=autocast, reruns=rerun, refinements=rounds)
     if rtol is not None:
         info["n_above_tolerance"] = len(pending)
     return _result(per_example, labels, gaps=gaps, seconds=time.perf_counter() - start, info=info)
+
+
+@dataclass(eq=False)
+class _Part:
+    """One panel [lo, hi] of an (example, module)'s path: its attributions and F at both ends."""
+
+    lo: float
+    hi: float
+    values: np.ndarray
+    f_lo: float
+    f_hi: float
+
+    @property
+    def mid(self) -> float:
+        return 0.5 * (self.lo + self.hi)
+
+    @property
+    def gap(self) -> float:
+        """Completeness on the panel alone: sum of its attributions - (F(hi) - F(lo))."""
+        return float(self.values.sum()) - (self.f_hi - self.f_lo)
+
+
+def _to_split(parts: list[_Part], tolerance: float, budget: int) -> list[_Part]:
+    """The panels to halve: those whose |gap| exceeds their share of the tolerance (tolerance x
+    width; the shares add up to the tolerance, so while the total gap exceeds it at least one
+    panel does), largest |gap| first, at most `budget` of them."""
+    if budget < 1:
+        return []
+    over = [p for p in parts if abs(p.gap) > tolerance * (p.hi - p.lo)]
+    over = over or parts  # rounding can hide the offender: then halve the worst anyway
+    return sorted(over, key=lambda p: -abs(p.gap))[:budget]
 
 
 def _above(pairs, ig, f0, f1, rtol: float, atol: float) -> list:
@@ -599,9 +702,17 @@ def integrated_gradients_scores(
     """Exact IG of the true-class probability w.r.t. every module of `layer_types` x `layers`.
 
     `adaptive`: an (example, module) whose |completeness gap| exceeds `atol + rtol * |F(1) -
-    F(0)|` is recomputed with twice the steps, again and again up to `max_steps` (None: 16 x
-    steps); the steps each pair finally used are in `gaps["steps"]`, and the pairs still above
-    their tolerance are flagged (`gaps["above_tolerance"]`, `info["n_above_tolerance"]`).
+    F(0)|` is refined where its path needs it (adaptive composite quadrature): its path [0, 1]
+    is cut into panels, each integrated by the rule with `steps` nodes, and F is evaluated at
+    every panel boundary (a forward pass, no backward), so each panel has a completeness gap
+    of its own; the panels whose gap exceeds their share of the tolerance (tolerance x width)
+    are halved, round after round, until the pair meets its tolerance or its nodes reach
+    `max_steps` (None: 16 x steps). A trained model's F(alpha) can switch from 0 to 1 within a
+    few hundredths of alpha (attention sharpening as a query or key is scaled up), which no
+    global rule of a few dozen nodes resolves; halving the panel around the switch does. The
+    nodes each pair finally used are in `gaps["steps"]` (its panels in `gaps["panels"]`), and
+    the pairs still above their tolerance are flagged (`gaps["above_tolerance"]`,
+    `info["n_above_tolerance"]`).
     Not adaptive: one pass at `steps`; the gaps are still judged against the tolerance.
     `autocast`: bf16 autocast (meant for CUDA).
     """

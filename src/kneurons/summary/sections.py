@@ -592,9 +592,10 @@ def completeness_section(completeness: pd.DataFrame | None) -> str:
             "gap = sum of a module's IG attributions − (F(1) − F(0)) per example; mean |gap| and "
             "mean |F(1) − F(0)| are averaged over layers, max |gap| is the largest over layers "
             "and examples. Tolerance per (example, module): atol + rtol x |F(1) − F(0)| "
-            "(scoring.integrated_gradients); with adaptive steps those above it are redone with "
-            "doubled steps up to max_steps. Above tolerance: (example, module) integrals that "
-            "still miss it, of all computed; their attributions are approximate.",
+            "(scoring.integrated_gradients); with adaptive refinement those above it have the "
+            "panels of their path that hold the gap halved, up to max_steps nodes. Above "
+            "tolerance: (example, module) integrals that still miss it, of all computed; their "
+            "attributions are approximate.",
             "",
             md_table(header, rows, align=["l", "l", "r", "r", "r", "r", "r", "r", "r"]),
         ]
