@@ -39,7 +39,8 @@ The figures, in order:
   logits of a random head differ little between classes, so the median fp32 margin between
   the top two logits is given beside it);
 - `pipeline_wall_s`: the planted-motif config end to end, `snakemake --cores all --configfile
-  config/synthetic.yaml --config device=cuda` in a fresh temporary directory, under a time
+  config/synthetic.yaml --config device=cuda gpu_memory_gb=<the card's>` (small jobs share the
+  GPU by their memory estimates) in a fresh temporary directory, under a time
   limit: `--pipeline-timeout` (240 s), but no more than what is left of `--budget` (280 s), so
   that the whole run ends within 5 minutes whatever the front part took; a run cut short is
   reported as such (`finished` false, `timed_out` true, the jobs done from Snakemake's
@@ -599,9 +600,15 @@ def pipeline_figure(report: Report, device, args, started: float) -> None:
         workdir = Path(tmp) / "work"
         workdir.mkdir()
         config = pipeline_config(source, Path(tmp))
+        settings = [f"device={device.type}"]
+        if device.type == "cuda":  # small jobs share the GPU (README, "Running on a GPU")
+            import torch
+
+            memory = torch.cuda.get_device_properties(device).total_memory / 2**30
+            settings.append(f"gpu_memory_gb={memory:.1f}")
         command = [snakemake, "-s", str(REPO / "Snakefile"), "-d", str(workdir),
                    "--configfile", str(config), "--cores", "all",
-                   "--config", f"device={device.type}"]  # fmt: skip
+                   "--config", *settings]  # fmt: skip
         note(f"pipeline: {' '.join(command)} (time limit {timeout:.0f} s)")
         run = run_bounded(command, Path(tmp) / "snakemake.log", timeout)
     n_lines, done, total = snakemake_progress(run.output)
