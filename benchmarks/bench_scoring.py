@@ -452,6 +452,9 @@ def parse_args(argv=None):
     p.add_argument("--accuracy-steps", default="4,8,16,32")
     p.add_argument("--reference-steps", type=int, default=256)
     p.add_argument(
+        "--policy-steps", default="4,16", help="first nodes of the adaptive rows (accuracy)"
+    )
+    p.add_argument(
         "--sections",
         default="engine,captum,policy,levers,accuracy,methods,profile",
         help="which parts to run",
@@ -864,28 +867,30 @@ def main(argv=None) -> int:
                         "s/example": result.seconds / len(sub_tokens),
                     }
                 )
-        # the default policy: Gauss-Legendre from the default steps, doubled per (example,
-        # module) until |gap| <= ATOL + RTOL |F(1) - F(0)| or max_steps
-        adaptive = integrated_gradients_scores(
-            model, sub_tokens, sub_labels, layer_types, acc_layers, max_tokens=args.max_tokens
-        )
-        gaps = adaptive.gaps["gap"].abs()
-        delta = (adaptive.gaps["f1"] - adaptive.gaps["f0"]).abs()
-        cmp = compare(adaptive.scores, reference.scores)
-        rows.append(
-            {
-                "quadrature": "adaptive (default)",
-                "steps": f"{adaptive.info['steps']}-{int(adaptive.gaps['steps'].max())}",
-                "mean|gap|": float(gaps.mean()),
-                "max|gap|": float(gaps.max()),
-                "gap/|F1-F0|": float(gaps.sum() / delta.sum()),
-                "within tol": 1 - adaptive.info["n_above_tolerance"] / len(adaptive.gaps),
-                "Spearman min": cmp["spearman_min"],
-                "Spearman median": cmp["spearman_median"],
-                "max rel diff": cmp["max_rel_diff"],
-                "s/example": adaptive.seconds / len(sub_tokens),
-            }
-        )
+        # the accuracy policy: Gauss-Legendre from `steps` nodes, the panels of a pair's path
+        # halved until |gap| <= ATOL + RTOL |F(1) - F(0)| or max_steps, from each start
+        for start in [int(s) for s in args.policy_steps.split(",")]:
+            adaptive = integrated_gradients_scores(
+                model, sub_tokens, sub_labels, layer_types, acc_layers, steps=start,
+                max_tokens=args.max_tokens,
+            )  # fmt: skip
+            gaps = adaptive.gaps["gap"].abs()
+            delta = (adaptive.gaps["f1"] - adaptive.gaps["f0"]).abs()
+            cmp = compare(adaptive.scores, reference.scores)
+            rows.append(
+                {
+                    "quadrature": f"adaptive from {start}",
+                    "steps": f"{start}-{int(adaptive.gaps['steps'].max())}",
+                    "mean|gap|": float(gaps.mean()),
+                    "max|gap|": float(gaps.max()),
+                    "gap/|F1-F0|": float(gaps.sum() / delta.sum()),
+                    "within tol": 1 - adaptive.info["n_above_tolerance"] / len(adaptive.gaps),
+                    "Spearman min": cmp["spearman_min"],
+                    "Spearman median": cmp["spearman_median"],
+                    "max rel diff": cmp["max_rel_diff"],
+                    "s/example": adaptive.seconds / len(sub_tokens),
+                }
+            )
         table(rows)
         steps_used = adaptive.gaps.groupby("layer_type")["steps"].agg(["mean", "max"])
         print("  adaptive steps by layer type (mean, max):")

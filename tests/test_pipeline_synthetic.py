@@ -7,6 +7,8 @@ import pytest
 import yaml
 from workflow_helpers import run_snakemake, write_config
 
+from kneurons.io import read_parquet_metadata
+
 CONFIG = {
     "device": "cpu",
     "data": {
@@ -39,6 +41,10 @@ def test_synthetic_run_maps_residues_and_scores_recovery(tmp_path):
     assert maps["accession"].nunique() == 4
     assert (maps["activation"] >= 0).all() and maps["ig"].notna().all()
     assert (tmp_path / "results/residues/tiny/activation/key/keep10.png").stat().st_size > 0
+    # the map's IG integrals (4 sequences x 2 layers) are judged by the scores' policy
+    meta = read_parquet_metadata(tmp_path / "results/residues/tiny/activation/key/keep10.parquet")
+    assert meta["completeness"]["n_integrals"] == 8 and meta["rtol"] == 0.01
+    assert meta["completeness"]["n_above_tolerance"] == 0
 
     recovery = pd.read_parquet(tmp_path / "results/summary/tiny/site_recovery.parquet")
     # 3 selections (activation, random-0, random-1) x 2 site kinds x 2 maps, plain and
@@ -48,6 +54,7 @@ def test_synthetic_run_maps_residues_and_scores_recovery(tmp_path):
     assert recovery["auroc_mean"].between(0, 1).all()
     text = (tmp_path / "results/summary/tiny/site_recovery.md").read_text()
     assert "## motif: activation map" in text and "## decoy: ig map" in text
+    assert "every (sequence, module) integral of the 3 maps meets" in text
     assert (tmp_path / "results/summary/tiny/figures/site_recovery.svg").stat().st_size > 0
     summary = (tmp_path / "results/summary/tiny/summary.md").read_text()
     assert "## tiny: ground truth" in summary

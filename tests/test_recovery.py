@@ -5,6 +5,7 @@ import pytest
 from kneurons.recovery import (
     align_maps,
     auroc,
+    completeness_note,
     contrast_maps,
     contrast_verdicts,
     parse_site_features,
@@ -317,3 +318,18 @@ def test_plot_site_recovery(tmp_path):
     plot_site_recovery(_recovery().iloc[:0], tmp_path / "empty.png")
     assert (tmp_path / "empty.png").stat().st_size > 0
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_completeness_note_names_the_maps_above_tolerance():
+    def frame(method):
+        return pd.DataFrame({"method": [method], "layer_type": ["query"], "retention": [10.0]})
+
+    good = {"completeness": {"n_integrals": 8, "n_above_tolerance": 0, "rel_gap_max": 0.001}}
+    bad = {"completeness": {"n_integrals": 8, "n_above_tolerance": 3, "rel_gap_max": 0.4}}
+    maps = [frame("integrated_gradients"), frame("random-0")]
+    assert completeness_note(maps, [{}, {}]) == []  # maps written without the record
+    ok = completeness_note(maps, [good, good])
+    assert "every (sequence, module) integral of the 2 maps meets" in ok[0]
+    missed = completeness_note(maps, [good, bad])[0]
+    assert "random-0 query 10%: 3 of 8 (largest |gap| / |F(1) − F(0)| 0.4)" in missed
+    assert "integrated_gradients" not in missed

@@ -6,7 +6,7 @@ import torch
 from kneurons.batching import tokenize
 from kneurons.model import alphabet, get_module
 from kneurons.recovery import site_recovery
-from kneurons.residues import ig_map, ig_maps, residue_maps
+from kneurons.residues import completeness_summary, ig_map, ig_maps, residue_maps
 from kneurons.scoring import quadrature_rule
 
 
@@ -37,7 +37,7 @@ def test_residue_map_of_a_single_residue_detector(w_detector):
     model, masks = w_detector
     seq = "MKAWLLGWAKE"
     examples = pd.DataFrame({"accession": ["P1"], "sequence": [seq], "label": [1]})
-    maps = residue_maps(model, alphabet(), examples, masks, steps=8)
+    maps, _ = residue_maps(model, alphabet(), examples, masks, steps=8)
     is_w = np.array([aa == "W" for aa in seq])
     assert maps["residue"].tolist() == list(seq)
     assert maps["position"].tolist() == list(range(1, len(seq) + 1))
@@ -132,7 +132,13 @@ def test_residue_ig_equals_the_fair_esm_reference(tiny_model, tiny_tokens, layer
     units = get_module(tiny_model.encoder, layer_type, 0).out_features
     masks = _random_masks(layer_type, units=units)
     labels = [0, 1, 2, 0]
-    maps, gaps = ig_maps(tiny_model, tiny_tokens, labels, masks, steps=8)
+    maps, completeness = ig_maps(tiny_model, tiny_tokens, labels, masks, steps=8, rtol=None)
+    gaps = {
+        (e, (lt, layer)): gap
+        for e, lt, layer, gap in completeness[["example", "layer_type", "layer", "gap"]].itertuples(
+            index=False
+        )
+    }
     for e, (tok, label) in enumerate(zip(tiny_tokens, labels, strict=True)):
         by_layer = {layer: mask for (_, layer), mask in masks.items()}
         expected, expected_gaps = reference_ig_map(
@@ -150,7 +156,7 @@ def test_residue_maps_of_several_sequences_equal_one_at_a_time(tiny_model, tiny_
     examples = pd.DataFrame(
         {"accession": ["A", "B", "C"], "sequence": sequences, "label": [0, 2, 1]}
     )
-    together = residue_maps(tiny_model, alphabet(), examples, masks, steps=4)
+    together, _ = residue_maps(tiny_model, alphabet(), examples, masks, steps=4, rtol=None)
     for row, tok in zip(examples.itertuples(), tokenize(alphabet(), sequences), strict=True):
         alone, _ = ig_map(tiny_model, tok, row.label, masks, steps=4)
         got = together.loc[together["accession"] == row.accession, "ig"].to_numpy()
@@ -183,3 +189,32 @@ def test_residue_heat_strips_are_labelled_with_colour_bars(tmp_path, monkeypatch
     assert [ax.get_ylabel() for ax in strips] == ["activation", "IG", "activation", "IG"]
     assert len(fig.axes) == 8  # a colour bar beside each of the 4 strips
     assert "top strip activation" in strips[0].get_title(loc="left")
+
+
+def test_ig_maps_refine_the_integrals_above_tolerance(tiny_model, tiny_tokens):
+    """The maps follow the scores' accuracy policy: from 2 trapezoid nodes, the (sequence,
+    module) integrals above 1e-3 |F(1) - F(0)| get panels until they meet it; the ones that met
+    it at once keep their one-pass map; each refined map sums to F(1) - F(0) within the
+    tolerance; a fixed pass (rtol None) judges nothing."""
+    with torch.no_grad():
+        tiny_model.head.weight.mul_(20)
+    masks = _random_masks("query", units=32)
+    labels = [0, 1, 2, 0]
+    rule = {"steps": 2, "quadrature": "riemann_trapezoid"}
+    fixed, fixed_gaps = ig_maps(tiny_model, tiny_tokens, labels, masks, **rule, rtol=None)
+    assert not fixed_gaps["above_tolerance"].any() and (fixed_gaps["panels"] == 1).all()
+    maps, gaps = ig_maps(tiny_model, tiny_tokens, labels, masks, **rule, rtol=1e-3, atol=0.0)
+    delta = (gaps["f1"] - gaps["f0"]).abs()
+    first = fixed_gaps["gap"].abs() <= 1e-3 * delta
+    assert (~first).any(), "the test needs integrals above tolerance at 2 nodes"
+    assert (gaps.loc[~first, "panels"] > 1).all() and (gaps.loc[first, "panels"] == 1).all()
+    assert not gaps["above_tolerance"].any()
+    assert (gaps["gap"].abs() <= 1e-3 * delta).all()
+    for e in range(len(tiny_tokens)):
+        rows = gaps[gaps["example"] == e]
+        if (rows["panels"] == 1).all():
+            np.testing.assert_array_equal(maps[e], fixed[e])
+        # BOS and EOS are dropped from the map, so its sum is only close to sum of the integrals
+    summary = completeness_summary(gaps)
+    assert summary["n_integrals"] == len(gaps) and summary["n_above_tolerance"] == 0
+    assert summary["n_refined"] == int((~first).sum())

@@ -15,6 +15,7 @@ def residue_retentions():
 
 def residue_params():
     keys = ("n_sequences", "n_plotted", "steps", "quadrature", "seed")
+    keys += ("adaptive", "rtol", "atol", "max_steps")
     return {key: RESIDUES[key] for key in keys}
 
 

@@ -391,6 +391,38 @@ def _verdict_line(family: str, rows: pd.DataFrame) -> str:
     return f"- **{family}** contrast AUROC vs the random seeds' spread: " + "; ".join(parts) + "."
 
 
+def completeness_note(maps: Sequence[pd.DataFrame], metadata: Sequence[dict]) -> list[str]:
+    """Markdown lines naming the maps whose IG integrals (sequence x module) missed the
+    accuracy policy's tolerance (`kneurons.residues.ig_maps`; metadata of each map file), or
+    saying that none did; nothing for maps written without the record."""
+    judged, missed = 0, []
+    for frame, meta in zip(maps, metadata, strict=True):
+        record = meta.get("completeness")
+        if not record:
+            continue
+        judged += 1
+        if record["n_above_tolerance"]:
+            method, layer_type, retention = _selection(frame)
+            missed.append(
+                f"{method} {layer_type} {retention:g}%: {record['n_above_tolerance']} of "
+                f"{record['n_integrals']} (largest |gap| / |F(1) − F(0)| "
+                f"{record['rel_gap_max']:.2g})"
+            )
+    if not judged:
+        return []
+    if not missed:
+        return [
+            f"IG maps: every (sequence, module) integral of the {judged} maps meets the "
+            "completeness tolerance (atol + rtol |F(1) − F(0)|, refined where needed).",
+            "",
+        ]
+    return [
+        "**IG maps with integrals above the completeness tolerance** (their IG values for those "
+        "sequences are approximate; raise `residues.max_steps`): " + "; ".join(missed) + ".",
+        "",
+    ]
+
+
 def recovery_markdown(table: pd.DataFrame, model: str) -> str:
     """Per site kind and map: methods x (layer type, retention) AUROC of the plain and the
     contrast maps, random as mean ± std [min, max] over seeds; then, per method, whether its

@@ -25,7 +25,15 @@ from kneurons.figures import pyplot, save_figure
 from kneurons.hooks import captured_outputs
 from kneurons.model import EsmClassifier
 from kneurons.recovery import MAP_VALUES
-from kneurons.scoring import gradient_integrals, quadrature_rule
+from kneurons.scoring import (
+    ATOL,
+    RTOL,
+    WHOLE,
+    completeness_tolerance,
+    panel_integrals,
+    quadrature_rule,
+    refine_panels,
+)
 
 Module = tuple[str, int]  # (layer type, layer)
 
@@ -52,25 +60,56 @@ def ig_maps(
     steps: int = 16,
     quadrature: str = "gausslegendre",
     max_tokens: int = 16384,
-) -> tuple[list[np.ndarray], dict[tuple[int, Module], float]]:
+    *,
+    rtol: float | None = RTOL,
+    atol: float = ATOL,
+    max_steps: int = 256,
+) -> tuple[list[np.ndarray], pd.DataFrame]:
     """Residue-level IG through the selected units, for each sequence (BOS and EOS dropped);
-    and the completeness gap per (sequence, module). Runs on the model's device."""
+    and the completeness of every (sequence, module) integral: a frame with `example`,
+    `layer_type`, `layer`, `f0`, `f1`, `gap`, `steps` (nodes), `panels`, `above_tolerance`.
+
+    The same accuracy policy as the scores (`kneurons.scoring.refine_panels`): an integral whose
+    |gap| exceeds atol + rtol |F(1) - F(0)| has the panels of its path that hold the gap halved,
+    up to `max_steps` nodes (rtol None: one pass, nothing refined or judged). On a trained model
+    masked query/key paths switch sharply, and 16 fixed nodes left map gaps larger than F's whole
+    range. Runs on the model's device."""
     maps = [np.zeros(len(t) - 2) for t in tokens]
     pairs = [(e, module) for e in range(len(tokens)) for module in masks]
     if not pairs:
-        return maps, {}
+        return maps, pd.DataFrame(columns=COMPLETENESS_COLUMNS)
     alphas, weights = quadrature_rule(quadrature, steps)
     device = model.head.weight.device
-    out = gradient_integrals(
-        model, tokens, labels, pairs, alphas, weights, device, max_tokens,
-        masks=masks, per_token=True, progress_label="residue IG maps",
-    )  # fmt: skip
-    gaps = {}
+
+    def integrate(tasks, progress_label="residue IG maps"):
+        return panel_integrals(
+            model, tokens, labels, tasks, alphas, weights, device, max_tokens,
+            masks=masks, per_token=True, progress_label=progress_label,
+        )  # fmt: skip
+
+    out = integrate([(pair, WHOLE) for pair in pairs])
+    values = {pair: value for (pair, _), value in out.values.items()}
+    f0 = {pair: value for (pair, _), value in out.f0.items()}
+    refined = refine_panels(
+        integrate, pairs, values, f0, out.f1, steps, rtol, atol, max_steps, "residue IG maps"
+    )
+    rows = []
     for e, module in pairs:
-        per_token = out.values[(e, module)].sum(1)  # (T,)
+        per_token = values[(e, module)].sum(1)  # (T,)
         maps[e] += per_token[1:-1]
-        gaps[(e, module)] = float(per_token.sum() - (out.f1[e] - out.f0[(e, module)]))
-    return maps, gaps
+        delta = out.f1[e] - f0[(e, module)]
+        gap = float(per_token.sum() - delta)
+        above = rtol is not None and abs(gap) > completeness_tolerance(delta, rtol, atol)
+        rows.append(
+            (e, *module, f0[(e, module)], out.f1[e], gap, refined.nodes[(e, module)],
+             refined.panels[(e, module)], bool(above))
+        )  # fmt: skip
+    return maps, pd.DataFrame(rows, columns=COMPLETENESS_COLUMNS)
+
+
+COMPLETENESS_COLUMNS = [
+    "example", "layer_type", "layer", "f0", "f1", "gap", "steps", "panels", "above_tolerance",
+]  # fmt: skip
 
 
 def ig_map(
@@ -81,9 +120,12 @@ def ig_map(
     steps: int = 16,
     quadrature: str = "gausslegendre",
 ) -> tuple[np.ndarray, dict[Module, float]]:
-    """`ig_maps` of one sequence: the map and the gap per module."""
-    maps, gaps = ig_maps(model, [tokens], [label], masks, steps, quadrature)
-    return maps[0], {module: gap for (_, module), gap in gaps.items()}
+    """`ig_maps` of one sequence, one fixed pass: the map and the gap per module."""
+    maps, gaps = ig_maps(model, [tokens], [label], masks, steps, quadrature, rtol=None)
+    return maps[0], {
+        (lt, layer): gap
+        for lt, layer, gap in gaps[["layer_type", "layer", "gap"]].itertuples(index=False)
+    }
 
 
 def residue_maps(
@@ -93,11 +135,19 @@ def residue_maps(
     masks: Mapping[Module, torch.Tensor],
     steps: int = 16,
     quadrature: str = "gausslegendre",
-) -> pd.DataFrame:
-    """Long table: accession, position (1-based), residue, activation, ig (one row per residue)."""
+    *,
+    rtol: float | None = RTOL,
+    atol: float = ATOL,
+    max_steps: int = 256,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Long table: accession, position (1-based), residue, activation, ig (one row per residue);
+    and the IG integrals' completeness (`ig_maps`)."""
     model.eval()
     tokens = tokenize(alphabet, examples["sequence"].tolist())
-    ig, _ = ig_maps(model, tokens, examples["label"].tolist(), masks, steps, quadrature)
+    labels = examples["label"].tolist()
+    ig, completeness = ig_maps(
+        model, tokens, labels, masks, steps, quadrature, rtol=rtol, atol=atol, max_steps=max_steps
+    )
     frames = []
     for row, tok, ig_values in zip(examples.itertuples(index=False), tokens, ig, strict=True):
         frames.append(
@@ -111,7 +161,21 @@ def residue_maps(
                 }
             )
         )
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True), completeness
+
+
+def completeness_summary(completeness: pd.DataFrame) -> dict:
+    """What a map file's metadata says about its IG integrals (one per sequence and module)."""
+    delta = (completeness["f1"] - completeness["f0"]).abs()
+    relative = completeness["gap"].abs() / delta.where(delta > 0)
+    return {
+        "n_integrals": len(completeness),
+        "n_refined": int((completeness["panels"] > 1).sum()),
+        "n_above_tolerance": int(completeness["above_tolerance"].sum()),
+        "gap_max_abs": float(completeness["gap"].abs().max()) if len(completeness) else 0.0,
+        "rel_gap_max": float(relative.max()) if relative.notna().any() else 0.0,
+        "steps_max": int(completeness["steps"].max()) if len(completeness) else 0,
+    }
 
 
 MAP_LABELS = {

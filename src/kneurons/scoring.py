@@ -584,46 +584,10 @@ def _gradient_method(
     ig = {pair: value for (pair, _), value in result.values.items()}
     f0 = {pair: value for (pair, _), value in result.f0.items()}
     f1 = result.f1
-    parts = {pair: [_Part(*WHOLE, ig[pair], f0[pair], f1[pair[0]])] for pair in pairs}
-    rerun, rounds = 0, 0
-    pending = []
-    if rtol is not None:
-        limit = max_steps if max_steps is not None else 16 * steps
-        pending = _above(pairs, ig, f0, f1, rtol, atol)
-        while pending:
-            chosen = {}
-            for pair in pending:
-                tolerance = completeness_tolerance(f1[pair[0]] - f0[pair], rtol, atol)
-                budget = (limit - steps * len(parts[pair])) // steps
-                split = _to_split(parts[pair], tolerance, budget)
-                if split:
-                    chosen[pair] = split
-            if not chosen:
-                break
-            rounds += 1
-            rerun += len(chosen)
-            tasks = [
-                (pair, half)
-                for pair, split in chosen.items()
-                for part in split
-                for half in ((part.lo, part.mid), (part.mid, part.hi))
-            ]
-            n = len(tasks) // 2
-            more = integrate(tasks, f"{label} (refinement {rounds}: {n} panels halved)")
-            for pair, split in chosen.items():
-                for part in split:
-                    left = more.values[(pair, (part.lo, part.mid))]
-                    right = more.values[(pair, (part.mid, part.hi))]
-                    f_mid = more.f0[(pair, (part.mid, part.hi))]
-                    at = parts[pair].index(part)
-                    parts[pair][at : at + 1] = [
-                        _Part(part.lo, part.mid, left, part.f_lo, f_mid),
-                        _Part(part.mid, part.hi, right, f_mid, part.f_hi),
-                    ]
-                ig[pair] = np.sum([part.values for part in parts[pair]], axis=0)
-            pending = _above(pending, ig, f0, f1, rtol, atol)
-    used = {pair: steps * len(parts[pair]) for pair in pairs}
-    panels = {pair: len(parts[pair]) for pair in pairs}
+    limit = steps if rtol is None else max_steps if max_steps is not None else 16 * steps
+    refined = refine_panels(integrate, pairs, ig, f0, f1, steps, rtol, atol, limit, label)
+    used, panels, pending = refined.nodes, refined.panels, refined.above
+    rerun, rounds = refined.refined, refined.rounds
     per_example = {
         m: np.stack([ig[(e, m)] for e in range(len(tokens))]).astype(np.float64) for m in modules
     }
@@ -633,6 +597,67 @@ def _gradient_method(
     if rtol is not None:
         info["n_above_tolerance"] = len(pending)
     return _result(per_example, labels, gaps=gaps, seconds=time.perf_counter() - start, info=info)
+
+
+@dataclass
+class Refinement:
+    """What `refine_panels` did: nodes and panels per pair, the pairs still above tolerance,
+    (pair, round) refinements and rounds."""
+
+    nodes: dict
+    panels: dict
+    above: list
+    refined: int = 0
+    rounds: int = 0
+
+
+def refine_panels(integrate, pairs, values, f0, f1, steps, rtol, atol, max_steps, label):
+    """The adaptive rule (`integrated_gradients_scores`): `values[pair]` (any array shape: the
+    gap uses its sum) and `f0[pair]`, `f1[example]` come from a first pass over [0, 1] with
+    `steps` nodes; for the pairs above atol + rtol |F(1) - F(0)|, halve the panels that hold the
+    gap, `integrate(tasks, progress_label)` computing the halves (`panel_integrals` keyed by
+    (pair, panel)), until each pair meets its tolerance or reaches `max_steps` nodes. Updates
+    `values` in place (a refined pair's value is the sum of its panels'). rtol None: no
+    refinement, nothing judged."""
+    parts = {pair: [_Part(*WHOLE, values[pair], f0[pair], f1[pair[0]])] for pair in pairs}
+    pending = [] if rtol is None else _above(pairs, values, f0, f1, rtol, atol)
+    out = Refinement({}, {}, [])
+    while pending:
+        chosen = {}
+        for pair in pending:
+            tolerance = completeness_tolerance(f1[pair[0]] - f0[pair], rtol, atol)
+            budget = (max_steps - steps * len(parts[pair])) // steps
+            split = _to_split(parts[pair], tolerance, budget)
+            if split:
+                chosen[pair] = split
+        if not chosen:
+            break
+        out.rounds += 1
+        out.refined += len(chosen)
+        tasks = [
+            (pair, half)
+            for pair, split in chosen.items()
+            for part in split
+            for half in ((part.lo, part.mid), (part.mid, part.hi))
+        ]
+        n = len(tasks) // 2
+        more = integrate(tasks, f"{label} (refinement {out.rounds}: {n} panels halved)")
+        for pair, split in chosen.items():
+            for part in split:
+                left = more.values[(pair, (part.lo, part.mid))]
+                right = more.values[(pair, (part.mid, part.hi))]
+                f_mid = more.f0[(pair, (part.mid, part.hi))]
+                at = parts[pair].index(part)
+                parts[pair][at : at + 1] = [
+                    _Part(part.lo, part.mid, left, part.f_lo, f_mid),
+                    _Part(part.mid, part.hi, right, f_mid, part.f_hi),
+                ]
+            values[pair] = np.sum([part.values for part in parts[pair]], axis=0)
+        pending = _above(pending, values, f0, f1, rtol, atol)
+    out.nodes = {pair: steps * len(parts[pair]) for pair in pairs}
+    out.panels = {pair: len(parts[pair]) for pair in pairs}
+    out.above = pending
+    return out
 
 
 @dataclass(eq=False)

@@ -6,7 +6,7 @@ from kneurons.io import write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.masking import unit_masks
 from kneurons.model import alphabet, load_classifier
-from kneurons.residues import plot_residue_maps, residue_maps
+from kneurons.residues import completeness_summary, plot_residue_maps, residue_maps
 from kneurons.scores import pick_examples
 from kneurons.selection import pick, selected
 
@@ -25,12 +25,24 @@ def main(snakemake):
     if len(sites):  # map sequences that have sites first: they are what the recovery measures
         test = test[test["accession"].isin(set(sites["accession"]))]
     examples = pick_examples(test, params["n_sequences"], params["seed"])
-    maps = residue_maps(model, alphabet(), examples, masks,
-                        steps=params["steps"], quadrature=params["quadrature"])  # fmt: skip
+    policy = {key: params[key] for key in ("rtol", "atol", "max_steps")}
+    if not params["adaptive"]:
+        policy["max_steps"] = params["steps"]  # one pass, still judged against the tolerance
+    maps, completeness = residue_maps(model, alphabet(), examples, masks, steps=params["steps"],
+                                      quadrature=params["quadrature"], **policy)  # fmt: skip
     maps.insert(0, "retention", float(wildcards.retention))
     maps.insert(0, "layer_type", wildcards.layer_type)
     maps.insert(0, "method", wildcards.method)
-    write_parquet(snakemake.output.maps, maps)
+    summary = completeness_summary(completeness)
+    write_parquet(snakemake.output.maps, maps, metadata={"completeness": summary, **policy})
+    log.info("IG map completeness: %s", summary)
+    if summary["n_above_tolerance"]:
+        log.warning(
+            "%d of %d IG map integrals (sequence x module) end with a completeness gap above "
+            "atol + rtol |F(1) - F(0)| (atol %g, rtol %g) after up to %d nodes: that part of "
+            "the map is approximate", summary["n_above_tolerance"], summary["n_integrals"],
+            policy["atol"], policy["rtol"], policy["max_steps"],
+        )  # fmt: skip
     shown = examples["accession"].head(params["n_plotted"]).tolist()
     title = (
         f"{wildcards.method}, {wildcards.layer_type}: top {wildcards.retention}% of the neurons "

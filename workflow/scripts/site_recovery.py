@@ -2,9 +2,14 @@
 
 import pandas as pd
 
-from kneurons.io import atomic_write, write_parquet
+from kneurons.io import atomic_write, read_parquet_metadata, write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.recovery import plot_site_recovery, recovery_markdown, recovery_table
+from kneurons.recovery import (
+    completeness_note,
+    plot_site_recovery,
+    recovery_markdown,
+    recovery_table,
+)
 
 
 def main(snakemake):
@@ -16,6 +21,8 @@ def main(snakemake):
     table.insert(0, "model", snakemake.wildcards.model)
     write_parquet(snakemake.output.table, table)
     text = recovery_markdown(table, snakemake.wildcards.model)
+    metadata = [read_parquet_metadata(p) for p in snakemake.input.maps]
+    text = text.rstrip("\n") + "\n\n" + "\n".join(completeness_note(maps, metadata))
     atomic_write(snakemake.output.markdown, lambda t: t.write_text(text))
     plot_site_recovery(table, snakemake.output.plot)
     n_contrast = int((table["map_kind"] == "contrast").sum()) if len(table) else 0
