@@ -174,7 +174,7 @@ def gpu_count():
 
 
 def gpu_share(kind, max_tokens):
-    """The `gpu_percent` resource of a GPU rule (kneurons.resources): the job's estimated
+    """The `gpu_percent` resource of a GPU job (kneurons.resources): its estimated
     share of the GPU's memory (`gpu_memory_gb`), 100 without it, 0 off CUDA. `kind` and
     `max_tokens` (the job's token budget per pass): values or functions of the wildcards.
     """
