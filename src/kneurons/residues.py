@@ -28,7 +28,6 @@ from kneurons.recovery import MAP_VALUES
 from kneurons.scoring import (
     ATOL,
     RTOL,
-    WHOLE,
     completeness_tolerance,
     panel_integrals,
     quadrature_rule,
@@ -81,27 +80,23 @@ def ig_maps(
     alphas, weights = quadrature_rule(quadrature, steps)
     device = model.head.weight.device
 
-    def integrate(tasks, progress_label="residue IG maps"):
+    def integrate(tasks, progress_label):
         return panel_integrals(
             model, tokens, labels, tasks, alphas, weights, device, max_tokens,
             masks=masks, per_token=True, progress_label=progress_label,
         )  # fmt: skip
 
-    out = integrate([(pair, WHOLE) for pair in pairs])
-    values = {pair: value for (pair, _), value in out.values.items()}
-    f0 = {pair: value for (pair, _), value in out.f0.items()}
-    refined = refine_panels(
-        integrate, pairs, values, f0, out.f1, steps, rtol, atol, max_steps, "residue IG maps"
-    )
+    refined = refine_panels(integrate, pairs, steps, rtol, atol, max_steps, "residue IG maps")
+    values, f0, f1 = refined.values, refined.f0, refined.f1
     rows = []
     for e, module in pairs:
         per_token = values[(e, module)].sum(1)  # (T,)
         maps[e] += per_token[1:-1]
-        delta = out.f1[e] - f0[(e, module)]
+        delta = f1[e] - f0[(e, module)]
         gap = float(per_token.sum() - delta)
         above = rtol is not None and abs(gap) > completeness_tolerance(delta, rtol, atol)
         rows.append(
-            (e, *module, f0[(e, module)], out.f1[e], gap, refined.nodes[(e, module)],
+            (e, *module, f0[(e, module)], f1[e], gap, refined.nodes[(e, module)],
              refined.panels[(e, module)], bool(above))
         )  # fmt: skip
     return maps, pd.DataFrame(rows, columns=COMPLETENESS_COLUMNS)

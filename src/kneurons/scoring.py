@@ -448,9 +448,7 @@ def gradient_integrals(
         model, tokens, labels, [(pair, WHOLE) for pair in pairs], alphas, weights, device,
         max_tokens, autocast, masks=masks, per_token=per_token, progress_label=progress_label,
     )  # fmt: skip
-    values = {pair: value for (pair, _), value in out.values.items()}
-    f0 = {pair: value for (pair, _), value in out.f0.items()}
-    return Integrals(values, f0, out.f1)
+    return Integrals(*_whole_path(out), out.f1)
 
 
 def panel_integrals(
@@ -574,18 +572,15 @@ def _gradient_method(
 
     alphas, weights = quadrature_rule(quadrature, steps)
 
-    def integrate(tasks, progress_label=label):
+    def integrate(tasks, progress_label):
         return panel_integrals(
             model, tokens, labels, tasks, alphas, weights, device, max_tokens, autocast,
             progress_label=progress_label,
         )  # fmt: skip
 
-    result = integrate([(pair, WHOLE) for pair in pairs])
-    ig = {pair: value for (pair, _), value in result.values.items()}
-    f0 = {pair: value for (pair, _), value in result.f0.items()}
-    f1 = result.f1
     limit = steps if rtol is None else max_steps if max_steps is not None else 16 * steps
-    refined = refine_panels(integrate, pairs, ig, f0, f1, steps, rtol, atol, limit, label)
+    refined = refine_panels(integrate, pairs, steps, rtol, atol, limit, label)
+    ig, f0, f1 = refined.values, refined.f0, refined.f1
     used, panels, pending = refined.nodes, refined.panels, refined.above
     rerun, rounds = refined.refined, refined.rounds
     per_example = {
@@ -601,27 +596,38 @@ def _gradient_method(
 
 @dataclass
 class Refinement:
-    """What `refine_panels` did: nodes and panels per pair, the pairs still above tolerance,
-    (pair, round) refinements and rounds."""
+    """What `refine_panels` computed: per pair its values (the sum of its panels') and F(0),
+    F(1) per example, nodes and panels per pair, the pairs still above tolerance, (pair, round)
+    refinements and rounds."""
 
-    nodes: dict
-    panels: dict
-    above: list
+    values: dict
+    f0: dict
+    f1: dict
+    nodes: dict = field(default_factory=dict)
+    panels: dict = field(default_factory=dict)
+    above: list = field(default_factory=list)
     refined: int = 0
     rounds: int = 0
 
 
-def refine_panels(integrate, pairs, values, f0, f1, steps, rtol, atol, max_steps, label):
-    """The adaptive rule (`integrated_gradients_scores`): `values[pair]` (any array shape: the
-    gap uses its sum) and `f0[pair]`, `f1[example]` come from a first pass over [0, 1] with
-    `steps` nodes; for the pairs above atol + rtol |F(1) - F(0)|, halve the panels that hold the
-    gap, `integrate(tasks, progress_label)` computing the halves (`panel_integrals` keyed by
-    (pair, panel)), until each pair meets its tolerance or reaches `max_steps` nodes. Updates
-    `values` in place (a refined pair's value is the sum of its panels'). rtol None: no
-    refinement, nothing judged."""
+def _whole_path(out: Integrals) -> tuple[dict, dict]:
+    """values and F(0) of `panel_integrals` over [0, 1], keyed by pair."""
+    values = {pair: value for (pair, _), value in out.values.items()}
+    return values, {pair: value for (pair, _), value in out.f0.items()}
+
+
+def refine_panels(integrate, pairs, steps, rtol, atol, max_steps, label) -> Refinement:
+    """The adaptive rule (`integrated_gradients_scores`): a first pass of every pair over
+    [0, 1] with `steps` nodes, `integrate(tasks, progress_label)` being `panel_integrals` bound
+    to the rule (values of any array shape: the gap uses their sum); then, for the pairs above
+    atol + rtol |F(1) - F(0)|, halve the panels that hold the gap, until each pair meets its
+    tolerance or reaches `max_steps` nodes. rtol None: the first pass only, nothing judged."""
+    first = integrate([(pair, WHOLE) for pair in pairs], label)
+    values, f0 = _whole_path(first)
+    f1 = first.f1
     parts = {pair: [_Part(*WHOLE, values[pair], f0[pair], f1[pair[0]])] for pair in pairs}
     pending = [] if rtol is None else _above(pairs, values, f0, f1, rtol, atol)
-    out = Refinement({}, {}, [])
+    out = Refinement(values, f0, f1)
     while pending:
         chosen = {}
         for pair in pending:
