@@ -260,3 +260,29 @@ def test_job_with_a_damaged_classifier_prints_one_line(tmp_path, tiny_model, cap
         errors = [line for line in lines if line.startswith("Error in rule evaluate_unmasked: ")]
         assert len(errors) == 1 and str(path) in errors[0], (name, lines)
         assert all(str(path) in line for line in lines), (name, lines)  # nothing after it
+
+
+def test_job_start_sets_deterministic_kernels_without_importing_inductor(tmp_path):
+    """kneurons.jobs.start_job on CPU: torch's deterministic switch is on, and TorchInductor
+    (which `torch.use_deterministic_algorithms` imports: ~2.6 s of every job here) is not
+    loaded. Run in a fresh interpreter: this test process may have loaded it already."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys, types
+import torch
+from kneurons.jobs import start_job
+job = types.SimpleNamespace(
+    log=[{str(tmp_path / "job.log")!r}], rule="evaluate_masked", threads=1,
+    params=types.SimpleNamespace(job={{"device": "cpu", "deterministic": False}}),
+)
+log, device = start_job(job)
+print(device.type, torch.are_deterministic_algorithms_enabled(),
+      torch.is_deterministic_algorithms_warn_only_enabled(),
+      "torch._inductor" in sys.modules)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["cpu", "True", "False", "False"]

@@ -40,7 +40,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+# scipy.stats is imported where it is used: it costs ~1.3 s, and the class-specific evaluation
+# jobs import this module (through kneurons.classes) without needing it.
 
 ALTERNATIVES = ("greater", "less")
 
@@ -106,6 +108,8 @@ def t_p_value(value: float, null: Sequence[float], alternative: str = "greater")
     """One-sided p-value of `value` as a new draw of the null's normal distribution (module
     docstring). NaN with fewer than two null draws; with no spread among them, 1.0 when `value`
     is not beyond them and NaN when it is (the normal model then has nothing to say)."""
+    from scipy import stats
+
     if alternative not in ALTERNATIVES:
         raise ValueError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
     null = np.asarray(null, dtype=np.float64)
@@ -154,6 +158,8 @@ def combined_p_value(p_t: float, p_boot: float) -> float:
 def bh_adjust(p_values: Sequence[float]) -> np.ndarray:
     """Benjamini-Hochberg q-values of the finite p-values (NaN stays NaN, and is not counted
     among the tests)."""
+    from scipy import stats
+
     p = np.asarray(p_values, dtype=np.float64)
     out = np.full(p.shape, np.nan)
     finite = np.isfinite(p)
@@ -185,6 +191,8 @@ def auc_weights(retention: Sequence[float]) -> np.ndarray:
 
 def hypergeom_sf(k: int, population: int, successes: int, draws: int) -> float:
     """P(X >= k) for X ~ Hypergeometric(population, successes, draws) (SciPy)."""
+    from scipy import stats
+
     return float(stats.hypergeom.sf(k - 1, population, successes, draws))
 
 
@@ -219,6 +227,8 @@ def jaccard(a: set, b: set) -> float:
 def expected_random_jaccard(k: int, n: int) -> float:
     """E[J] for two independent uniform k-subsets of n units: the overlap two unrelated
     selections of that size have by chance (exact: their overlap is hypergeometric)."""
+    from scipy import stats
+
     if n < 1 or k < 1 or k > n:
         return float("nan")
     overlap = np.arange(max(0, 2 * k - n), k + 1)
