@@ -4,8 +4,9 @@ so the fixed cost (interpreter, imports, checkpoint load, tokenising) of every j
     python benchmarks/run_costs.py path/to/workdir          # the directory Snakemake ran in
 
 Reads `results/benchmarks/**/*.tsv` (Snakemake's `benchmark:` files: wall seconds per job) and
-the job logs under `logs/`, whose last line states the compute: `evaluate_masked` and
-`evaluate_classes` "computed in X s", `score_neurons` "scored on N examples in X s". Fixed cost of
+the job logs under `logs/`, whose last line states the compute: `evaluate_masked`,
+`evaluate_classes` and their per-model forms (`evaluate_masked_model`, `evaluate_classes_model`)
+"computed in X s", `score_neurons` "scored on N examples in X s". Fixed cost of
 a job = its wall time minus that compute; for the evaluations it is also divided over the job's
 targets (one output file per method x retention level, or method x factor x level). Rules whose
 logs state no compute (data preparation, fine-tuning, summaries) are listed with their wall time
@@ -23,7 +24,9 @@ import pandas as pd
 
 COMPUTE = {
     "evaluate_masked": re.compile(r"computed in ([\d.]+) s"),
+    "evaluate_masked_model": re.compile(r"computed in ([\d.]+) s"),
     "evaluate_classes": re.compile(r"computed in ([\d.]+) s"),
+    "evaluate_classes_model": re.compile(r"computed in ([\d.]+) s"),
     "score_neurons": re.compile(r"scored on \d+ examples in ([\d.]+) s"),
 }
 TARGETS = re.compile(r"(\d+) targets \(")

@@ -2,13 +2,18 @@
 # the top r% units by the class's own scores multiplied by each factor (0 suppresses, 2
 # amplifies), every class evaluated; random units of the same size are the baseline. One job
 # per (model, layer type) writes every method x factor x retention file (several masks per
-# forward pass; masks seen before come from the store), then one summary job per model.
+# forward pass; masks seen before come from the store), then one summary job per model. For the
+# models of `evaluation.jobs` (auto: those under a million encoder weights) one job
+# (evaluate_classes_model) covers every layer type instead.
 # Enabled by `class_specific.enabled`.
 
 from kneurons.classes import CLASS_EVAL_FILE, format_factor
 
 
 include: "inputs/classes.smk"
+
+
+ruleorder: evaluate_classes_model > evaluate_classes
 
 
 rule evaluate_classes:
@@ -24,6 +29,37 @@ rule evaluate_classes:
     benchmark:
         "results/benchmarks/evaluate_classes/{model}/{layer_type}.tsv"
     wildcard_constraints:
+        factor=r"\d+(\.\d+)?",
+    conda:
+        "../envs/kneurons.yaml"
+    threads: model_threads(2)
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=gpu_count(),
+        gpu_percent=gpu_share("forward", EVALUATION["max_tokens"]),
+    params:
+        job=JOB,
+        max_tokens=EVALUATION["max_tokens"],
+        store=vocab.STORE_DIR,
+    script:
+        "../workflow/scripts/evaluate_classes.py"
+
+
+rule evaluate_classes_model:
+    input:
+        checkpoint="results/models/{model}/model.pt",
+        lib=script_library("evaluate_classes"),
+        test="results/data/test.parquet",
+        selections=class_selections,
+    output:
+        model_class_files(),
+    log:
+        "logs/evaluate_classes_model/{model}.log",
+    benchmark:
+        "results/benchmarks/evaluate_classes_model/{model}.tsv"
+    wildcard_constraints:
+        model=PER_MODEL_PATTERN,
         factor=r"\d+(\.\d+)?",
     conda:
         "../envs/kneurons.yaml"

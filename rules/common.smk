@@ -157,16 +157,31 @@ def memory(base_mb):
     return mem_mb
 
 
+def small_model(name):
+    """Under a million encoder weights (e.g. the test configs' 2-layer models): its jobs are
+    all start-up, ~4 s of imports against milliseconds of compute."""
+    shape = SHAPES[name]
+    return 12 * shape.num_layers * shape.embed_dim**2 < 1_000_000
+
+
 def model_threads(most):
-    """`threads` of a job on a model: `most`, but 1 for a model so small (under a million
-    encoder weights, e.g. the test configs' 2-layer models) that its jobs are all start-up:
-    two of them then run side by side on 2 cores instead of one after the other."""
+    """`threads` of a job on a model: `most`, but 1 for a small model (`small_model`): two of
+    its jobs then run side by side on 2 cores instead of one after the other."""
 
     def threads(wildcards):
-        shape = SHAPES[wildcards.model]
-        return 1 if 12 * shape.num_layers * shape.embed_dim**2 < 1_000_000 else most
+        return 1 if small_model(wildcards.model) else most
 
     return threads
+
+
+# Models whose evaluations run one job for all layer types (rules evaluate_masked_model and
+# evaluate_classes_model; config `evaluation.jobs`, auto: the small models), and the regex
+# that lets those rules match only them.
+_JOBS = EVALUATION.get("jobs", "auto")
+PER_MODEL = [
+    m for m in MODELS if _JOBS == "per_model" or (_JOBS == "auto" and small_model(m))
+]
+PER_MODEL_PATTERN = one_of(PER_MODEL) if PER_MODEL else "(?!)"  # (?!): matches nothing
 
 
 def gpu_count():

@@ -3,10 +3,15 @@
 # retention levels: one start-up, model load and tokenisation for all of them, several masks per
 # forward pass, and masks evaluated before taken from the store (kneurons.store), so that a new
 # retention level or random seed computes only its own masks (README, "Throughput"). A target is
-# a layer type, or a group's name for group scopes.
+# a layer type, or a group's name for group scopes. For the models of `evaluation.jobs`
+# (auto: those under a million encoder weights, whose jobs are all start-up), one job
+# (evaluate_masked_model) covers every layer type of a (mode, scope, direction) instead.
 
 
 include: "inputs/evaluation.smk"
+
+
+ruleorder: evaluate_masked_model > evaluate_masked
 
 
 rule mean_activations:
@@ -84,6 +89,39 @@ rule evaluate_masked:
     params:
         job=JOB,
         group_ranking=group_ranking_param,
+        max_tokens=EVALUATION["max_tokens"],
+        store=vocab.STORE_DIR,
+    script:
+        "../workflow/scripts/evaluate_masked.py"
+
+
+rule evaluate_masked_model:
+    input:
+        checkpoint="results/models/{model}/model.pt",
+        lib=script_library("evaluate_masked"),
+        test="results/data/test.parquet",
+        selections=model_eval_selections,
+        means=eval_mean_files,
+    output:
+        model_eval_files(),
+    log:
+        "logs/evaluate_masked_model/{model}/{mode}/{scope}/{direction}.log",
+    benchmark:
+        "results/benchmarks/evaluate_masked_model/{model}/{mode}/{scope}/{direction}.tsv"
+    wildcard_constraints:
+        model=PER_MODEL_PATTERN,
+        scope=one_of(LAYER_TYPE_SCOPES),
+    conda:
+        "../envs/kneurons.yaml"
+    threads: model_threads(2)
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=gpu_count(),
+        gpu_percent=gpu_share("forward", EVALUATION["max_tokens"]),
+    params:
+        job=JOB,
+        group_ranking=None,
         max_tokens=EVALUATION["max_tokens"],
         store=vocab.STORE_DIR,
     script:

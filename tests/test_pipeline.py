@@ -103,8 +103,9 @@ def test_tiny_pipeline_runs_caches_and_extends(tiny_run):
     rerun = tiny_run.snakemake("--dry-run")
     assert rerun.returncode == 0 and "Nothing to be done" in rerun.stdout + rerun.stderr
 
-    # one more retention level: the evaluation job of each layer type (x masking variant, of
-    # which the tiny config has one) reruns, then the summary
+    # one more retention level: the evaluation job reruns (one for both layer types of the
+    # tiny model, evaluation.jobs: auto; x masking variant, of which the config has one), then
+    # the summary
     extended = write_config(tmp_path, name="extended.yaml", evaluation__retention=[50, 25, 10])
     plan = tiny_run.snakemake("--dry-run", config=extended)
     assert plan.returncode == 0, plan.stderr[-3000:]
@@ -112,7 +113,7 @@ def test_tiny_pipeline_runs_caches_and_extends(tiny_run):
     # classes (it records the evaluation section too) and summary; the selections hold ranks,
     # not a cut, so they are reused)
     assert job_counts(plan.stdout) == {
-        "evaluate_masked": 2,
+        "evaluate_masked_model": 1,
         "summarize": 1,
         "report_front": 1,
         "provenance": 3,
@@ -123,13 +124,12 @@ def test_tiny_pipeline_runs_caches_and_extends(tiny_run):
         path: [list(c) for c in pd.read_parquet(path)["correct"]]
         for path in (tmp_path / "results/eval/tiny/zero").rglob("*.parquet")
     }
-    evals = tiny_run.snakemake("--until", "evaluate_masked", config=extended)
+    evals = tiny_run.snakemake("--until", "evaluate_masked_model", config=extended)
     assert evals.returncode == 0, evals.stderr[-3000:]
     n = len(methods)
-    for layer_type in ("key", "ffn_in"):
-        log = tmp_path / f"logs/evaluate_masked/tiny/zero/layer_type/{layer_type}/keep.log"
-        assert f"{3 * n} targets ({n} methods x 3 retention levels)" in log.read_text()
-        assert f"{2 * n} from the store, {n} computed" in log.read_text()
+    log = (tmp_path / "logs/evaluate_masked_model/tiny/zero/layer_type/keep.log").read_text()
+    assert f"{6 * n} targets (2 layer types or groups x {n} methods x 3 retention levels)" in log
+    assert f"{4 * n} from the store, {2 * n} computed" in log
     for path, correct in before.items():
         assert [list(c) for c in pd.read_parquet(path)["correct"]] == correct
     assert len(list((tmp_path / "results/eval/tiny/zero").rglob("*25.parquet"))) == 2 * n
@@ -146,8 +146,10 @@ def test_tiny_pipeline_runs_caches_and_extends(tiny_run):
     plan = tiny_run.snakemake("--dry-run", config=variants)
     assert plan.returncode == 0, plan.stderr[-3000:]
     assert job_counts(plan.stdout) == {
-        # one job per (mode, direction, target), the zero/layer_type/keep ones already run
-        "evaluate_masked": 2 * 2 * (2 + 1) - 2,
+        # one job per (mode, direction) for both layer types, zero/layer_type/keep already run
+        "evaluate_masked_model": 2 * 2 - 1,
+        # and one per (mode, direction) for the group `all` (its own target)
+        "evaluate_masked": 2 * 2,
         "mean_activations": 2,  # one per layer type, for mean ablation
         "summarize": 1,
         "report_front": 1,
@@ -202,7 +204,7 @@ def test_class_specific_targets_run_and_extend(tiny_run):
     plan = tiny_run.snakemake("--dry-run", config=wider)
     assert plan.returncode == 0, plan.stderr[-3000:]
     assert job_counts(plan.stdout) == {
-        "evaluate_classes": 2,  # one per layer type
+        "evaluate_classes_model": 1,  # both layer types of the tiny model (evaluation.jobs)
         "class_specificity": 1,
         "summarize": 1,
         "report_front": 1,
@@ -216,26 +218,30 @@ def test_class_specific_targets_run_and_extend(tiny_run):
     deeper.write_text(yaml.safe_dump(config))
     plan = tiny_run.snakemake("--dry-run", config=deeper)
     assert plan.returncode == 0, plan.stderr[-3000:]
-    assert job_counts(plan.stdout)["evaluate_classes"] == 2
+    assert job_counts(plan.stdout)["evaluate_classes_model"] == 1
     assert set(job_counts(plan.stdout)) == {
-        "evaluate_classes", "class_specificity", "summarize", "report_front", "provenance", "all"
+        "evaluate_classes_model", "class_specificity", "summarize", "report_front", "provenance",
+        "all",
     }  # fmt: skip
 
     before = {
         path: [list(p) for p in pd.read_parquet(path)["true_prob"]]
         for path in (tmp_path / "results/classes/tiny").rglob("*.parquet")
     }
-    done = tiny_run.snakemake("--until", "evaluate_classes", config=wider)
+    done = tiny_run.snakemake("--until", "evaluate_classes_model", config=wider)
     assert done.returncode == 0, done.stderr[-3000:]
-    for layer_type in ("key", "ffn_in"):
-        log = (tmp_path / f"logs/evaluate_classes/tiny/{layer_type}.log").read_text()
-        new = list((tmp_path / f"results/classes/tiny/{layer_type}").rglob("x4/*.parquet"))
-        assert len(new) == 4  # 2 methods + 2 random seeds
-        rows = sum(len(pd.read_parquet(p)) for p in new)
-        # the unchanged model and the x0 and x2 masks come from the store; only x4's computed
-        found = re.search(r"(\d+) distinct masks, (\d+) from the store, (\d+) computed", log)
-        distinct, stored, computed = map(int, found.groups())
-        assert 0 < computed <= rows and stored == distinct - computed and stored > rows
+    log = (tmp_path / "logs/evaluate_classes_model/tiny.log").read_text()
+    new = list((tmp_path / "results/classes/tiny").rglob("x4/*.parquet"))
+    assert len(new) == 2 * 4  # layer types x (2 methods + 2 random seeds)
+    assert {p.relative_to(tmp_path / "results/classes/tiny").parts[0] for p in new} == {
+        "key",
+        "ffn_in",
+    }
+    rows = sum(len(pd.read_parquet(p)) for p in new)
+    # the unchanged model and the x0 and x2 masks come from the store; only x4's computed
+    found = re.search(r"(\d+) distinct masks, (\d+) from the store, (\d+) computed", log)
+    distinct, stored, computed = map(int, found.groups())
+    assert 0 < computed <= rows and stored == distinct - computed and stored > rows
     for path, values in before.items():
         assert [list(p) for p in pd.read_parquet(path)["true_prob"]] == values
 

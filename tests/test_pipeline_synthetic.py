@@ -23,7 +23,10 @@ CONFIG = {
     "finetune": {"epochs": 2, "lr": 1.0e-3, "max_tokens": 2048},
     "scoring": {"layer_types": ["key"], "methods": ["activation", "random"], "random_seeds": 2,
                 "n_examples": 6},
-    "evaluation": {"retention": [50]},
+    # one evaluation job per layer type (not the tiny model's default of one for all): the
+    # per-target rules run end to end here
+    "evaluation": {"retention": [50], "jobs": "per_target"},
+    "class_specific": {"enabled": True, "retention": [10], "factors": [0], "random_seeds": 2},
     "residues": {"enabled": True, "retention": [10], "n_sequences": 4, "n_plotted": 2,
                  "steps": 4, "random_seeds": 2},
     "profiles": {"enabled": True, "n_units": 3, "top_k": 4, "half_width": 2, "n_plotted": 2},
@@ -71,6 +74,13 @@ def test_synthetic_run_maps_residues_and_scores_recovery(tmp_path):
     assert len(units) == 6 and units["overlap_motif"].between(0, 1).all()
     assert (tmp_path / "results/summary/tiny/figures/logo_activation_key.png").stat().st_size
     assert "respond to" in summary
+
+    # the per-target jobs (evaluation.jobs) wrote the masked and class-specific evaluations
+    assert (tmp_path / "logs/evaluate_masked/tiny/zero/layer_type/key/keep.log").is_file()
+    assert (tmp_path / "logs/evaluate_classes/tiny/key.log").is_file()
+    assert not (tmp_path / "logs/evaluate_masked_model").exists()
+    classes = pd.read_parquet(tmp_path / "results/summary/tiny/class_specificity.parquet")
+    assert set(classes["layer_type"]) == {"key"} and set(classes["factor"]) == {0.0}
 
     stages = ("data", "models/tiny", "scores/tiny", "eval/tiny", "summary/tiny", "profiles/tiny")
     for stage in stages:

@@ -105,7 +105,9 @@ def test_every_rule_with_code_is_found():
 
 
 def test_declared_library_inputs_cover_what_each_job_imports(tmp_path):
-    config = write_config(tmp_path, evaluation__modes=["zero", "mean"])
+    config = write_config(
+        tmp_path, evaluation__modes=["zero", "mean"], evaluation__scopes=["layer_type", "all"]
+    )
     run = run_snakemake(tmp_path, config, "--dry-run")
     assert run.returncode == 0, run.stderr[-3000:]
     jobs = dry_run_jobs(run.stdout)
@@ -120,7 +122,8 @@ def test_declared_library_inputs_cover_what_each_job_imports(tmp_path):
         assert not missing, f"rule {job['rule']} does not declare {missing}"
         checked.add(job["rule"])
     assert {"finetune", "score_neurons", "score_random", "select_units", "evaluate_masked",
-            "mean_activations", "summarize", "provenance"} <= checked  # fmt: skip
+            "evaluate_masked_model", "evaluate_classes_model", "mean_activations", "summarize",
+            "provenance"} <= checked  # fmt: skip
 
 
 def test_snakemake_process_imports_no_torch(tmp_path):
@@ -398,7 +401,8 @@ def job_resources(output: str) -> list[tuple[str, dict]]:
 
 
 GPU_RULES = {"finetune", "score_neurons", "mean_activations", "evaluate_unmasked",
-             "evaluate_masked", "evaluate_classes", "profile_neurons"}  # fmt: skip
+             "evaluate_masked", "evaluate_masked_model", "evaluate_classes",
+             "evaluate_classes_model", "profile_neurons"}  # fmt: skip
 
 
 def test_gpu_jobs_claim_a_share_of_the_one_gpu(tmp_path):
@@ -419,7 +423,7 @@ def test_gpu_jobs_claim_a_share_of_the_one_gpu(tmp_path):
         plan = run_snakemake(tmp_path, config, "--dry-run")
         assert plan.returncode == 0, plan.stderr[-3000:]
         jobs = job_resources(plan.stdout)
-        assert {"finetune", "score_neurons", "evaluate_masked"} <= {rule for rule, _ in jobs}
+        assert {"finetune", "score_neurons", "evaluate_masked_model"} <= {r for r, _ in jobs}
         claims[name] = {
             (rule, int(res.get("gpu", 0)), int(res.get("gpu_percent", 0))) for rule, res in jobs
         }
@@ -434,3 +438,47 @@ def test_gpu_jobs_claim_a_share_of_the_one_gpu(tmp_path):
     bad = write_config(tmp_path, {**base, "gpu_memory_gb": 0}, name="bad.yaml")
     refused = run_snakemake(tmp_path, bad, "--dry-run")
     assert refused.returncode != 0 and "gpu_memory_gb" in refused.stdout + refused.stderr
+
+
+def test_evaluation_jobs_per_target_or_per_model(tmp_path):
+    """`evaluation.jobs`: per_target runs one masked and one class-specific evaluation job per
+    layer type; per_model one for both layer types (auto: per_model for a model under a million
+    encoder weights, per_target for the 8M shape); a group scope's target is its own job either
+    way. The outputs are the same files."""
+    base = yaml.safe_load(write_config(tmp_path).read_text())
+    base["evaluation"]["scopes"] = ["layer_type", "all"]
+    eight_m = {"source": "random", "name": "esm2_t6_8M_UR50D"}
+    counts, outputs = {}, {}
+    for name, jobs, model in [
+        ("auto", "auto", None),
+        ("per_target", "per_target", None),
+        ("per_model", "per_model", None),
+        ("auto_8M", "auto", eight_m),
+        ("per_model_8M", "per_model", eight_m),
+    ]:
+        config = {**base, "evaluation": {**base["evaluation"], "jobs": jobs}}
+        if model:
+            config["models"] = {"tiny": model}
+        plan = run_snakemake(tmp_path, write_config(tmp_path, config, name=f"{name}.yaml"), "-n")
+        assert plan.returncode == 0, (name, plan.stderr[-3000:])
+        jobs_of = dry_run_jobs(plan.stdout)
+        counts[name] = {
+            rule: sum(j["rule"] == rule for j in jobs_of)
+            for rule in ("evaluate_masked", "evaluate_masked_model", "evaluate_classes",
+                         "evaluate_classes_model")
+        }  # fmt: skip
+        outputs[name] = {
+            out for j in jobs_of if j["rule"].startswith("evaluate_") for out in j["outputs"]
+        }
+    packed = {"evaluate_masked": 1, "evaluate_masked_model": 1, "evaluate_classes": 0,
+              "evaluate_classes_model": 1}  # fmt: skip
+    per_target = {"evaluate_masked": 3, "evaluate_masked_model": 0, "evaluate_classes": 2,
+                  "evaluate_classes_model": 0}  # fmt: skip
+    assert counts == {"auto": packed, "per_target": per_target, "per_model": packed,
+                      "auto_8M": per_target, "per_model_8M": packed}  # fmt: skip
+    assert outputs["auto"] == outputs["per_target"] == outputs["per_model"]
+    # eval: methods x targets x levels; classes: methods x layer types x factors; unmasked
+    assert len(outputs["auto"]) == 4 * 3 * 2 + 4 * 2 * 2 + 1
+    bad = {**base, "evaluation": {**base["evaluation"], "jobs": "per_layer"}}
+    refused = run_snakemake(tmp_path, write_config(tmp_path, bad, name="bad.yaml"), "-n")
+    assert refused.returncode != 0 and "per_layer" in refused.stdout + refused.stderr

@@ -39,9 +39,28 @@ def layer_type_class_files():
     )
 
 
+def model_class_files():
+    """The outputs of one evaluate_classes_model job (wildcard model): every layer type."""
+    return expand(
+        CLASS_EVAL_FILE,
+        model="{model}",
+        layer_type=LAYER_TYPES,
+        method=class_methods(),
+        factor=CLASS_FACTORS,
+        retention=CLASS_RETENTIONS,
+    )
+
+
 def class_selections(wildcards):
+    """The selections of one evaluate_classes job, or of every layer type for
+    evaluate_classes_model (no layer_type wildcard)."""
+    if hasattr(wildcards, "layer_type"):
+        layer_types = [wildcards.layer_type]
+    else:
+        layer_types = LAYER_TYPES
     return [
-        selection_file(wildcards.model, "layer_type", method, wildcards.layer_type)
+        selection_file(wildcards.model, "layer_type", method, layer_type)
+        for layer_type in layer_types
         for method in class_methods()
     ]
 

@@ -34,6 +34,25 @@ def target_eval_files():
     )
 
 
+def model_eval_files():
+    """The outputs of one evaluate_masked_model job (wildcards model, mode, scope, direction;
+    scope layer_type or layer): every scored layer type, method and retention level."""
+    return expand(
+        vocab.EVAL_FILE,
+        model="{model}",
+        mode="{mode}",
+        scope="{scope}",
+        target=LAYER_TYPES,
+        direction="{direction}",
+        method=METHODS,
+        retention=RETENTIONS,
+    )
+
+
+# The scopes whose targets are the layer types (not one group): evaluate_masked_model's.
+LAYER_TYPE_SCOPES = [s for s in vocab.SCOPES if s not in vocab.GROUPS]
+
+
 def eval_selections(wildcards):
     vocab.check_target(wildcards.scope, wildcards.target)
     return [
@@ -42,14 +61,22 @@ def eval_selections(wildcards):
     ]
 
 
+def model_eval_selections(wildcards):
+    return [
+        selection_file(wildcards.model, wildcards.scope, method, layer_type)
+        for layer_type in LAYER_TYPES
+        for method in METHODS
+    ]
+
+
 def eval_mean_files(wildcards):
     if wildcards.mode != "mean":
         return []
-    return expand(
-        vocab.MEANS_FILE,
-        model=wildcards.model,
-        layer_type=vocab.target_layer_types(wildcards.target, LAYER_TYPES),
-    )
+    if hasattr(wildcards, "target"):  # evaluate_masked: one target
+        layer_types = vocab.target_layer_types(wildcards.target, LAYER_TYPES)
+    else:  # evaluate_masked_model: every layer type
+        layer_types = LAYER_TYPES
+    return expand(vocab.MEANS_FILE, model=wildcards.model, layer_type=layer_types)
 
 
 def group_ranking_param(wildcards):

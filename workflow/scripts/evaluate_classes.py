@@ -1,8 +1,10 @@
-"""Snakemake adapter: the class-specific targets of one (model, layer type): for every method,
+"""Snakemake adapter: the class-specific targets of one (model, layer type) (rule
+evaluate_classes), or of every layer type of a model (evaluate_classes_model): for every method,
 factor and retention level, each class's own top units multiplied by the factor (a random
 seed's units: one row, the baseline), the whole test set evaluated (`kneurons.classes`).
 
-One job writes one file per (method, factor, retention); the model is loaded and the test set
+One job writes one file per (layer type, method, factor, retention), read from its output
+paths; the model is loaded and the test set
 tokenised once, several masks share each forward pass (`predict_masked`), and masks evaluated
 before with the same checkpoint, test set, settings and code are taken from the store
 (`kneurons.store`): a new factor or retention level computes only its own masks.
@@ -76,14 +78,15 @@ def main(snakemake):
     for out in snakemake.output:
         names = parse_path(CLASS_EVAL_FILE, out)
         method, factor, retention = names["method"], float(names["factor"]), names["retention"]
+        layer_type = names["layer_type"]
         family, seed = parse_method(method)
-        if method not in rankings:
+        if (layer_type, method) not in rankings:
             path = SELECTION_FILE.format(
-                model=w.model, scope="layer_type", method=method, target=w.layer_type
+                model=w.model, scope="layer_type", method=method, target=layer_type
             )
-            rankings[method] = class_rankings(pd.read_parquet(path), family)
+            rankings[layer_type, method] = class_rankings(pd.read_parquet(path), family)
         rows = []
-        for label, units in rankings[method].items():
+        for label, units in rankings[layer_type, method].items():
             selection = units.assign(selected=selected(units, float(retention)))
             mask = scaled_masks(selection, factor)
             key = store.key(scaled_fingerprint(mask))
@@ -93,7 +96,7 @@ def main(snakemake):
                 "method": method,
                 "method_family": family,
                 "seed": seed,
-                "layer_type": w.layer_type,
+                "layer_type": layer_type,
                 "factor": factor,
                 "operation": operation_of(factor),
                 "retention": float(retention),

@@ -1,11 +1,12 @@
 """Snakemake adapter: evaluate the masked model on the test split for every method and retention
-level of one (mode, scope, target, direction).
+level of one (mode, scope, target, direction) (rule evaluate_masked), or of every layer type of
+one (mode, scope, direction) (rule evaluate_masked_model).
 
-One job writes one file per (method, retention): the model is loaded and the test set tokenised
-and bucketed once, and several masks share each forward pass (`predict_masked`). A mask
-evaluated before with the same checkpoint, test set, settings and code (whichever method or
-level produced it) is taken from the store (`kneurons.store`), so adding a retention level or a
-random seed computes only the new masks.
+One job writes one file per (target, method, retention), read from its output paths: the model
+is loaded and the test set tokenised and bucketed once, and several masks share each forward
+pass (`predict_masked`). A mask evaluated before with the same checkpoint, test set, settings
+and code (whichever method or level produced it) is taken from the store (`kneurons.store`), so
+adding a retention level or a random seed computes only the new masks.
 """
 
 import time
@@ -60,21 +61,21 @@ def main(snakemake):
     )
     shape = (len(test), len(meta["classes"]))
 
-    # every (method, retention) output: its row, its mask and the mask's store key
+    # every (target, method, retention) output: its row, its mask and the mask's store key
     wanted = {}
     for out in snakemake.output:
         names = parse_path(EVAL_FILE, out)
-        wanted.setdefault(names["method"], []).append((names["retention"], out))
+        wanted.setdefault((names["target"], names["method"]), []).append((names["retention"], out))
     targets, masks, logits = [], {}, {}
-    for method, levels in wanted.items():
-        path = SELECTION_FILE.format(model=w.model, scope=w.scope, method=method, target=w.target)
+    for (target, method), levels in wanted.items():
+        path = SELECTION_FILE.format(model=w.model, scope=w.scope, method=method, target=target)
         units = pick(pd.read_parquet(path), group_ranking=ranking)
         for name, out in levels:
             retention = float(name)
             selection = units.assign(selected=selected(units, retention))
             mask = unit_masks(selection, w.direction)
             key = store.key(mask_fingerprint(mask))
-            targets.append((method, retention, selection, key, out))
+            targets.append((target, method, retention, selection, key, out))
             if key not in logits and key not in masks:
                 cached = store.load_array(key, shape)
                 if cached is None:
@@ -102,7 +103,7 @@ def main(snakemake):
         store.save_array(key, values.numpy())
         logits[key] = values
 
-    for method, retention, selection, key, out in targets:
+    for target, method, retention, selection, key, out in targets:
         family, seed = parse_method(method)
         n_selected = int(selection["selected"].sum())
         row = {
@@ -110,7 +111,7 @@ def main(snakemake):
             "method": method,
             "method_family": family,
             "seed": seed,
-            "target": w.target,
+            "target": target,
             "scope": w.scope,
             "mode": w.mode,
             "direction": w.direction,
@@ -122,11 +123,13 @@ def main(snakemake):
         }
         frame = evaluation_frame(row, test["label"], logits[key], meta["classes"])
         write_parquet(out, frame)
+    n_targets = len({target for target, _ in wanted})
+    n_methods = len(wanted) // n_targets
     log.info(
-        "%d targets (%d methods x %d retention levels): %d distinct masks, %d from the store, "
-        "%d computed in %.2f s (%.3f s per mask; %d test sequences in %d batches); start-up, "
-        "loading and tokenising %.2f s",
-        len(targets), len(wanted), len(targets) // len(wanted), len(todo) + store.hits,
+        "%d targets (%d layer types or groups x %d methods x %d retention levels): %d distinct "
+        "masks, %d from the store, %d computed in %.2f s (%.3f s per mask; %d test sequences in "
+        "%d batches); start-up, loading and tokenising %.2f s",
+        len(targets), n_targets, n_methods, len(targets) // len(wanted), len(todo) + store.hits,
         store.hits, len(todo), forward, forward / max(1, len(todo)), len(test), len(batches),
         setup,
     )  # fmt: skip
