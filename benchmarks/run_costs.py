@@ -4,14 +4,20 @@ so the fixed cost (interpreter, imports, checkpoint load, tokenising) of every j
     python benchmarks/run_costs.py path/to/workdir          # the directory Snakemake ran in
 
 Reads `results/benchmarks/**/*.tsv` (Snakemake's `benchmark:` files: wall seconds per job) and
-the job logs under `logs/`, whose last line states the compute: `evaluate_masked`,
-`evaluate_classes` and their per-model forms (`evaluate_masked_model`, `evaluate_classes_model`)
-"computed in X s", `score_neurons` "scored on N examples in X s". Fixed cost of
-a job = its wall time minus that compute; for the evaluations it is also divided over the job's
-targets (one output file per method x retention level, or method x factor x level). Rules whose
-logs state no compute (data preparation, fine-tuning, summaries) are listed with their wall time
-only. Prints one table and the fixed share of the summed job wall time of the rules that state
-their compute.
+the job logs under `logs/`. Two measures of a job's fixed cost:
+- `fixed_s`, where the log's last line states the compute: `evaluate_masked`,
+  `evaluate_classes` and their per-model forms (`evaluate_masked_model`,
+  `evaluate_classes_model`) "computed in X s", `score_neurons` "scored on N examples in X s".
+  Fixed cost = wall time minus that compute (start-up, imports, checkpoint load, tokenising,
+  writing); for the evaluations it is also divided over the job's targets (one output file per
+  target x method x retention level, or layer type x method x factor x level).
+- `startup_s`, for every job whose log has timestamped lines: wall time minus the span between
+  its first line (written once the job's imports are done, `kneurons.jobs.start_job`) and its
+  last: the interpreter and imports before, and the exit after. A lower bound on the fixed cost
+  (loading and tokenising fall inside the span), but available for every rule.
+Prints one table, the fixed share of the wall time of the rules that state their compute, and
+the share of the whole run's summed job wall time spent before and after the logged spans
+(`fixed_s` where stated, else `startup_s`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,17 @@ COMPUTE = {
     "score_neurons": re.compile(r"scored on \d+ examples in ([\d.]+) s"),
 }
 TARGETS = re.compile(r"(\d+) targets \(")
+TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ", flags=re.M)
+
+
+def logged_span(text: str) -> float | None:
+    """Seconds between the first and the last timestamped line of a job log (None: fewer than
+    one such line)."""
+    stamps = TIMESTAMP.findall(text)
+    if not stamps:
+        return None
+    first, last = (pd.Timestamp(s.replace(",", ".")) for s in (stamps[0], stamps[-1]))
+    return (last - first).total_seconds()
 
 
 def job_rows(workdir: Path) -> pd.DataFrame:
@@ -40,8 +57,11 @@ def job_rows(workdir: Path) -> pd.DataFrame:
         wall = float(pd.read_csv(path, sep="\t")["s"].iloc[-1])
         row = {"rule": rule, "job": str(relative), "wall_s": wall}
         log = workdir / "logs" / relative.with_suffix(".log")
-        if rule in COMPUTE and log.is_file():
-            text = log.read_text()
+        text = log.read_text() if log.is_file() else ""
+        span = logged_span(text)
+        if span is not None:
+            row["startup_s"] = max(0.0, wall - span)
+        if rule in COMPUTE and text:
             found = COMPUTE[rule].findall(text)
             if found:
                 row["compute_s"] = sum(float(x) for x in found)
@@ -59,7 +79,7 @@ def main() -> None:
     jobs = job_rows(args.workdir)
     if jobs.empty:
         raise SystemExit(f"no benchmark files under {args.workdir / 'results/benchmarks'}")
-    for column in ("compute_s", "targets"):
+    for column in ("compute_s", "targets", "startup_s"):
         if column not in jobs:
             jobs[column] = float("nan")
     jobs["fixed_s"] = jobs["wall_s"] - jobs["compute_s"]
@@ -69,6 +89,7 @@ def main() -> None:
         mean_wall_s=("wall_s", "mean"),
         compute_s=("compute_s", "sum"),
         fixed_s=("fixed_s", "sum"),
+        startup_s=("startup_s", "sum"),
         targets=("targets", "sum"),
     )
     stated = jobs["compute_s"].notna()
@@ -82,6 +103,15 @@ def main() -> None:
             f"({', '.join(sorted(set(jobs.loc[stated, 'rule'])))}): {share:.1%}"
         )
     print(f"summed wall time of all {len(jobs)} benchmarked jobs: {jobs['wall_s'].sum():.1f} s")
+    fixed = jobs["fixed_s"].where(stated, jobs["startup_s"])
+    known = fixed.notna()
+    if known.any():
+        print(
+            f"fixed share of the summed wall time of the {int(known.sum())} jobs with a log "
+            f"(fixed_s where stated, else startup_s): {fixed[known].sum():.1f} s of "
+            f"{jobs.loc[known, 'wall_s'].sum():.1f} s = "
+            f"{fixed[known].sum() / jobs.loc[known, 'wall_s'].sum():.1%}"
+        )
 
 
 if __name__ == "__main__":
