@@ -160,7 +160,8 @@ def test_residue_maps_of_several_sequences_equal_one_at_a_time(tiny_model, tiny_
     for row, tok in zip(examples.itertuples(), tokenize(alphabet(), sequences), strict=True):
         alone, _ = ig_map(tiny_model, tok, row.label, masks, steps=4)
         got = together.loc[together["accession"] == row.accession, "ig"].to_numpy()
-        np.testing.assert_allclose(got, alone, rtol=1e-5, atol=1e-9)
+        # fp32 sums in another batch order: near zero, 1e-6 of the map's largest value
+        np.testing.assert_allclose(got, alone, rtol=1e-5, atol=1e-6 * np.abs(alone).max())
 
 
 def test_residue_heat_strips_are_labelled_with_colour_bars(tmp_path, monkeypatch):
