@@ -16,6 +16,7 @@ from kneurons.stability import (
     cross_model_stability,
     overlap_p_value,
     read_method_scores,
+    spearman_brown,
     split_half_stability,
 )
 
@@ -65,6 +66,9 @@ def test_split_half_by_hand_and_against_scipy():
     rev = split_half_stability(scores("value", a, -a), [10], "m", "x").iloc[0]
     assert rev["jaccard"] == 0.0 and rev["spearman"] == pytest.approx(-1.0)
     assert rev["p_overlap"] == 1.0
+    # Spearman-Brown is for positive split-half correlations only (never prints -0.41)
+    assert np.isnan(rev["spearman_brown"])
+    assert np.isnan(spearman_brown(-0.26)) and np.isnan(spearman_brown(0.0))
 
 
 def test_split_half_edge_cases():

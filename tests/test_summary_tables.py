@@ -270,7 +270,7 @@ def test_statistics_without_correct_vectors_leave_ci_empty(table):
 
 
 def test_tests_against_random_by_hand_and_against_scipy():
-    """Δ, its paired bootstrap, the t and combined p-values and BH q-values of every cell."""
+    """Δ, its interval over seeds and sequences, the z and rank p-values and BH q-values."""
     from scipy import stats as scipy_stats
 
     from kneurons import statistics as st
@@ -285,36 +285,65 @@ def test_tests_against_random_by_hand_and_against_scipy():
     seeds = seeds[seeds["retention"] == 50.0]
     null = seeds["accuracy"].to_numpy()
     assert cell["delta"] == pytest.approx(0.650 - null.mean())
-    expected_t = scipy_stats.ttest_ind([0.650], null, alternative="greater").pvalue
-    assert cell["p_t"] == pytest.approx(expected_t)
-    # the paired bootstrap, recomputed from the same resamples of the test sequences
-    counts = st.bootstrap_counts(N_TEST, 300, 1)
-    method = st.bootstrap_accuracy(np.asarray(cell["correct"]), counts)[0]
-    random_boot = st.bootstrap_accuracy(np.vstack(seeds["correct"].to_list()), counts)
-    deltas = method - random_boot.mean(0)
-    low, high = np.quantile(deltas, [0.025, 0.975])
-    assert cell["delta_ci_low"] == pytest.approx(low) and cell["delta_ci_high"] == pytest.approx(
-        high
-    )
-    assert cell["p_boot"] == pytest.approx((np.sum(deltas <= 0) + 1) / 301)
-    assert cell["p_combined"] == max(cell["p_t"], cell["p_boot"])
+    # the same resamples of the test sequences: the test-set variance of Δ, then z on t(S - 1)
+    counts = st.resample_counts(N_TEST, 300, 1)
+    method = st.resampled_means(np.asarray(cell["correct"]), counts)[0]
+    random_boot = st.resampled_means(np.vstack(seeds["correct"].to_list()), counts)
+    v_seq = np.var(method - random_boot.mean(0), ddof=1)
+    scale = np.sqrt(null.var(ddof=1) * (1 + 1 / null.size) + v_seq)
+    expected = scipy_stats.t.sf(cell["delta"] / scale, df=null.size - 1)
+    assert cell["p_z"] == pytest.approx(expected)
+    assert cell["n_tied_or_beyond"] == 0 and cell["p_test"] == cell["p_z"]
+    assert cell["delta_ci_low"] < cell["delta"] < cell["delta_ci_high"]
     # one family: every cell and every AUC row, adjusted together
-    p = np.concatenate([out["p_combined"].to_numpy(float), stats.auc["p_combined"].to_numpy(float)])
+    p = np.concatenate([out["p_test"].to_numpy(float), stats.auc["p_test"].to_numpy(float)])
     finite = np.isfinite(p)
     q = scipy_stats.false_discovery_control(p[finite], method="bh")
     got = np.concatenate([out["q_value"].to_numpy(float), stats.auc["q_value"].to_numpy(float)])
     np.testing.assert_allclose(got[finite], q)
-    assert finite.sum() == 6 + 4  # 8 method cells but key 10% (seeds all equal), 4 AUC rows
-    # random rows and cells whose seeds agree exactly carry no test
+    assert finite.sum() == 8 + 4  # every method cell, 4 AUC rows
+    # random rows carry no test
     assert out.loc[out["method_family"] == "random", "q_value"].isna().all()
-    key10 = out[(out["target"] == "key") & (out["retention"] == 10.0)]
-    assert key10.loc[key10["method_family"] != "random", "p_t"].isna().all()
     # AUC: Δ against the seeds' mean AUC
     auc = stats.auc.set_index(["target", "method"])
     seeds_auc = auc.loc[("query", "random"), "random_auc_mean"]
     assert auc.loc[("query", "activation"), "delta"] == pytest.approx(
         auc.loc[("query", "activation"), "auc"] - seeds_auc
     )
+
+
+def test_a_tie_with_a_seed_at_the_floor_is_no_finding():
+    """19 seeds at the floor 0.25 and one at 0.30; the method at 0.30 ties that seed: the old
+    t-test gave p 2.7e-4; the rank guard makes it at least 2 / 21 and no finding."""
+    from kneurons.summary.tables import is_finding
+
+    n = 20
+    floor = np.zeros(n, dtype=bool)
+    floor[:5] = True  # the sink class: 5 of 20 sequences
+    lifted = floor.copy()
+    lifted[5] = True
+
+    def row(method, vec):
+        acc = float(np.mean(vec))
+        return eval_row(MODEL, method, "query", 1.0, acc).assign(n=n, correct=[list(vec)])
+
+    rows = [eval_row(MODEL, "unmasked", "none", 100.0, 0.9).assign(n=n, correct=[[True] * n])]
+    rows += [row(f"random-{i}", lifted if i == 0 else floor) for i in range(20)]
+    rows.append(row("integrated_gradients", lifted))
+    stats = add_statistics(collect(rows), n_boot=500, seed=0)
+    ig = stats.table[stats.table["method"] == "integrated_gradients"].iloc[0]
+    assert ig["n_tied_or_beyond"] == 1
+    assert ig["p_test"] >= 2 / 21
+    assert not is_finding(ig, 0.05)
+
+
+def test_seeds_as_methods_self_check(stats):
+    """Every seed of every cell plays method against the others: 3 seeds x cells."""
+    check = stats.self_check
+    n_cells = len(stats.random)
+    assert len(check) == 3 * n_cells
+    assert set(check["seed"].dropna().astype(int)) == {0, 1, 2}
+    assert check["q_value"].notna().any()
 
 
 def test_remove_direction_tests_for_a_loss():
@@ -327,5 +356,5 @@ def test_remove_direction_tests_for_a_loss():
     stats = add_statistics(collect(with_correct(rows)), n_boot=200, seed=0)
     act = stats.table[stats.table["method"] == "activation"].iloc[0]
     assert act["delta"] == pytest.approx(0.30 - 0.80)
-    assert act["delta_ci_high"] < 0 and act["p_boot"] == pytest.approx(1 / 201)
-    assert act["p_t"] < 1e-4 and act["p_value"] == pytest.approx(1 / 6)
+    assert act["delta_ci_high"] < 0 and act["n_tied_or_beyond"] == 0
+    assert act["p_test"] < 1e-4 and act["p_value"] == pytest.approx(1 / 6)

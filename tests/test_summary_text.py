@@ -71,9 +71,8 @@ def test_markdown_summary_cells(table):
     )
     assert "| p empirical: activation | 0.250 | 0.250 |" in md
     assert "| Δ: activation | +0.112 | +0.250 |" in md  # key: 0.412 − 0.300, 0.350 − 0.100
-    # no per-sequence vectors: no bootstrap, so no combined p, no q and no claim either way;
-    # at 10% the seeds all read 0.100: no t-test either
-    assert "| q (p t, p boot): activation | — (0.217, —) | — (—, —) |" in md
+    # no per-sequence vectors: the test set's noise is unknown, so no p, no q and no claim
+    assert "| q (p): activation | — (—) | — (—) |" in md
     assert "**No cell could be tested**" in md
     assert md.count("| neurons kept | 160 | 32 |") == 2
     assert "3 seeds" in md
@@ -331,7 +330,8 @@ def test_findings_flag_a_model_at_chance_and_small_test_sets():
     text = markdown_summary(at_chance, card=card)
     findings = text[text.index("## Findings") : text.index("## Unmasked model")]
     assert "No knowledge-neuron claim is possible" in findings
-    assert "does not exceed chance (0.333)" in findings and "2 (4)" in findings
+    # chance is the test set's majority-class rate (596 of 1000), not 1 / 3
+    assert "does not exceed chance (0.596)" in findings and "2 (4)" in findings
 
 
 def planted_stats(n_seeds: int = 20):
@@ -352,7 +352,7 @@ def test_findings_state_the_answer_from_the_numbers():
     assert findings.index("## Findings") == 0
     assert (
         "**integrated_gradients** keeps more accuracy than random selections for key at 10% "
-        "(q 0.001); value at 10% (q 0.001)." in findings
+        "(q 2.3e-13); value at 10% (q 2.3e-13)." in findings
     )
     assert "**No method can be told apart from random** for ffn_in" in findings
     # the per-cell sentence: accuracy [CI] vs random mean ± std, Δ [CI], q
@@ -361,10 +361,12 @@ def test_findings_state_the_answer_from_the_numbers():
     assert "Δ +0.5" in key and "q = " in key
     ffn = next(line for line in findings.splitlines() if line.startswith("- ffn_in — best"))
     assert "(not told apart from random)" in ffn
-    # what the run cannot tell: the floors the seeds and resamples allow, the test family
-    assert "1 / (n + 1) = 0.048 with 20 random seeds" in findings
-    assert "1 / 1001 = 1.0e-03" in findings
+    # what the run cannot tell: the test, one-sided, what a tie costs, the family, self-check
+    assert "one-sided" in findings
+    assert "with 20 seeds a tie with one seed gives at least 0.095" in findings
     assert "all 6 tests of this summary" in findings  # 3 cells + 3 AUC rows
+    assert "**Self-check**" in findings and "60 null tests" in findings
+    assert "Read this first" not in findings
     assert "random band covers every method" not in findings
 
 
@@ -391,6 +393,30 @@ def test_findings_say_when_nothing_can_be_claimed():
 def test_findings_name_a_layer_type_whose_masking_changes_nothing():
     stats = one_cell_stats(2, "ffn_in", 0.95, 0.004, 0.95)
     findings = findings_section(stats, {"classes": ["1", "2"]})
-    assert "**Masking ffn_in cannot tell methods apart**: random selections already keep" in (
+    assert "**Masking ffn_in cannot tell methods apart**: random selections keeping as " in (
         findings
     )
+    assert "within ±0.02 accuracy at every retention level (two one-sided tests" in findings
+
+
+def test_a_failed_self_check_opens_the_findings():
+    """Where the seeds, tested as methods, give more findings than α allows, the Findings say
+    first that the tests are not to be trusted for this run."""
+    stats = planted_stats()
+    check = stats.self_check.copy()
+    broken = check["direction"] == "keep"
+    check.loc[broken, ["p_test", "q_value"]] = 0.001
+    check.loc[broken, "delta_ci_low"] = 0.01
+    stats.self_check = check
+    findings = findings_section(stats, {"classes": ["1", "2", "3"]})
+    assert findings.splitlines()[2].startswith(
+        "**Read this first: the tests against random are not to be trusted for this run.**"
+    )
+    assert "gave 60 findings and 60 raw p ≤ 0.05 in 60 null tests" in findings
+
+
+def test_no_equivalence_claim_where_random_selections_lose_accuracy():
+    stats = one_cell_stats(2, "ffn_in", 0.90, 0.004, 0.90)  # unmasked 0.95: 0.05 lost
+    findings = findings_section(stats, {"classes": ["1", "2"]})
+    assert "cannot tell methods apart" not in findings
+    assert not stats.random["equivalent"].any()

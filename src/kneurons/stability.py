@@ -17,7 +17,8 @@ Measures (README, "Stability of the selection"):
 - `spearman`: rank correlation of the two score vectors over all units of the layer type; for
   split halves also `spearman_brown` = 2 rho / (1 + rho), the correlation the Spearman-Brown
   formula predicts for two full samples of examples (each half has half the examples, so the
-  split-half figures understate the stability of the full-sample selection).
+  split-half figures understate the stability of the full-sample selection); NaN for ρ ≤ 0,
+  where the formula does not apply.
 """
 
 from __future__ import annotations
@@ -105,8 +106,10 @@ def compare(
 
 
 def spearman_brown(rho: float) -> float:
-    """2 rho / (1 + rho): the correlation predicted for samples twice the size (NaN at -1)."""
-    return 2 * rho / (1 + rho) if np.isfinite(rho) and rho > -1 else float("nan")
+    """2 rho / (1 + rho): the correlation predicted for samples twice the size. Defined for a
+    positive split-half correlation only (the formula assumes two parallel halves; for ρ ≤ 0
+    it would predict an even more negative full-sample correlation): NaN otherwise."""
+    return 2 * rho / (1 + rho) if np.isfinite(rho) and rho > 0 else float("nan")
 
 
 def split_half_stability(

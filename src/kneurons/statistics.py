@@ -234,3 +234,130 @@ def expected_random_jaccard(k: int, n: int) -> float:
     overlap = np.arange(max(0, 2 * k - n), k + 1)
     pmf = stats.hypergeom.pmf(overlap, n, k, k)
     return float(np.sum(pmf * overlap / (2 * k - overlap)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The test against random selections (issue 23): seeds and test sequences vary jointly
+
+
+def resample_counts(
+    n: int,
+    n_boot: int,
+    seed: int,
+    strata: Sequence | None = None,
+    clusters: Sequence | None = None,
+) -> np.ndarray:
+    """(n_boot, n) multiplicities of the test sequences in `n_boot` resamples.
+
+    Within each stratum (the sequences' classes; one stratum without `strata`) whole clusters
+    (homology clusters; each sequence its own without `clusters`) are drawn with replacement,
+    as many as the stratum holds, and each draw counts every member once. Every class keeps
+    its place in every resample, and sequences of one cluster move together, as they do
+    between the splits. Without strata or clusters this is the plain bootstrap."""
+    if n < 1:
+        raise ValueError("bootstrap needs at least one test sequence")
+    strata = np.zeros(n, dtype=np.int64) if strata is None else np.asarray(strata)
+    clusters = np.arange(n) if clusters is None else np.asarray(clusters)
+    if len(strata) != n or len(clusters) != n:
+        raise ValueError(f"strata and clusters must have one entry per test sequence ({n})")
+    rng = np.random.default_rng(seed)
+    counts = np.zeros((n_boot, n), dtype=np.float64)
+    for stratum in pd.unique(strata):
+        members = np.flatnonzero(strata == stratum)
+        _, cluster_of = np.unique(clusters[members], return_inverse=True)
+        n_clusters = int(cluster_of.max()) + 1
+        drawn = rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=n_boot)
+        counts[:, members] = drawn[:, cluster_of]
+    return counts
+
+
+def resampled_means(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(R, n_boot) means of R rows of per-sequence values (R, n) on each resample."""
+    values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    return values @ counts.T / counts.sum(axis=1)
+
+
+def random_test(
+    value: float,
+    null: Sequence[float],
+    method_boot: np.ndarray | None = None,
+    null_boot: np.ndarray | None = None,
+    alternative: str = "greater",
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """Does `value` (a method's accuracy, AUC or specificity) beat the random selections'
+    values `null` (one per seed), counting what varies between runs: which random units are
+    drawn, and which test sequences were sampled?
+
+    `method_boot` (n_boot,) and `null_boot` (n_seeds, n_boot) are the same statistics on
+    shared resamples of the test sequences (`resample_counts`: within classes, by homology
+    cluster); without them the test set's noise is unknown and there is no p-value (p_z alone
+    is reported, from the seeds' spread).
+
+    - Δ = value − mean of the seeds. Its interval resamples both levels at once: on resample b
+      the seeds are redrawn with replacement and Δ*_b = method_b − mean of the redrawn seeds_b
+      (percentile interval at `level`): how far the method is from the average random
+      selection, with the uncertainty of that average and of the test set.
+    - p-value, one-sided: under the null the method's units are one more random draw, so Δ is
+      a new draw's distance from the seeds' mean: variance s²(1 + 1/S) from the seeds' spread
+      (s², S seeds) plus the test set's sampling variance of Δ (v_seq, the variance of
+      method_b − mean seeds_b over resamples). z = Δ / sqrt(s²(1 + 1/S) + v_seq) against
+      Student's t with S − 1 degrees of freedom (`p_z`).
+    - Ties and seeds beyond count against the method: with k seeds at or beyond the value the
+      p-value is at least (k + 1) / (S + 1), the exact rank p-value of exchangeable draws
+      (`p_rank`); only a method beyond every seed is judged by p_z alone. At the chance floor,
+      where most seeds share one value and the normal model fails, a method that ties a seed
+      cannot pass at α < 2 / (S + 1). Where nothing varies (the seeds agree and the test set
+      adds no noise) p_z is NaN and the p-value is the rank p-value.
+
+    Returns delta, delta_ci_low, delta_ci_high, p_z, p_rank, n_tied_or_beyond, p_value (NaN
+    with fewer than two seeds). benchmarks/calibration.py shows the false-positive rate at or
+    below α on simulated nulls (normal, floored and tied, saturated, small test sets)."""
+    from scipy import stats
+
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
+    nan = float("nan")
+    null = np.asarray(null, dtype=np.float64)
+    out = dict(
+        delta=nan,
+        delta_ci_low=nan,
+        delta_ci_high=nan,
+        p_z=nan,
+        p_rank=nan,
+        n_tied_or_beyond=-1,
+        p_value=nan,
+    )
+    if null.size == 0 or value is None or math.isnan(value):
+        return out
+    sign = 1.0 if alternative == "greater" else -1.0
+    delta = float(value - null.mean())
+    out["delta"] = delta
+    have_boot = method_boot is not None and null_boot is not None
+    if have_boot:
+        method_boot = np.asarray(method_boot, dtype=np.float64)
+        null_boot = np.atleast_2d(np.asarray(null_boot, dtype=np.float64))
+        n_boot = method_boot.size
+        rng = np.random.default_rng(seed)
+        redrawn = rng.integers(0, null.size, size=(n_boot, null.size))
+        seeds_b = null_boot[redrawn, np.arange(n_boot)[:, None]].mean(axis=1)
+        low, high = percentile_interval(method_boot - seeds_b, level)
+        out["delta_ci_low"], out["delta_ci_high"] = float(low), float(high)
+    if null.size < 2:
+        return out
+    k = int(np.sum(sign * (null - value) >= 0))
+    out["n_tied_or_beyond"] = k
+    out["p_rank"] = (k + 1) / (null.size + 1)
+    v_seq = float(np.var(method_boot - null_boot.mean(axis=0), ddof=1)) if have_boot else 0.0
+    s2 = float(np.var(null, ddof=1))
+    scale = math.sqrt(s2 * (1.0 + 1.0 / null.size) + v_seq)
+    if scale > 0:
+        out["p_z"] = float(stats.t.sf(sign * delta / scale, df=null.size - 1))
+    if not have_boot:  # the test set's noise unknown: no test
+        return out
+    if scale > 0:
+        out["p_value"] = out["p_z"] if k == 0 else max(out["p_z"], out["p_rank"])
+    else:  # no spread to measure the gap against: the rank is all there is to go by
+        out["p_value"] = out["p_rank"]
+    return out

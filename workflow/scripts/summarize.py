@@ -1,8 +1,10 @@
 """Snakemake adapter: gather all evaluations of one model into tables, statistics, markdown,
 HTML pages for the Snakemake report, and figures.
 
-Params: bootstrap (n, seed, level), retention (the evaluated levels), group_ranking (of the
-group scopes), figures (figure id -> kind and options, with its `png` path)."""
+Params: bootstrap (n, seed, level), alpha and equivalence_margin (of every test), retention
+(the evaluated levels), group_ranking (of the group scopes), figures (figure id -> kind and
+options, with its `png` path). The test set (`input.test`, in the evaluations' order) gives
+the classes and homology clusters the resamples keep together."""
 
 import json
 
@@ -75,7 +77,18 @@ def main(snakemake):
     table = collect(
         [pd.read_parquet(p) for p in [snakemake.input.unmasked, *snakemake.input.evals]]
     )
-    stats = add_statistics(table, n_boot=boot["n"], seed=boot["seed"], level=level)
+    alpha, margin = snakemake.params.alpha, snakemake.params.equivalence_margin
+    test = pd.read_parquet(snakemake.input.test, columns=["label", "cluster"])
+    stats = add_statistics(
+        table,
+        n_boot=boot["n"],
+        seed=boot["seed"],
+        level=level,
+        strata=test["label"].to_numpy(),
+        clusters=test["cluster"].astype(str).to_numpy(),
+        alpha=alpha,
+        margin=margin,
+    )
     log.info("statistics for %d evaluations (%d bootstrap resamples)", len(table), boot["n"])
 
     with open(snakemake.input.card) as fh:
@@ -108,6 +121,7 @@ def main(snakemake):
     write_parquet(snakemake.output.class_overlap, overlap)
     write_parquet(snakemake.output.completeness, completeness)
     write_parquet(snakemake.output.stability, stability)
+    write_parquet(snakemake.output.self_check, stats.self_check)
 
     recovery = (
         pd.read_parquet(snakemake.input.recovery) if "recovery" in snakemake.input.keys() else None
@@ -132,6 +146,8 @@ def main(snakemake):
         n_boot=boot["n"],
         classes=classes,
         profiles=profiles,
+        alpha=alpha,
+        margin=margin,
     )
     write_text(snakemake.output.markdown, text)
     findings = findings_section(
@@ -143,6 +159,8 @@ def main(snakemake):
         stability,
         caution_notes(stats, card),
         classes=classes,
+        alpha=alpha,
+        margin=margin,
     )
     findings = findings.replace("## Findings", f"## Findings: {model}", 1)
     write_text(snakemake.output.findings, markdown_to_rst(findings))

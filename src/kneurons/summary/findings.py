@@ -3,9 +3,12 @@ in plain sentences generated from its own numbers, then what it cannot tell.
 
 A cell (target, masking variant, retention) is a finding for a method when the method differs
 from random selections of the same size in the direction a knowledge-neuron method should
-(`keep`: more accuracy kept; `remove`: more lost), with the Benjamini-Hochberg q-value of its
-combined p-value at or below `1 - level` (0.05 by default) and the paired bootstrap interval of
-Δ excluding 0. The definitions of the tests: `kneurons.statistics`.
+(`keep`: more accuracy kept; `remove`: more lost; one-sided), with the Benjamini-Hochberg
+q-value of its test (`kneurons.statistics.random_test`) at or below α (`evaluation.alpha`, 0.05
+by default) and the interval of Δ excluding 0 (`kneurons.summary.tables.is_finding`). Before
+any of it, the self-check: every random seed tested as a method against the others
+(`kneurons.summary.tables.self_check`); where more than α of those null tests come out as
+findings, the section opens by saying the tests are not to be trusted for this run.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from kneurons.classes import class_findings
 from kneurons.summary.format import fmt, fmt_ci, fmt_delta, fmt_p, isnan, pct
 from kneurons.summary.tables import (
     Statistics,
+    is_finding,
     method_order,
     per_class,
     target_order,
@@ -27,8 +31,19 @@ from kneurons.summary.tables import (
 )
 from kneurons.vocab import RANDOM
 
+__all__ = ["findings_section", "is_finding", "has_claims", "markdown_to_rst"]
+
 
 def chance_level(stats: Statistics, card: dict | None) -> float | None:
+    """Chance accuracy: the test set's majority-class rate (what always answering its most
+    frequent class scores); from the card's test counts without it, 1 / classes as a last
+    resort."""
+    if stats.chance is not None:
+        return stats.chance
+    counts = ((card or {}).get("counts") or {}).get("test") or {}
+    total = sum(int(n) for n in counts.values())
+    if total:
+        return max(int(n) for n in counts.values()) / total
     unmasked = unmasked_rows(stats.table)
     classes = list((card or {}).get("classes") or [])
     if not classes and not unmasked.empty:
@@ -47,13 +62,44 @@ def at_chance(stats: Statistics, card: dict | None) -> bool:
     return bool(low <= chance)
 
 
-def is_finding(row, alpha: float) -> bool:
-    """q <= alpha and Δ's interval on the side the variant expects (see the module docstring)."""
-    if isnan(row["q_value"]) or row["q_value"] > alpha:
-        return False
-    if row["direction"] == "remove":
-        return bool(row["delta_ci_high"] < 0)
-    return bool(row["delta_ci_low"] > 0)
+def self_check_counts(stats: Statistics, alpha: float) -> tuple[int, int, int]:
+    """(null tests, raw p ≤ α, findings after the correction) of the seed self-check."""
+    check = stats.self_check
+    if check is None or check.empty:
+        return 0, 0, 0
+    tested = check[check["p_test"].notna()]
+    raw = int((tested["p_test"] <= alpha).sum())
+    found = int(sum(is_finding(r, alpha) for _, r in tested.iterrows()))
+    return len(tested), raw, found
+
+
+def self_check_trusted(stats: Statistics, alpha: float) -> bool | None:
+    """Whether the tests hold on this run's own nulls (None: not run): no more than α of the
+    seed-as-method tests are findings after the correction, and the raw rejections (p ≤ α)
+    no more than a calibrated test gives in 99% of runs (the 0.99 quantile of Binomial(n, α):
+    with few null tests one or two rejections are chance, not a broken test)."""
+    from scipy import stats as scipy_stats
+
+    n, raw, found = self_check_counts(stats, alpha)
+    if not n:
+        return None
+    return found <= alpha * n and raw <= scipy_stats.binom.ppf(0.99, n, alpha)
+
+
+def self_check_sentence(stats: Statistics, alpha: float) -> str:
+    """One sentence on the self-check, for the limits."""
+    n, raw, found = self_check_counts(stats, alpha)
+    if not n:
+        return ""
+    text = (
+        f"**Self-check**: each random seed, tested as if it were a method against the other "
+        f"seeds of its cell (the same one-sided test and BH correction over these {n} null "
+        f"tests), gave {found} findings ({raw} with a raw p ≤ {alpha:g}; a calibrated test "
+        f"expects about {alpha * n:.1f} or fewer)"
+    )
+    if self_check_trusted(stats, alpha):
+        return text + ": the tests hold on this run's own nulls."
+    return text + ": more than a calibrated test gives, so the tests are not to be trusted here."
 
 
 def best_per_cell(stats: Statistics, variant: Sequence[str]) -> pd.DataFrame:
@@ -83,7 +129,7 @@ def _cell_sentence(row, alpha: float) -> str:
         f"{fmt_ci(row['accuracy'], row['accuracy_ci_low'], row['accuracy_ci_high'])} vs random "
         f"{fmt(row['random_mean'])} ± {fmt(row['random_std'])}, "
         f"Δ {fmt_delta(row['delta'], row['delta_ci_low'], row['delta_ci_high'])}, "
-        f"q = {fmt_p(row['q_value'])} ({verdict})"
+        f"q = {fmt_p(row['q_value'])}, one-sided ({verdict})"
     )
 
 
@@ -93,23 +139,28 @@ def _list(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _insensitive_targets(stats: Statistics, variant: Sequence[str]) -> dict[str, float]:
-    """Targets (keep direction) whose random selections keep, at every retention level, an
-    accuracy inside the unmasked model's interval: target -> the lowest random mean."""
-    unmasked = unmasked_rows(stats.table)
-    if variant[2] != "keep" or unmasked.empty or stats.random.empty:
-        return {}
-    low = unmasked.iloc[0]["accuracy_ci_low"]
-    if isnan(low):
+def _insensitive_targets(
+    stats: Statistics, variant: Sequence[str], margin: float
+) -> dict[str, float]:
+    """Targets (keep direction) whose random selections are equivalent to the unmasked model at
+    every retention level (`kneurons.summary.tables.equivalence`: TOST within ±`margin`):
+    target -> the lowest retention level tested."""
+    if variant[2] != "keep" or stats.random.empty or "equivalent" not in stats.random:
         return {}
     band = stats.random
     for col, value in zip(("mode", "scope", "direction"), variant, strict=True):
         band = band[band[col] == value]
-    floors = band.groupby("target")["mean"].min()
-    return {t: float(floors[t]) for t in target_order(floors.index) if floors[t] >= low}
+    out = {}
+    for target in target_order(band["target"].unique()):
+        rows = band[band["target"] == target]
+        if len(rows) and rows["equivalent"].astype(bool).all():
+            out[target] = float(rows["retention"].min())
+    return out
 
 
-def variant_findings(stats: Statistics, variant: Sequence[str], alpha: float) -> list[str]:
+def variant_findings(
+    stats: Statistics, variant: Sequence[str], alpha: float, margin: float = 0.02
+) -> list[str]:
     """Bullets of one variant: per method the cells it wins, per target the best method at
     every retention level with Δ [CI] and q, and the targets where nothing beats random."""
     best = best_per_cell(stats, variant)
@@ -134,15 +185,16 @@ def variant_findings(stats: Statistics, variant: Sequence[str], alpha: float) ->
             ]
             parts.append(f"{target} at {_list(levels)}")
         bullets.append(f"**{method}** {verb} random selections for {'; '.join(parts)}.")
-    insensitive = _insensitive_targets(stats, variant)
-    for target, floor in insensitive.items():
+    insensitive = _insensitive_targets(stats, variant, margin)
+    for target, lowest in insensitive.items():
         rec = unmasked_rows(stats.table).iloc[0]
         bullets.append(
-            f"**Masking {target} cannot tell methods apart**: random selections already keep "
-            f"{fmt(floor)} or more at every retention level, inside the unmasked model's "
-            f"interval {fmt_ci(rec['accuracy'], rec['accuracy_ci_low'], rec['accuracy_ci_high'])}"
-            f": the model does without most {target} neurons, so keeping the right ones "
-            "has nothing to show."
+            f"**Masking {target} cannot tell methods apart**: random selections keeping as "
+            f"little as {pct(lowest)} of the {target} units are equivalent to the unmasked "
+            f"model ({fmt_ci(rec['accuracy'], rec['accuracy_ci_low'], rec['accuracy_ci_high'])}"
+            f") within ±{margin:g} accuracy at every retention level (two one-sided tests at "
+            f"α = {alpha:g}): the task does not need the other {target} units, so keeping the "
+            "right ones has nothing to show."
         )
     tested = set(rows.loc[rows["q_value"].notna(), "target"])
     silent = [t for t in target_order(tested) if t not in set(wins["target"])]
@@ -174,28 +226,29 @@ def limits(
     seeds = stats.random["n_seeds"] if not stats.random.empty else pd.Series(dtype=int)
     if not seeds.empty:
         n = int(seeds.min())
-        text = (
-            f"**Smallest p-values possible here**: the empirical p-value (share of random seeds "
-            f"at or above the method) cannot go below 1 / (n + 1) = {fmt_p(1 / (n + 1))} with "
-            f"{n} random seeds; the t-test has no floor but assumes the seeds' accuracies are "
-            "roughly normal"
+        out.append(
+            f"**The test against random** (one-sided: keep — the method keeps more accuracy "
+            "than random selections of the same size; remove — it loses more): Δ = method − "
+            "mean of the random seeds, against the spread of the seeds and the test set's "
+            "sampling noise together (seeds and test sequences resampled jointly, within "
+            "classes and by homology cluster where the split has clusters). A method that "
+            "ties or trails k random seeds cannot get a p-value below (k + 1) / (seeds + 1); "
+            f"with {n} seeds a tie with one seed gives at least {fmt_p(2 / (n + 1))}. "
+            "benchmarks/calibration.py shows its false-positive rate at or below α on "
+            "simulated nulls (floors, ties, small test sets)."
         )
-        if n_boot:
-            text += (
-                f"; the paired bootstrap ({n_boot} resamples of the test set) cannot go below "
-                f"1 / {n_boot + 1} = {fmt_p(1 / (n_boot + 1))}, and so neither can a combined "
-                "p-value"
-            )
-        out.append(text + ".")
-    tested = int(stats.table["p_combined"].notna().sum() + stats.auc["p_combined"].notna().sum())
+    tested = int(stats.table["p_test"].notna().sum() + stats.auc["p_test"].notna().sum())
     if tested:
         out.append(
-            f"**Multiple testing**: q-values are Benjamini-Hochberg adjusted over all {tested} "
-            "tests of this summary (every method x target x variant x retention cell and every "
-            "AUC); a cell's p-value is the larger of its t-test and paired-bootstrap p-values. "
-            f"A finding here means q ≤ {alpha:g} (false discovery rate) and a Δ interval "
-            "excluding 0."
+            f"**Multiple testing**: q-values are Benjamini-Hochberg adjusted over one family, "
+            f"all {tested} tests of this summary (every method x target x variant x retention "
+            f"cell and every AUC). A finding here means q ≤ α = {alpha:g} (false discovery "
+            "rate) and a Δ interval excluding 0. The class-specific tests are a family of "
+            "their own (their section)."
         )
+    check = self_check_sentence(stats, alpha)
+    if check:
+        out.append(check)
     masked = stats.table[
         (stats.table["method_family"] != RANDOM) & stats.table["random_mean"].notna()
     ]
@@ -266,11 +319,23 @@ def findings_section(
     stability: pd.DataFrame | None = None,
     notes: Sequence[str] = (),
     classes: pd.DataFrame | None = None,
+    alpha: float = 0.05,
+    margin: float = 0.02,
 ) -> str:
     """## Findings: the answer first (see the module docstring), then what the run cannot tell;
-    `classes` (`kneurons.classes.specificity_table`) adds the class-specific findings."""
-    alpha = 1.0 - level
+    `classes` (`kneurons.classes.specificity_table`) adds the class-specific findings. `alpha`:
+    the significance level of every finding; `margin`: the equivalence margin (accuracy)."""
     parts = ["## Findings", ""]
+    if self_check_trusted(stats, alpha) is False:
+        n, raw, found = self_check_counts(stats, alpha)
+        parts += [
+            "**Read this first: the tests against random are not to be trusted for this run.** "
+            f"Random seeds tested as if they were methods gave {found} findings and {raw} raw "
+            f"p ≤ {alpha:g} in {n} null tests, more than the α = {alpha:g} a calibrated test "
+            "allows; the findings below may be false. Add random seeds "
+            "(scoring.random_seeds) or test sequences before reading them.",
+            "",
+        ]
     masked = stats.table[stats.table["method_family"] != RANDOM]
     masked = masked[masked["method_family"] != "unmasked"]
     unmasked = unmasked_rows(stats.table)
@@ -297,7 +362,7 @@ def findings_section(
     else:
         found = False
         for variant in variants(stats.table):
-            bullets = variant_findings(stats, variant, alpha)
+            bullets = variant_findings(stats, variant, alpha, margin)
             if not bullets:
                 continue
             found = found or any(
@@ -343,9 +408,8 @@ def markdown_to_rst(text: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def has_claims(stats: Statistics, level: float = 0.95) -> bool:
+def has_claims(stats: Statistics, alpha: float = 0.05) -> bool:
     """Is any cell a finding (for tests and callers that need a yes/no)?"""
-    alpha = 1.0 - level
     return any(
         is_finding(r, alpha)
         for v in variants(stats.table)

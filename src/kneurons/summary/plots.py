@@ -36,8 +36,11 @@ def _placeholder(path_png: str | os.PathLike, message: str) -> None:
     save_figure(fig, path_png)
 
 
-def chance_level(unmasked: pd.DataFrame) -> float | None:
-    """1 / number of classes, from the unmasked row's per-class accuracy (None without it)."""
+def chance_level(unmasked: pd.DataFrame, chance: float | None = None) -> float | None:
+    """`chance` (the test set's majority-class rate) when known; else 1 / number of classes
+    from the unmasked row's per-class accuracy (None without it)."""
+    if chance is not None:
+        return chance
     if unmasked.empty:
         return None
     classes = per_class(unmasked.iloc[0])
@@ -70,7 +73,7 @@ def plot_accuracy_vs_retention(
         raise ValueError(f"no masked evaluations to plot for model {model!r}, {variant}")
     band = of_variant(stats.random, variant)
     unmasked_acc = float(unmasked["accuracy"].iloc[0]) if not unmasked.empty else None
-    chance = chance_level(unmasked)
+    chance = chance_level(unmasked, stats.chance)
 
     methods = method_order(masked.loc[masked["method_family"] != RANDOM, "method"].unique())
     colors = method_colors(methods)

@@ -57,15 +57,25 @@ AUC_COLUMNS = (
     "delta",
     "delta_ci_low",
     "delta_ci_high",
-    "p_boot",
-    "p_t",
-    "p_combined",
+    "n_tied_or_beyond",
+    "p_z",
+    "p_test",
     "q_value",
 )
-# The tests of one cell against its random seeds (kneurons.statistics): Δ = method − mean of the
-# seeds with its paired bootstrap CI, the bootstrap and t p-values, their combination (the larger)
-# and its Benjamini-Hochberg q-value over every cell and AUC row of the summary.
-TEST_COLUMNS = ("delta", "delta_ci_low", "delta_ci_high", "p_boot", "p_t", "p_combined", "q_value")
+# The test of one cell against its random seeds (`kneurons.statistics.random_test`): Δ = method −
+# mean of the seeds with its interval over seeds and test sequences resampled together, the
+# number of seeds at or beyond the method, the z p-value (seed spread and test-set noise), the
+# cell's one-sided p-value (p_z, and at least the rank p-value when a seed ties or beats the
+# method) and its Benjamini-Hochberg q-value over every cell and AUC row of the summary.
+TEST_COLUMNS = (
+    "delta",
+    "delta_ci_low",
+    "delta_ci_high",
+    "n_tied_or_beyond",
+    "p_z",
+    "p_test",
+    "q_value",
+)
 
 
 def one_model(table: pd.DataFrame, what: str = "a summary") -> str:
@@ -216,6 +226,10 @@ class Statistics:
     table: pd.DataFrame  # evaluation rows + accuracy CI, random mean/std, p-values
     random: pd.DataFrame  # random_band
     auc: pd.DataFrame  # one row per (target, variant, method or "random")
+    # each random seed tested as if it were a method against the other seeds (`self_check`)
+    self_check: pd.DataFrame | None = None
+    # the accuracy of always predicting the test set's most frequent class (`majority_rate`)
+    chance: float | None = None
 
     @property
     def model(self) -> str:
@@ -234,30 +248,39 @@ def _correct_matrix(rows: pd.DataFrame) -> np.ndarray | None:
     return np.asarray([np.asarray(v, dtype=bool) for v in vectors])
 
 
-def _cell_tests(value, null, method_boot, random_boot, level, alternative) -> dict:
-    """Every test of one value (accuracy or AUC) against its random seeds' values `null`
-    (`*_boot`: resampled values, or None without per-sequence results)."""
-    out = {"p_t": st.t_p_value(value, null, alternative)}
-    if method_boot is not None and random_boot is not None and len(null):
-        delta = value - np.mean(null)
-        out.update(st.paired_delta(method_boot, random_boot, delta, level, alternative))
-    else:
-        nan = np.nan
-        delta = value - np.mean(null) if len(null) else nan
-        out.update(delta=delta, delta_ci_low=nan, delta_ci_high=nan, p_boot=nan)
-    out["p_combined"] = st.combined_p_value(out["p_t"], out["p_boot"])
-    return out
+def _cell_tests(value, null, method_boot, random_boot, level, alternative, seed) -> dict:
+    """`kneurons.statistics.random_test` of one value (accuracy or AUC) against its random
+    seeds' values `null` (`*_boot`: resampled values, or None without per-sequence results)."""
+    result = st.random_test(value, null, method_boot, random_boot, alternative, level, seed)
+    return {
+        "delta": result["delta"],
+        "delta_ci_low": result["delta_ci_low"],
+        "delta_ci_high": result["delta_ci_high"],
+        "n_tied_or_beyond": result["n_tied_or_beyond"],
+        "p_z": result["p_z"],
+        "p_test": result["p_value"],
+    }
 
 
 def add_statistics(
-    table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+    table: pd.DataFrame,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    strata: Sequence | None = None,
+    clusters: Sequence | None = None,
+    alpha: float = 0.05,
+    margin: float = 0.02,
 ) -> Statistics:
-    """Bootstrap CIs for every accuracy, the random band, the tests against random (empirical,
-    t, paired bootstrap Δ, combined, BH q-value) and AUC per method.
+    """Bootstrap CIs for every accuracy, the random band, the tests against random (empirical
+    rank p-value, `kneurons.statistics.random_test`, BH q-value) and AUC per method.
 
     CIs need the `correct` column (per-sequence correctness, test order); without it they
-    are NaN. All rows share the same `n_boot` resamples (seeded), so the AUC interval is the
-    AUC of the resampled accuracies and the Δ of a method and the seeds is paired.
+    are NaN. All rows share the same `n_boot` resamples of the test sequences (seeded; within
+    each class of `strata` and by homology cluster of `clusters` when given, both in test
+    order), so the AUC interval is the AUC of the resampled accuracies and the Δ of a method
+    and the seeds is paired. `alpha` and `margin`: the equivalence test of the random seeds
+    against the unmasked model (`equivalence`).
     """
     one_model(table, "add_statistics")
     out = table.copy()
@@ -266,8 +289,8 @@ def add_statistics(
     boot = pd.Series([None] * len(out), index=out.index, dtype=object)
     correct = _correct_matrix(out)
     if correct is not None:
-        counts = st.bootstrap_counts(correct.shape[1], n_boot, seed)
-        samples = st.bootstrap_accuracy(correct, counts)
+        counts = st.resample_counts(correct.shape[1], n_boot, seed, strata, clusters)
+        samples = st.resampled_means(correct, counts)
         out["accuracy_ci_low"], out["accuracy_ci_high"] = st.percentile_interval(samples, level)
         for i, idx in enumerate(out.index):
             boot[idx] = samples[i]
@@ -296,24 +319,134 @@ def add_statistics(
             row["accuracy"], null, alternative
         )
         random_boot = None if correct is None else np.vstack([boot[i] for i in groups[key].index])
-        tests = _cell_tests(row["accuracy"], null, boot[idx], random_boot, level, alternative)
+        tests = _cell_tests(row["accuracy"], null, boot[idx], random_boot, level, alternative, seed)
         for col, value in tests.items():
             out.at[idx, col] = value
-    auc = auc_table(out, boot, level)
+    auc = auc_table(out, boot, level, seed)
     adjust_all(out, auc)
-    return Statistics(table=out, random=band, auc=auc)
+    band = equivalence(out, band, boot, alpha, margin, seed)
+    check = self_check(out, boot, level, seed)
+    chance = majority_rate(strata) if strata is not None else None
+    return Statistics(table=out, random=band, auc=auc, self_check=check, chance=chance)
+
+
+def majority_rate(labels: Sequence) -> float | None:
+    """Chance: the accuracy of always predicting the most frequent class of `labels` (the
+    test set's), which a model that learnt nothing reaches; None without labels."""
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        return None
+    _, counts = np.unique(labels, return_counts=True)
+    return float(counts.max() / labels.size)
+
+
+EQUIVALENCE_COLUMNS = ("unmasked_diff", "unmasked_diff_low", "unmasked_diff_high", "equivalent")
+
+
+def equivalence(
+    table: pd.DataFrame,
+    band: pd.DataFrame,
+    boot: pd.Series,
+    alpha: float = 0.05,
+    margin: float = 0.02,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """`band` with an equivalence test (TOST) of each cell's random seeds against the unmasked
+    model: does a random choice of units do as well as all of them, within ±`margin` accuracy?
+
+    unmasked_diff = seeds' mean − unmasked accuracy; its (1 − 2α) interval redraws the seeds
+    and resamples the test sequences together (as `random_test`'s interval, paired with the
+    unmasked row on each resample); `equivalent` where the interval lies inside ±margin: both
+    one-sided tests reject at α. NaN / False without per-sequence results."""
+    out = band.copy()
+    for col in EQUIVALENCE_COLUMNS:
+        out[col] = False if col == "equivalent" else np.nan
+    unmasked = unmasked_rows(table)
+    if out.empty or unmasked.empty:
+        return out
+    base_idx = unmasked.index[0]
+    base, base_boot = float(table.at[base_idx, "accuracy"]), boot[base_idx]
+    rand = table[table["method_family"] == RANDOM]
+    groups = dict(list(rand.groupby(list(CELL_COLUMNS))))
+    rng = np.random.default_rng(seed)
+    for i, row in out.iterrows():
+        rows = groups.get(tuple(row[c] for c in CELL_COLUMNS))
+        if rows is None:
+            continue
+        out.at[i, "unmasked_diff"] = float(rows["accuracy"].mean()) - base
+        samples = [boot[j] for j in rows.index]
+        if base_boot is None or any(x is None for x in samples):
+            continue
+        seeds_boot = np.vstack(samples)
+        n_boot = seeds_boot.shape[1]
+        redrawn = rng.integers(0, len(samples), size=(n_boot, len(samples)))
+        diff = seeds_boot[redrawn, np.arange(n_boot)[:, None]].mean(axis=1) - base_boot
+        low, high = st.percentile_interval(diff, 1.0 - 2.0 * alpha)
+        out.at[i, "unmasked_diff_low"], out.at[i, "unmasked_diff_high"] = low, high
+        out.at[i, "equivalent"] = bool(-margin < low and high < margin)
+    out["equivalent"] = out["equivalent"].astype(bool)
+    return out
+
+
+SELF_CHECK_COLUMNS = (*CELL_COLUMNS, "seed", *TEST_COLUMNS)
+
+
+def self_check(
+    table: pd.DataFrame, boot: pd.Series, level: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
+    """Every random seed of every cell in turn plays "method" against the cell's other seeds,
+    through the same test (`random_test`, the same resamples) and the same correction (BH over
+    all these null tests, one family). Its units are random, so each test is a null: a
+    calibrated test rejects at most α of them, and a finding among them (`is_finding`)
+    is a false one. Needs three seeds per cell; empty (with `SELF_CHECK_COLUMNS`) otherwise."""
+    rand = table[table["method_family"] == RANDOM]
+    records = []
+    for key, rows in rand.groupby(list(CELL_COLUMNS), sort=False):
+        if len(rows) < 3:
+            continue
+        alternative = st.alternative_of(dict(zip(CELL_COLUMNS, key, strict=True))["direction"])
+        values = rows["accuracy"].to_numpy(dtype=float)
+        samples = [boot[i] for i in rows.index]
+        have_boot = all(x is not None for x in samples)
+        for j, (_, row) in enumerate(rows.iterrows()):
+            others = np.delete(np.arange(len(rows)), j)
+            method_boot = samples[j] if have_boot else None
+            null_boot = np.vstack([samples[o] for o in others]) if have_boot else None
+            tests = _cell_tests(
+                values[j], values[others], method_boot, null_boot, level, alternative, seed
+            )
+            records.append(
+                {**dict(zip(CELL_COLUMNS, key, strict=True)), "seed": row["seed"], **tests}
+            )
+    frame = pd.DataFrame(records, columns=list(SELF_CHECK_COLUMNS))
+    if not frame.empty:
+        frame["q_value"] = st.bh_adjust(frame["p_test"].to_numpy(float))
+    return frame
+
+
+def is_finding(row, alpha: float) -> bool:
+    """A cell (or a self-check row) is a finding: q ≤ α and Δ's interval on the side its
+    direction expects (keep: above 0; remove: below 0)."""
+    q = row["q_value"]
+    if q is None or not np.isfinite(q) or q > alpha:
+        return False
+    if row["direction"] == "remove":
+        return bool(row["delta_ci_high"] < 0)
+    return bool(row["delta_ci_low"] > 0)
 
 
 def adjust_all(table: pd.DataFrame, auc: pd.DataFrame) -> None:
-    """q_value = Benjamini-Hochberg over the combined p-values of every cell of `table` and
-    every method row of `auc` together (one family per summary), in place."""
-    p = np.concatenate([table["p_combined"].to_numpy(float), auc["p_combined"].to_numpy(float)])
+    """q_value = Benjamini-Hochberg over the test p-values of every cell of `table` and every
+    method row of `auc` together (one family per summary), in place."""
+    p = np.concatenate([table["p_test"].to_numpy(float), auc["p_test"].to_numpy(float)])
     q = st.bh_adjust(p)
     table["q_value"] = q[: len(table)]
     auc["q_value"] = q[len(table) :]
 
 
-def auc_table(table: pd.DataFrame, boot: pd.Series, level: float = 0.95) -> pd.DataFrame:
+def auc_table(
+    table: pd.DataFrame, boot: pd.Series, level: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
     """Area under accuracy vs retention per (target, variant, method), with its bootstrap CI
     (`boot`: each row's resampled accuracies, or None) and the random seeds' AUCs as the null;
     the seeds themselves collapse to one `random` row (their mean). Columns `AUC_COLUMNS`."""
@@ -350,7 +483,7 @@ def auc_table(table: pd.DataFrame, boot: pd.Series, level: float = 0.95) -> pd.D
             if family == RANDOM:
                 continue
             p, p_raw = st.empirical_p_value(auc, random_aucs, alternative)
-            tests = _cell_tests(auc, random_aucs, auc_boot, random_boot, level, alternative)
+            tests = _cell_tests(auc, random_aucs, auc_boot, random_boot, level, alternative, seed)
             records.append(
                 {
                     **base,

@@ -143,6 +143,8 @@ def markdown_summary(
     n_boot: int | None = None,
     classes: pd.DataFrame | None = None,
     profiles: pd.DataFrame | None = None,
+    alpha: float = 0.05,
+    margin: float = 0.02,
 ) -> str:
     """summary.md of one model: the Findings first (`kneurons.summary.findings`), then unmasked
     accuracy, fine-tuning, data, the published comparison, per variant the accuracy tables with
@@ -171,6 +173,8 @@ def markdown_summary(
         stability,
         caution_notes(stats, card),
         classes=classes,
+        alpha=alpha,
+        margin=margin,
     )
     blocks = [findings, _unmasked_section(stats)]
     if metrics:
