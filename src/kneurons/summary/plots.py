@@ -120,7 +120,9 @@ def plot_accuracy_vs_retention(
         if unmasked_acc is not None:
             handles["unmasked"] = ax.axhline(unmasked_acc, color="black", linestyle="--", lw=1)
         if chance is not None:
-            handles["chance"] = ax.axhline(chance, color="black", linestyle=":", lw=1)
+            handles["chance (majority class)"] = ax.axhline(
+                chance, color="black", linestyle=":", lw=1
+            )
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(FixedLocator(retentions_all))
         ax.xaxis.set_major_formatter(FixedFormatter([f"{r:g}" for r in retentions_all]))
