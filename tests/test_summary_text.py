@@ -331,7 +331,7 @@ def test_findings_flag_a_model_at_chance_and_small_test_sets():
     findings = text[text.index("## Findings") : text.index("## Unmasked model")]
     assert "No knowledge-neuron claim is possible" in findings
     # chance is the test set's majority-class rate (596 of 1000), not 1 / 3
-    assert "does not exceed chance (0.596)" in findings and "2 (4)" in findings
+    assert "is not shown to exceed chance (0.596" in findings and "2 (4)" in findings
 
 
 def planted_stats(n_seeds: int = 20):
@@ -420,3 +420,17 @@ def test_no_equivalence_claim_where_random_selections_lose_accuracy():
     findings = findings_section(stats, {"classes": ["1", "2"]})
     assert "cannot tell methods apart" not in findings
     assert not stats.random["equivalent"].any()
+
+
+def test_a_small_test_set_must_beat_chance_by_an_exact_test():
+    """7 of 12 right with 3 balanced classes: the stratified interval may clear 1/3, but the
+    exact binomial test does not (p 0.066): no claim."""
+    rows = [eval_row(MODEL, "unmasked", "none", 100.0, 7 / 12).assign(n=12)]
+    rows[0]["correct"] = [[True] * 7 + [False] * 5]
+    rows.append(eval_row(MODEL, "activation", "key", 10.0, 0.5).assign(n=12))
+    rows[1]["correct"] = [[True] * 6 + [False] * 6]
+    card = {"classes": ["1", "2", "3"], "counts": {"test": {"1": 4, "2": 4, "3": 4}}}
+    stats = add_statistics(collect(rows), n_boot=200, seed=0)
+    findings = findings_section(stats, card)
+    assert "No knowledge-neuron claim is possible" in findings
+    assert "binomial p = 0.066" in findings

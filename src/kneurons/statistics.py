@@ -361,3 +361,15 @@ def random_test(
     else:  # no spread to measure the gap against: the rank is all there is to go by
         out["p_value"] = out["p_rank"]
     return out
+
+
+def above_chance_p_value(accuracy: float, n: int, chance: float) -> float:
+    """One-sided exact binomial p-value of `accuracy` on `n` test sequences exceeding `chance`
+    (the majority-class rate): P(X ≥ correct) for X ~ Binomial(n, chance). A model whose
+    p-value is above α has not been shown to know more than the class frequencies."""
+    from scipy import stats
+
+    if n < 1 or chance is None or math.isnan(accuracy):
+        return float("nan")
+    correct = int(round(accuracy * n))
+    return float(stats.binom.sf(correct - 1, n, chance))

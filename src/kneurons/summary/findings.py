@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from kneurons.classes import class_findings
+from kneurons.statistics import above_chance_p_value
 from kneurons.summary.format import fmt, fmt_ci, fmt_delta, fmt_p, isnan, pct
 from kneurons.summary.tables import (
     Statistics,
@@ -51,15 +52,18 @@ def chance_level(stats: Statistics, card: dict | None) -> float | None:
     return 1.0 / len(classes) if classes else None
 
 
-def at_chance(stats: Statistics, card: dict | None) -> bool:
-    """Does the unmasked model's accuracy interval reach down to chance?"""
+def at_chance(stats: Statistics, card: dict | None, alpha: float = 0.05) -> bool:
+    """Is the unmasked model not shown to beat chance: its accuracy interval reaches down to
+    chance, or the exact one-sided binomial test of its accuracy against chance (the
+    majority-class rate) has p > α (`kneurons.statistics.above_chance_p_value`)?"""
     unmasked = unmasked_rows(stats.table)
     chance = chance_level(stats, card)
     if unmasked.empty or chance is None:
         return False
     rec = unmasked.iloc[0]
     low = rec["accuracy_ci_low"] if not isnan(rec["accuracy_ci_low"]) else rec["accuracy"]
-    return bool(low <= chance)
+    p = above_chance_p_value(float(rec["accuracy"]), int(rec["n"]), chance)
+    return bool(low <= chance or p > alpha)
 
 
 def self_check_counts(stats: Statistics, alpha: float) -> tuple[int, int, int]:
@@ -339,13 +343,16 @@ def findings_section(
     masked = stats.table[stats.table["method_family"] != RANDOM]
     masked = masked[masked["method_family"] != "unmasked"]
     unmasked = unmasked_rows(stats.table)
-    if at_chance(stats, card):
+    if at_chance(stats, card, alpha):
         rec = unmasked.iloc[0]
         chance = chance_level(stats, card)
         parts += [
             "**No knowledge-neuron claim is possible from this run.** The unmasked model's test "
             f"accuracy {fmt_ci(rec['accuracy'], rec['accuracy_ci_low'], rec['accuracy_ci_high'])}"
-            f" does not exceed chance ({fmt(chance)}): the model has learned nothing measurable "
+            f" is not shown to exceed chance ({fmt(chance)}, the test set's majority-class rate;"
+            f" one-sided exact binomial p = "
+            f"{fmt_p(above_chance_p_value(float(rec['accuracy']), int(rec['n']), chance))}):"
+            " the model has learned nothing measurable "
             "about the classes, so there is no knowledge for any neuron to hold, and every "
             "masking result below measures noise. Train longer or on more data, or start from "
             "pretrained weights, before reading the tables.",
@@ -384,7 +391,7 @@ def findings_section(
                 f"q-value at or below {alpha:g} with a Δ interval excluding 0.\n",
             )
     class_bullets = class_findings(classes, alpha)
-    if class_bullets and not at_chance(stats, card):
+    if class_bullets and not at_chance(stats, card, alpha):
         parts += ["**Class-specific** (each class's own top units suppressed or amplified):", ""]
         parts += [f"- {b}" for b in class_bullets] + [""]
     cannot = [x for x in limits(stats, n_boot, alpha, completeness, stability, notes) if x]
