@@ -290,7 +290,7 @@ def test_tests_against_random_by_hand_and_against_scipy():
     method = st.resampled_means(np.asarray(cell["correct"]), counts)[0]
     random_boot = st.resampled_means(np.vstack(seeds["correct"].to_list()), counts)
     v_seq = np.var(method - random_boot.mean(0), ddof=1)
-    scale = np.sqrt(null.var(ddof=1) * (1 + 1 / null.size) + v_seq)
+    scale = np.sqrt(max(null.var(ddof=1) * (1 + 1 / null.size), v_seq))
     expected = scipy_stats.t.sf(cell["delta"] / scale, df=null.size - 1)
     assert cell["p_z"] == pytest.approx(expected)
     assert cell["n_tied_or_beyond"] == 0 and cell["p_test"] == cell["p_z"]
@@ -358,3 +358,20 @@ def test_remove_direction_tests_for_a_loss():
     assert act["delta"] == pytest.approx(0.30 - 0.80)
     assert act["delta_ci_high"] < 0 and act["n_tied_or_beyond"] == 0
     assert act["p_test"] < 1e-4 and act["p_value"] == pytest.approx(1 / 6)
+
+
+def test_at_a_floor_a_method_beyond_every_seed_needs_the_rank_bound_too():
+    """Most seeds share the floor and the method leaves it by far: the normal model would give
+    a tiny p, but at a floor a random selection can leave it as far; p ≥ 1 / (S + 1)."""
+    from kneurons import statistics as st
+
+    null = np.array([0.25] * 15 + [0.30] * 3 + [0.35, 0.40])
+    rng = np.random.default_rng(0)
+    null_boot = null[:, None] + rng.normal(0, 0.005, (null.size, 200))
+    method_boot = 0.6 + rng.normal(0, 0.005, 200)
+    floored = st.random_test(0.6, null, method_boot, null_boot)
+    assert floored["n_tied_or_beyond"] == 0 and floored["p_z"] < 1e-3
+    assert floored["p_value"] == pytest.approx(1 / 21)
+    spread = np.linspace(0.2, 0.4, 20)  # no floor: the method beyond every seed is judged by z
+    free = st.random_test(0.6, spread, method_boot, spread[:, None] + null_boot * 0)
+    assert free["p_value"] == free["p_z"] < 1e-3

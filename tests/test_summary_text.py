@@ -352,7 +352,7 @@ def test_findings_state_the_answer_from_the_numbers():
     assert findings.index("## Findings") == 0
     assert (
         "**integrated_gradients** keeps more accuracy than random selections for key at 10% "
-        "(q 2.3e-13); value at 10% (q 2.3e-13)." in findings
+        "(q 6.7e-14); value at 10% (q 3.5e-14)." in findings
     )
     assert "**No method can be told apart from random** for ffn_in" in findings
     # the per-cell sentence: accuracy [CI] vs random mean ± std, Δ [CI], q
