@@ -1,7 +1,10 @@
-"""Class-specific targets: a hand-built model whose units each carry one class, the
-specificity arithmetic, the random correction, the refinement counts and the summary's words."""
+"""Class-specific targets: a hand-built model whose units each carry one class; on constructed
+evaluations, the calls (specific, output push, off-target damage, sink collapse), chance as the
+majority rate, alpha, the random correction, the refinement counts and the summary's words."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -9,17 +12,23 @@ import pytest
 import torch
 
 from kneurons.batching import tokenize
-from kneurons.class_targets import scaled_fingerprint, scaled_masks, true_class_probability
+from kneurons.class_stats import effects_table, majority_rate, sink, specificity_table
+from kneurons.class_targets import (
+    per_sequence,
+    scaled_fingerprint,
+    scaled_masks,
+    true_class_probability,
+)
 from kneurons.classes import (
     alternative_of_factor,
+    class_eval_frame,
     class_findings,
     class_rankings,
-    effects_table,
     format_factor,
     operation_of,
+    plot_class_matrix,
     shared_units,
     specificity_section,
-    specificity_table,
 )
 from kneurons.evaluate import predict_masked, prepare_batches
 from kneurons.masking import mask_fingerprint, unit_masks
@@ -131,106 +140,6 @@ def test_factor_words():
     assert format_factor(2.0) == "2" and format_factor(0.5) == "0.5"
 
 
-Y = np.array([0, 0, 1, 1, 2, 2])
-
-
-def eval_row(method, label, true_prob, correct, base=0.9, factor=0.0, seed=None):
-    family = "random" if method.startswith("random") else method
-    return {
-        "model": "m",
-        "method": method,
-        "method_family": family,
-        "seed": seed,
-        "layer_type": "key",
-        "factor": factor,
-        "operation": operation_of(factor),
-        "retention": 10.0,
-        "label": label,
-        "selected_class": None if label < 0 else str(label + 1),
-        "n_selected": 3,
-        "n_total": 30,
-        "true_prob": list(true_prob),
-        "correct": list(correct),
-        "base_true_prob": [base] * 6,
-        "base_correct": [True] * 6,
-    }
-
-
-def hand_evals() -> pd.DataFrame:
-    """Class 0's own units take 0.6 off class 0's probability and 0.1 off class 2's; three
-    random seeds with small class-wise changes."""
-    rows = [
-        eval_row("ig", 0, [0.3, 0.3, 0.9, 0.9, 0.8, 0.8], [0, 0, 1, 1, 1, 1]),
-        eval_row("random-0", -1, [0.8] * 6, [1] * 6, seed=0),  # every class -0.1
-        eval_row("random-1", -1, [0.9, 0.9, 0.8, 0.8, 0.9, 0.9], [1] * 6, seed=1),
-        eval_row("random-2", -1, [0.85, 0.85, 0.9, 0.9, 0.9, 0.9], [1] * 6, seed=2),
-    ]
-    frame = pd.DataFrame(rows)
-    frame["seed"] = frame["seed"].astype("Int64")
-    return frame
-
-
-def test_specificity_arithmetic_by_hand():
-    table = specificity_table(hand_evals(), Y, ["1", "2", "3"], n_boot=200, seed=0)
-    ig = table[table["method"] == "ig"].iloc[0]
-    # Δ per class: class 0 -0.6, class 1 0.0, class 2 -0.1 -> specificity -0.6 - (-0.05)
-    assert ig["delta_prob_class"] == pytest.approx(-0.6)
-    assert ig["delta_prob_others"] == pytest.approx(-0.05)
-    assert ig["specificity_prob"] == pytest.approx(-0.55)
-    # within-class changes are constant: every bootstrap resample gives the same value
-    assert ig["specificity_prob_ci_low"] == pytest.approx(-0.55)
-    assert ig["specificity_prob_ci_high"] == pytest.approx(-0.55)
-    # accuracy: class 0 loses both (-1), the others keep theirs -> -1 - 0
-    assert ig["specificity_acc"] == pytest.approx(-1.0)
-    # random specificities for class 0: seed 0: 0; seed 1: 0 - (-0.05) = 0.05; seed 2: -0.05
-    null = [0.0, 0.05, -0.05]
-    assert ig["random_prob_mean"] == pytest.approx(np.mean(null))
-    assert ig["random_prob_std"] == pytest.approx(np.std(null, ddof=1))
-    assert ig["corrected_prob"] == pytest.approx(-0.55 - np.mean(null))
-    assert ig["p_empirical_prob"] == pytest.approx(1 / 4)  # below every seed: (0 + 1) / (3 + 1)
-    assert ig["p_t_prob"] < 0.01
-    assert ig["corrected_ci_high_prob"] < 0
-    # random rows: one per class, no tests of their own
-    random = table[table["method_family"] == "random"]
-    assert len(random) == 9
-    seed1 = random[(random["method"] == "random-1") & (random["label"] == 1)].iloc[0]
-    assert seed1["specificity_prob"] == pytest.approx(-0.1 - 0.0)
-    assert np.isnan(seed1["p_prob"])
-
-
-def test_amplification_is_tested_upwards():
-    evals = hand_evals()
-    evals["factor"] = 2.0
-    evals["operation"] = "amplify"
-    table = specificity_table(evals, Y, ["1", "2", "3"], n_boot=200, seed=0)
-    ig = table[table["method"] == "ig"].iloc[0]
-    # the same fall now goes against the expected direction: no finding
-    assert ig["p_empirical_prob"] == pytest.approx(1.0)
-    assert not ig["specific_prob"]
-
-
-def test_effects_are_corrected_by_the_random_mean():
-    effects = effects_table(hand_evals(), Y, ["1", "2", "3"])
-    assert len(effects) == 4 * 3
-    ig = effects[effects["method"] == "ig"].set_index("evaluated_label")
-    assert ig.loc[0, "delta_prob"] == pytest.approx(-0.6)
-    assert ig.loc[2, "delta_prob"] == pytest.approx(-0.1)
-    # random mean change of class 0: (-0.1 + 0 - 0.05) / 3
-    assert ig.loc[0, "corrected_delta_prob"] == pytest.approx(-0.6 + 0.05)
-    assert ig.loc[1, "delta_acc"] == pytest.approx(0.0)
-    assert ig.loc[0, "delta_acc"] == pytest.approx(-1.0)
-
-
-def test_evaluations_of_another_test_set_are_refused():
-    with pytest.raises(ValueError, match="another test set"):
-        specificity_table(hand_evals(), Y[:4], ["1", "2", "3"])
-
-
-def test_one_class_gives_no_specificity():
-    evals = hand_evals()
-    assert specificity_table(evals, np.zeros(6, dtype=int), ["1", "2", "3"]).empty
-
-
 def ranking(tops: dict[int, list[int]], n_units: int = 4) -> pd.DataFrame:
     """A selection file (scope layer_type) whose class c ranks units `tops[c]` first."""
     parts = []
@@ -272,32 +181,360 @@ def test_class_rankings_per_class_or_random():
         class_rankings(ranking({-1: [0, 1]}), "ig")
 
 
+# ---------------------------------------------------------------------------------------------
+# The statistics on constructed evaluations: a "set" changes the logits of a 3-class model
+
+
+CLASSES = ["1", "2", "3"]
+N_PER_CLASS = 12
+Y = np.repeat([0, 1, 2], N_PER_CLASS)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def trained_logits(y=Y, knows=True, seed=0, noise=0.3) -> np.ndarray:
+    """Logits of an unchanged model: class y's logit +3 (p ~ 0.9) when it knows the classes,
+    and per-sequence noise either way."""
+    z = np.random.default_rng(seed).normal(0.0, noise, size=(len(y), len(CLASSES)))
+    if knows:
+        z[np.arange(len(y)), y] += 3.0
+    return z
+
+
+def knowledge(c, shift, y=Y):
+    """Units that hold class c's knowledge: class c's logit moves on class c's inputs only."""
+
+    def change(z):
+        z = z.copy()
+        z[y == c, c] += shift
+        return z
+
+    return change
+
+
+def push(c, shift, noise=0.0, seed=0):
+    """Units that push the OUTPUT: class c's logit moves on every input alike (plus noise that
+    does not depend on the class)."""
+
+    def change(z):
+        z = z.copy()
+        z[:, c] += shift + np.random.default_rng(seed + c).normal(0.0, noise, len(z))
+        return z
+
+    return change
+
+
+def damage_others(c, shift, y=Y):
+    """Units that lower every OTHER class's true-class logit on its own inputs."""
+
+    def change(z):
+        z = z.copy()
+        for e in range(len(CLASSES)):
+            if e != c:
+                z[y == e, e] += shift
+        return z
+
+    return change
+
+
+def both(*changes):
+    def change(z):
+        for f in changes:
+            z = f(z)
+        return z
+
+    return change
+
+
+def per_sequence_columns(z: np.ndarray, y: np.ndarray, prefix: str = "") -> dict:
+    p = softmax(z)
+    predicted = z.argmax(1)
+    return {
+        f"{prefix}true_prob": p[np.arange(len(y)), y],
+        f"{prefix}correct": predicted == y,
+        f"{prefix}predicted": predicted,
+        f"{prefix}probs": p.ravel(),
+    }
+
+
+def logit_row(method, label, z_base, z_changed, y=Y, factor=0.0, seed=None) -> dict:
+    return {
+        "model": "m",
+        "method": method,
+        "method_family": "random" if method.startswith("random") else method,
+        "seed": seed,
+        "layer_type": "key",
+        "factor": factor,
+        "operation": operation_of(factor),
+        "retention": 10.0,
+        "label": label,
+        "selected_class": None if label < 0 else CLASSES[label],
+        "n_selected": 3,
+        "n_total": 30,
+        **per_sequence_columns(z_changed, y),
+        **per_sequence_columns(z_base, y, "base_"),
+    }
+
+
+def constructed(sets: dict, factor=0.0, y=Y, z=None, n_seeds=8, method="ig") -> pd.DataFrame:
+    """Evaluations: class c's own units change the logits by sets[c]; each random seed adds
+    small noise to every logit (random units of the same size)."""
+    z = trained_logits(y) if z is None else z
+    rows = [logit_row(method, c, z, change(z), y, factor) for c, change in sets.items()]
+    for s in range(n_seeds):
+        noise = np.random.default_rng(100 + s).normal(0.0, 0.15, size=z.shape)
+        rows.append(logit_row(f"random-{s}", -1, z, z + noise, y, factor, seed=s))
+    frame = class_eval_frame(rows)
+    return frame
+
+
+def table_of(evals, y=Y, **options) -> pd.DataFrame:
+    options = {"n_boot": 300, "seed": 0, **options}
+    return specificity_table(evals, y, CLASSES, **options)
+
+
+def scored_rows(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["method_family"] != "random"].set_index("label")
+
+
+def test_a_genuinely_specific_set_is_called_specific():
+    """Own class drops, the others untouched, p(c) drops only on class-c inputs."""
+    for factor, shift in ((0.0, -4.0), (2.0, 1.5)):
+        evals = constructed({c: knowledge(c, shift) for c in range(3)}, factor=factor)
+        rows = scored_rows(table_of(evals))
+        assert rows["effect_kind"].tolist() == ["specific"] * 3, rows["effect_kind"]
+        assert rows["specific"].all()
+        assert rows["own_beyond"].all() and rows["input_beyond"].all()
+        assert rows["own_beyond_cross"].all() and not rows["off_beyond"].any()
+        assert (rows["off_prob"] == 0).all() and (rows["cross_mean"] == 0).all()
+        # suppressing: p(c) of class c's sequences falls; the log-odds by exactly the shift
+        assert np.sign(rows["own_prob"]).tolist() == [np.sign(shift)] * 3
+        assert rows["logodds_own_inputs"].to_numpy() == pytest.approx([shift] * 3)
+        assert rows["logodds_other_inputs"].to_numpy() == pytest.approx([0, 0, 0])
+        assert not rows["sink_collapse"].any()
+
+
+def test_own_class_arithmetic_against_random():
+    evals = constructed({c: knowledge(c, -4.0) for c in range(3)})
+    table = table_of(evals)
+    ig = scored_rows(table).loc[0]
+    first = evals.iloc[0]
+    true_delta = np.asarray(first["true_prob"]) - np.asarray(first["base_true_prob"])
+    assert ig["own_prob"] == pytest.approx(true_delta[Y == 0].mean())
+    randoms = table[(table["method_family"] == "random") & (table["label"] == 0)]
+    assert len(table[table["method_family"] == "random"]) == 8 * 3  # one row per seed and class
+    assert ig["own_random_mean"] == pytest.approx(randoms["own_prob"].mean())
+    assert ig["own_delta"] == pytest.approx(ig["own_prob"] - randoms["own_prob"].mean())
+    # the largest off-target drop of each seed, against which the set's own is tested
+    assert ig["off_random_mean"] == pytest.approx(randoms["off_prob"].mean())
+    assert (randoms["off_prob"] <= randoms["others_prob_mean"]).all()
+    assert randoms["own_p"].isna().all() and (randoms["effect_kind"] == "random").all()
+
+
+def test_damage_to_other_classes_alone_is_not_specificity():
+    """Amplified units that leave their own class and lower the others: the old statistic
+    (own minus the mean of the others) called this specific."""
+    evals = constructed({c: damage_others(c, -2.0) for c in range(3)}, factor=2.0)
+    rows = scored_rows(table_of(evals))
+    assert (rows["own_prob"] == 0).all()
+    assert (rows["own_prob"] - rows["others_prob_mean"] > 0.1).all()  # the old "specificity"
+    assert not rows["specific"].any()
+    assert rows["off_beyond"].all()
+    assert (rows["effect_kind"] == "off-target").all()
+
+
+def test_off_target_damage_needs_the_margin():
+    sets = {c: both(knowledge(c, -4.0), damage_others(c, -0.7)) for c in range(3)}
+    evals = constructed(sets)
+    rows = scored_rows(table_of(evals))
+    assert rows["off_beyond"].all() and rows["margin_met"].all()
+    assert rows["specific"].all()
+    # the own-class effect (~ -0.8) does not exceed the off-target drop (~ -0.1) by 0.9
+    rows = scored_rows(table_of(evals, margin=0.9))
+    assert (rows["effect_kind"] == "off-target").all() and not rows["specific"].any()
+
+
+def test_a_sink_collapse_is_flagged():
+    """Every class's units make the model answer class 3 whatever the input."""
+    evals = constructed({c: push(2, 8.0) for c in range(3)})
+    table = table_of(evals)
+    rows = scored_rows(table)
+    assert rows["sink_collapse"].all()
+    assert (rows["sink_class"] == "3").all() and (rows["sink_share"] == 1.0).all()
+    assert rows["sink_test_share"].to_numpy() == pytest.approx([1 / 3] * 3)
+    assert (rows["effect_kind"] == "collapse").all() and not rows["specific"].any()
+    assert not table["base_sink_collapse"].any()
+    text = specificity_section(table, "m")
+    assert "sink collapse for EC 1, EC 2" in text and "EC 3 for 100%" in text
+
+
+def test_the_sink_rule():
+    y = np.repeat([0, 1, 2, 3], 25)
+    assert sink(np.full(100, 1), y, 4)["collapse"]
+    assert not sink(np.r_[np.full(79, 1), np.zeros(21, int)], y, 4)["collapse"]
+    # a class that is most of the test set anyway is no sink
+    y = np.r_[np.zeros(60, int), np.ones(40, int)]
+    assert not sink(np.r_[np.zeros(85, int), np.ones(15, int)], y, 2)["collapse"]
+
+
+def test_a_pure_output_push_is_not_specific():
+    """Class c's units lower class c's logit on every input alike: p(c) of class c's sequences
+    falls far beyond random, yet the units know nothing of class-c sequences."""
+    evals = constructed({c: push(c, -2.0) for c in range(3)})
+    rows = scored_rows(table_of(evals))
+    assert rows["own_beyond"].all() and rows["output_beyond"].all()
+    assert rows["input_effect"].to_numpy() == pytest.approx([0, 0, 0])
+    assert not rows["input_beyond"].any()
+    assert (rows["effect_kind"] == "output").all() and not rows["specific"].any()
+    # the push lowers p(c) of the other classes' sequences too
+    assert (rows["pc_other_inputs"] < 0).all()
+
+
+def test_a_label_permuted_run_calls_nothing_specific():
+    """Labels independent of the sequences (model at chance), units that push the output away
+    from their class with input-dependent noise: no set is specific, by the statistics alone
+    (the calls are not merely replaced by the at-chance guard)."""
+    z = trained_logits(knows=False, noise=1.0)  # answers vary, independent of the labels
+    for factor in (0.0, 2.0):
+        shift = -0.4 if factor == 0 else 0.4
+        sets = {c: push(c, shift, noise=0.2) for c in range(3)}
+        table = table_of(constructed(sets, factor=factor, z=z))
+        rows = scored_rows(table)
+        assert table["model_at_chance"].all()
+        assert rows["own_beyond"].all()  # what the old statistic saw
+        assert not rows["input_beyond"].any()
+        assert set(rows["effect_kind"]) == {"output"}
+        assert not rows["specific"].any()
+        assert class_findings(table) == []
+        text = specificity_section(table, "m")
+        assert "at chance" in text and not re.search(r"class-specific for (all|\d+ of)", text)
+
+
+def test_at_chance_no_row_is_specific():
+    """The guard: a model at chance turns even a specific-looking set into no finding."""
+    evals = constructed({c: knowledge(c, -4.0) for c in range(3)})
+    predicted = np.where(np.arange(len(Y)) % 3 == 0, Y, (Y + 1) % 3)  # right on a third
+    evals["base_correct"] = [predicted == Y] * len(evals)
+    table = table_of(evals)
+    assert table["model_at_chance"].all() and table["base_above_chance_p"].iloc[0] > 0.05
+    rows = scored_rows(table)
+    assert (rows["effect_kind"] == "at-chance").all() and not rows["specific"].any()
+    assert class_findings(table) == []
+    text = specificity_section(table, "m")
+    assert "at chance" in text and "Not a finding" in text
+
+
+def test_chance_is_the_majority_rate():
+    y = np.repeat([0, 1, 2], [24, 12, 12])
+    z = np.zeros((len(y), 3))
+    z[:, 0] = 1.0  # always answers class 1: right on half the test set
+    evals = constructed({c: knowledge(c, -1.0, y=y) for c in range(3)}, y=y, z=z)
+    table = table_of(evals, y=y)
+    assert table["chance"].iloc[0] == pytest.approx(0.5)
+    assert table["base_accuracy"].iloc[0] == pytest.approx(0.5)
+    assert table["majority_label"].iloc[0] == 0
+    assert table["model_at_chance"].all() and not table["specific"].any()
+    assert majority_rate(y) == (0, 0.5)
+
+
+def test_alpha_is_honoured():
+    evals = constructed({c: knowledge(c, -4.0) for c in range(3)})
+    table = table_of(evals, alpha=0.05)
+    assert table["specific"].sum() == 3 and (table["alpha"] == 0.05).all()
+    strict = table_of(evals, alpha=float(table["own_q"].min()) / 2)
+    assert not strict["own_beyond"].any() and not strict["specific"].any()
+    assert set(scored_rows(strict)["effect_kind"]) <= {"none", "output", "off-target"}
+    assert f"q ≤ {float(strict['alpha'].iloc[0]):g}" in specificity_section(strict, "m")
+    # the Findings read the level the table was called at, whatever they are passed
+    bullets = class_findings(strict, alpha=0.5)
+    assert "no set of a class's own units is class-specific" in bullets[0]
+
+
+def test_clusters_resample_whole_homology_clusters():
+    evals = constructed({c: knowledge(c, -4.0) for c in range(3)})
+    clusters = np.arange(len(Y)) // 2  # pairs of sequences of one class
+    table = table_of(evals, clusters=clusters)
+    assert table["specific"].sum() == 3
+
+
+def test_effects_are_corrected_by_the_random_mean():
+    evals = constructed({c: knowledge(c, -4.0) for c in range(3)})
+    effects = effects_table(evals, Y, CLASSES)
+    assert len(effects) == len(evals) * 3
+    ig = effects[(effects["method"] == "ig") & (effects["label"] == 0)]
+    ig = ig.set_index("evaluated_label")
+    randoms = effects[(effects["method_family"] == "random") & (effects["evaluated_label"] == 0)]
+    assert ig.loc[0, "delta_prob"] < -0.5 and ig.loc[1, "delta_prob"] == 0
+    assert ig.loc[0, "corrected_delta_prob"] == pytest.approx(
+        ig.loc[0, "delta_prob"] - randoms["delta_prob"].mean()
+    )
+    assert ig.loc[0, "delta_acc"] == pytest.approx(-1.0)
+    # p(class 1) moves on class 1's sequences only: knowledge of the input, not a push
+    assert ig.loc[0, "delta_selected_prob"] < -0.5
+    assert ig.loc[1, "delta_selected_prob"] == 0 and ig.loc[2, "delta_selected_prob"] == 0
+    assert ig.loc[1, "share_predicted"] > ig.loc[1, "base_share_predicted"]
+    assert randoms["delta_selected_prob"].isna().all()
+
+
+def test_evaluations_of_another_test_set_are_refused():
+    evals = constructed({0: knowledge(0, -4.0)})
+    with pytest.raises(ValueError, match="another test set"):
+        specificity_table(evals, Y[:30], CLASSES)
+    with pytest.raises(ValueError, match="rerun it"):
+        specificity_table(evals.drop(columns="probs"), Y, CLASSES)
+
+
+def test_one_class_gives_no_specificity():
+    evals = constructed({0: knowledge(0, -4.0)})
+    assert specificity_table(evals, np.zeros(len(Y), dtype=int), CLASSES).empty
+
+
 def test_summary_words_say_what_was_found():
-    table = specificity_table(hand_evals(), Y, ["1", "2", "3"], n_boot=200, seed=0)
+    sets = {0: knowledge(0, -4.0), 1: push(1, -2.0), 2: damage_others(2, -2.0)}
+    table = table_of(constructed(sets))
+    assert scored_rows(table)["effect_kind"].tolist() == ["specific", "output", "off-target"]
     text = specificity_section(table, "m")
     assert "class-specific knowledge neurons" in text
-    assert "EC 1" in text and "random" in text.lower()
+    for words in (
+        "Own-class effect",
+        "Largest off-target effect",
+        "Input knowledge or output push",
+        "Sink collapse",
+        "one-sided",
+        "one family per question",
+        "class-specific for 1 of 3 classes (EC 1)",
+        "output push (p(c) moved alike on every input) for EC 2",
+        "off-target damage for EC 3 (largest drop of another class: EC 2 −0.3",
+        "specific ✓",
+    ):
+        assert words in text, words
     bullets = class_findings(table)
     assert len(bullets) == 1 and "suppress ×0, top 10%" in bullets[0]
+    assert "ig key (1 of 3 classes: EC 1" in bullets[0]
     # without random seeds: no test, and the section says so
-    alone = hand_evals().iloc[:1]
-    table = specificity_table(alone, Y, ["1", "2", "3"], n_boot=50, seed=0)
+    alone = constructed(sets, n_seeds=0)
+    table = table_of(alone)
+    assert (scored_rows(table)["effect_kind"] == "untested").all()
     assert "No random baseline" in specificity_section(table, "m")
     assert class_findings(table) == []
 
 
-def test_a_model_at_chance_is_no_finding():
-    evals = hand_evals()
-    # the unchanged model right on 2 of 6 sequences: accuracy 1/3 = chance for 3 classes
-    evals["base_correct"] = [[True, False, False, True, False, False]] * len(evals)
-    table = specificity_table(evals, Y, ["1", "2", "3"], n_boot=200, seed=0)
-    assert table["base_accuracy"].iloc[0] == pytest.approx(1 / 3)
-    assert table["base_accuracy_ci_low"].iloc[0] <= 1 / 3
-    text = specificity_section(table, "m")
-    assert "at chance" in text and "Not a finding" in text
-    assert class_findings(table) == []
-    # a model right everywhere is not at chance
-    table = specificity_table(hand_evals(), Y, ["1", "2", "3"], n_boot=200, seed=0)
-    assert table["base_accuracy"].iloc[0] == 1.0 and "at chance" not in specificity_section(
-        table, "m"
-    )
+def test_the_matrix_figure_has_both_views(tmp_path):
+    evals = constructed({c: knowledge(c, -4.0) for c in range(3)})
+    effects = effects_table(evals, Y, CLASSES)
+    plot_class_matrix(effects, tmp_path / "m.png", "ig", "key")
+    assert (tmp_path / "m.png").stat().st_size > 0 and (tmp_path / "m.svg").stat().st_size > 0
+
+
+def test_per_sequence_columns_of_a_real_model():
+    model = hand_built_model()
+    base, changed = run_masks(model, [scaled_masks(unit_selection([0]), 0.0)])
+    columns = per_sequence(changed, LABELS)
+    probs = columns["probs"].reshape(len(LABELS), 3)
+    assert probs.dtype == np.float32
+    assert probs[np.arange(6), LABELS] == pytest.approx(columns["true_prob"], abs=1e-6)
+    assert (columns["predicted"] == changed.argmax(1).numpy()).all()
+    assert (columns["correct"] == (columns["predicted"] == LABELS)).all()

@@ -181,7 +181,9 @@ def test_class_specific_targets_run_and_extend(tiny_run):
     randoms = table[table["method_family"] == "random"]
     n_classes = randoms["label"].nunique()
     assert len(randoms) == 2 * 2 * 2 * n_classes  # seeds x layer types x factors x classes
-    assert scored["p_prob"].dropna().between(0, 1).all() and scored["q_prob"].notna().any()
+    assert scored["own_p"].dropna().between(0, 1).all() and scored["own_q"].notna().any()
+    # the tiny model is at chance: no set is called specific
+    assert not table["specific"].any() and table["model_at_chance"].all()
     # 10% of the 2 x 128 ffn_in units of each class, some of them shared by most classes
     assert set(scored.loc[scored["layer_type"] == "ffn_in", "n_selected_units"]) == {26}
     assert (scored["n_shared"] + scored["n_specific"] == scored["n_selected_units"]).all()

@@ -49,8 +49,27 @@ def scaled_fingerprint(masks: Mapping[UnitKey, torch.Tensor]) -> list:
     return mask_fingerprint(plain) + scaled
 
 
+def class_probabilities(logits: torch.Tensor) -> np.ndarray:
+    """Softmax probability of every class for each sequence, (N, C) float64."""
+    return torch.softmax(logits.double(), dim=1).numpy()
+
+
 def true_class_probability(logits: torch.Tensor, labels) -> np.ndarray:
     """Softmax probability of each sequence's true class, (N,) float64."""
-    labels = torch.from_numpy(np.array(labels, dtype=np.int64))  # a copy: writable
-    probs = torch.softmax(logits.double(), dim=1)
-    return probs.gather(1, labels[:, None])[:, 0].numpy()
+    labels = np.asarray(labels, dtype=np.int64)
+    return class_probabilities(logits)[np.arange(len(labels)), labels]
+
+
+def per_sequence(logits: torch.Tensor, labels) -> dict:
+    """The per-sequence columns of a CLASS_EVAL_FILE row under `logits` (`kneurons.classes`):
+    the true class's probability, whether the prediction is right, the predicted class, and
+    every class's probability flattened sequence by sequence (float32)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    probs = class_probabilities(logits)
+    predicted = logits.argmax(1).numpy()
+    return {
+        "true_prob": probs[np.arange(len(labels)), labels],
+        "correct": predicted == labels,
+        "predicted": predicted.astype(np.int16),
+        "probs": probs.astype(np.float32).ravel(),
+    }

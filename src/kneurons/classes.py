@@ -7,26 +7,26 @@ layers) ranked by class c's own scores (the `label = c` rows of the score and se
 are multiplied by `factor` (0 suppresses them, 2 doubles their output), every other unit runs
 normally, and the whole test set is evaluated. A random seed's file holds one row: its random
 units (ranked by the seed's scores, not by any class) of the same size, the baseline. Each row
-keeps, per test sequence, the probability of the true class and whether the prediction is
-right, with and without the change (`true_prob`, `correct`, `base_true_prob`, `base_correct`).
+keeps, per test sequence, with and without the change: the probability of the true class and
+whether the prediction is right (`true_prob`, `correct`, `base_true_prob`, `base_correct`), the
+predicted class (`predicted`, `base_predicted`), and every class's probability (`probs`,
+`base_probs`: N x K values flattened sequence by sequence, float32; sequence i's K
+probabilities are entries i*K to i*K + K - 1).
 
-Measures (`effects_table`, `specificity_table`): for a row and an evaluated class e, the change
-of e's accuracy and of e's mean true-class probability from the unchanged model (Δ_e). The
-specificity for the selected class c is Δ_c minus the mean of Δ_e over the other classes: a
-class's own neurons, suppressed, should take that class's knowledge and leave the others
-(negative specificity); amplified, they should raise its confidence (positive). Random units of
-the same size give the same number for every class c (the same units, the class's own Δ minus
-the others'): the band a class-specific selection must leave. The statistics are those of the
-rest of the summary (`kneurons.statistics`): bootstrap over test sequences (resampled within
-each class, paired across all rows), the random band over seeds, the t and bootstrap p-values
-against random combined by their maximum, Benjamini-Hochberg q-values over all cells.
+Measures and calls (`kneurons.class_stats`): the own-class effect against random units and
+against the other classes' units, the largest off-target effect against random, whether the
+set knows class c's inputs or pushes the output toward or away from c whatever the input, and
+whether the changed model collapses onto one class; a set is class-specific only when all of
+them agree.
 
 Refinement (`shared_units`): a unit in the top set of more than `shared_fraction` of the
 classes is shared (it ranks high for most classes: general machinery, not one class's
 knowledge); the table counts, per class, how many of its selected units are shared and how many
 remain class-specific.
 
-Imports no torch (the masks are built in `kneurons.class_targets`).
+The summary's words (`specificity_section`, `class_findings`) and the figure
+(`plot_class_matrix`) read the table of `kneurons.class_stats`. Imports no torch (the masks are
+built in `kneurons.class_targets`).
 """
 
 from __future__ import annotations
@@ -39,15 +39,6 @@ import numpy as np
 import pandas as pd
 
 from kneurons.selection import pick, selected
-from kneurons.statistics import (
-    band,
-    bh_adjust,
-    combined_p_value,
-    empirical_p_value,
-    paired_delta,
-    percentile_interval,
-    t_p_value,
-)
 from kneurons.summary.format import class_header, fmt_delta, fmt_p, fmt_signed, md_table, pct
 from kneurons.vocab import ALL_CLASSES, RANDOM, TARGET_ORDER, order_of
 
@@ -65,11 +56,23 @@ CLASS_KEY_COLUMNS = (
     "label",
     "selected_class",
 )
-VECTOR_COLUMNS = ("true_prob", "correct", "base_true_prob", "base_correct")
+# per test sequence (N values a row) and per (test sequence, class) (N x K values, flattened)
+SEQUENCE_COLUMNS = (
+    "true_prob",
+    "correct",
+    "predicted",
+    "base_true_prob",
+    "base_correct",
+    "base_predicted",
+)
+PROBABILITY_COLUMNS = ("probs", "base_probs")
+VECTOR_COLUMNS = (*SEQUENCE_COLUMNS, *PROBABILITY_COLUMNS)
 GROUP = ["layer_type", "factor", "retention"]  # the cells in which methods meet random
-# metric -> per-sequence columns (changed, unchanged)
-METRICS = {"prob": ("true_prob", "base_true_prob"), "acc": ("correct", "base_correct")}
 FEW_TEST_SEQUENCES = 5  # a class with fewer test sequences is flagged in the summary
+# Sink collapse (kneurons.class_stats.sink): a changed model that answers one class for at least
+# SINK_SHARE of the test sequences while that class is at least SINK_EXCESS less of the test set
+SINK_SHARE = 0.8
+SINK_EXCESS = 0.3
 
 
 def format_factor(value: float | str) -> str:
@@ -119,179 +122,6 @@ def class_eval_frame(rows: Sequence[dict]) -> pd.DataFrame:
     frame["label"] = frame["label"].astype("int64")
     frame["selected_class"] = frame["selected_class"].astype("string")
     return frame
-
-
-def _matrix(evals: pd.DataFrame, column: str) -> np.ndarray:
-    values = [np.asarray(v, dtype=np.float64) for v in evals[column]]
-    if not values:
-        return np.zeros((0, 0))
-    if len({len(v) for v in values}) != 1:
-        raise ValueError(f"{column}: rows cover different numbers of test sequences")
-    return np.vstack(values)
-
-
-def _class_index(y_true, classes: Sequence[str]) -> dict[int, np.ndarray]:
-    y = np.asarray(y_true, dtype=np.int64)
-    return {e: np.flatnonzero(y == e) for e in range(len(classes)) if (y == e).any()}
-
-
-def _check(evals: pd.DataFrame, y_true) -> None:
-    missing = [c for c in (*CLASS_KEY_COLUMNS, *VECTOR_COLUMNS) if c not in evals.columns]
-    if missing:
-        raise ValueError(f"class-specific evaluations lack columns {missing}")
-    n = len(np.asarray(y_true))
-    lengths = {len(v) for column in VECTOR_COLUMNS for v in evals[column]}
-    if lengths and lengths != {n}:
-        raise ValueError(
-            f"class-specific evaluations hold {sorted(lengths)} sequences, the test set {n}: "
-            "they were computed on another test set"
-        )
-
-
-def effects_table(evals: pd.DataFrame, y_true, classes: Sequence[str]) -> pd.DataFrame:
-    """One row per (evaluation row, evaluated class e): e's accuracy and mean true-class
-    probability with and without the change, their changes (`delta_acc`, `delta_prob`), and
-    the changes corrected by the mean change of the random rows of the same (layer type,
-    factor, retention) (`corrected_delta_*`; NaN without random rows)."""
-    _check(evals, y_true)
-    index = _class_index(y_true, classes)
-    rows = []
-    base = evals.reset_index(drop=True)
-    values = {name: (_matrix(base, a), _matrix(base, b)) for name, (a, b) in METRICS.items()}
-    for i, row in base.iterrows():
-        key = {c: row[c] for c in CLASS_KEY_COLUMNS}
-        for e, idx in index.items():
-            out = {**key, "evaluated_label": e, "evaluated_class": str(classes[e])}
-            out["n_evaluated"] = len(idx)
-            for name, (changed, unchanged) in values.items():
-                out[f"base_{name}"] = float(unchanged[i, idx].mean())
-                out[name] = float(changed[i, idx].mean())
-                out[f"delta_{name}"] = out[name] - out[f"base_{name}"]
-            rows.append(out)
-    table = pd.DataFrame(rows)
-    if table.empty:
-        return table
-    is_random = table["method_family"] == RANDOM
-    for name in METRICS:
-        mean_random = table[is_random].groupby([*GROUP, "evaluated_label"])[f"delta_{name}"].mean()
-        keys = pd.MultiIndex.from_frame(table[[*GROUP, "evaluated_label"]])
-        table[f"corrected_delta_{name}"] = (
-            table[f"delta_{name}"].to_numpy() - mean_random.reindex(keys).to_numpy()
-        )
-    table["seed"] = table["seed"].astype("Int64")
-    return table
-
-
-def _specificity(per_class: dict[int, np.ndarray], c: int) -> np.ndarray:
-    """Δ_c minus the mean Δ_e of the other classes; arrays (..., ) per class."""
-    others = [v for e, v in per_class.items() if e != c]
-    return per_class[c] - np.mean(others, axis=0)
-
-
-def specificity_table(
-    evals: pd.DataFrame,
-    y_true,
-    classes: Sequence[str],
-    n_boot: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
-    shared: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """One row per (evaluation row, selected class c): the specificity of the change for c
-    (`specificity_prob`, `specificity_acc`) with its bootstrap interval; for scored methods the
-    random band of the same cell for the same class (`random_*`), the specificity minus the
-    random mean (`corrected_*`, with a paired bootstrap interval), the t, bootstrap and combined
-    p-values against random in the direction of the factor, and q-values (BH over every scored
-    row). Random rows appear once per class (their units are the same for every class). `shared`
-    (`shared_units`) adds the refinement counts. Needs two classes with test sequences."""
-    _check(evals, y_true)
-    index = _class_index(y_true, classes)
-    if len(index) < 2:
-        return pd.DataFrame()
-    rng = np.random.default_rng(seed)
-    counts = {
-        e: rng.multinomial(len(idx), np.full(len(idx), 1.0 / len(idx)), size=n_boot)
-        for e, idx in index.items()
-    }
-    base = evals.reset_index(drop=True)
-    observed, boot = {}, {}  # metric -> class -> (rows,) / (rows, n_boot)
-    for name, (a, b) in METRICS.items():
-        delta = _matrix(base, a) - _matrix(base, b)
-        observed[name] = {e: delta[:, idx].mean(1) for e, idx in index.items()}
-        boot[name] = {e: delta[:, idx] @ counts[e].T / len(idx) for e, idx in index.items()}
-
-    rows = []
-    for _, group in base.groupby(GROUP, sort=True):
-        random_rows = group.index[group["method_family"] == RANDOM].to_numpy()
-        for i, row in group.iterrows():
-            is_random = row["method_family"] == RANDOM
-            targets = list(index) if is_random else [int(row["label"])]
-            for c in targets:
-                if c not in index:
-                    continue
-                out = {k: row[k] for k in CLASS_KEY_COLUMNS}
-                out["label"], out["selected_class"] = c, str(classes[c])
-                out["n_class"] = len(index[c])
-                alternative = alternative_of_factor(row["factor"])
-                for name in METRICS:
-                    spec_obs = _specificity(observed[name], c)
-                    spec_boot = _specificity(boot[name], c)
-                    out[f"delta_{name}_class"] = float(observed[name][c][i])
-                    out[f"delta_{name}_others"] = float(
-                        np.mean([v[i] for e, v in observed[name].items() if e != c])
-                    )
-                    out[f"specificity_{name}"] = float(spec_obs[i])
-                    low, high = percentile_interval(spec_boot[i], level)
-                    out[f"specificity_{name}_ci_low"] = float(low)
-                    out[f"specificity_{name}_ci_high"] = float(high)
-                    null = spec_obs[random_rows]
-                    stats = band(null, level)
-                    for k in ("mean", "std", "band_low", "band_high", "n"):
-                        out[f"random_{name}_{k}"] = stats[k] if not is_random else np.nan
-                    if is_random or alternative is None or len(null) == 0:
-                        for k in ("corrected", "corrected_ci_low", "corrected_ci_high"):
-                            out[f"{k}_{name}"] = np.nan
-                        out[f"p_t_{name}"] = out[f"p_boot_{name}"] = np.nan
-                        out[f"p_empirical_{name}"] = out[f"p_{name}"] = np.nan
-                        continue
-                    delta = paired_delta(
-                        spec_boot[i],
-                        spec_boot[random_rows],
-                        float(spec_obs[i] - null.mean()),
-                        level,
-                        alternative,
-                    )
-                    out[f"corrected_{name}"] = delta["delta"]
-                    out[f"corrected_ci_low_{name}"] = delta["delta_ci_low"]
-                    out[f"corrected_ci_high_{name}"] = delta["delta_ci_high"]
-                    out[f"p_t_{name}"] = t_p_value(float(spec_obs[i]), null, alternative)
-                    out[f"p_boot_{name}"] = delta["p_boot"]
-                    out[f"p_empirical_{name}"] = empirical_p_value(
-                        float(spec_obs[i]), null, alternative
-                    )[0]
-                    out[f"p_{name}"] = combined_p_value(out[f"p_t_{name}"], delta["p_boot"])
-                rows.append(out)
-    table = pd.DataFrame(rows)
-    if table.empty:
-        return table
-    for name in METRICS:
-        table[f"q_{name}"] = bh_adjust(table[f"p_{name}"].to_numpy())
-        lower = table[f"corrected_ci_high_{name}"] < 0
-        upper = table[f"corrected_ci_low_{name}"] > 0
-        direction = np.where(table["factor"] > 1, upper, lower)
-        table[f"specific_{name}"] = (table[f"q_{name}"] <= 0.05) & direction
-    # the unchanged model's accuracy and its interval: at chance there is no knowledge to find
-    base_correct = _matrix(base.iloc[:1], "base_correct")[0]
-    n = len(base_correct)
-    resampled = base_correct @ rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).T / n
-    table["base_accuracy"] = float(base_correct.mean())
-    table["base_accuracy_ci_low"] = float(percentile_interval(resampled, level)[0])
-    table["chance"] = 1.0 / len(classes)
-    table["seed"] = table["seed"].astype("Int64")
-    table["selected_class"] = table["selected_class"].astype("string")
-    if shared is not None and not shared.empty:
-        table = table.merge(shared, on=["method", "layer_type", "retention", "label"], how="left")
-    return table
 
 
 def shared_units(
@@ -346,60 +176,94 @@ def shared_units(
 # ---------------------------------------------------------------------------------------------
 # The summary's words and the figure
 
+KIND_WORDS = {  # effect_kind -> plain words
+    "specific": "class-specific",
+    "generic": "no more than the other classes' units do to it",
+    "off-target": "off-target damage",
+    "output": "output push (p(c) moved alike on every input)",
+    "collapse": "sink collapse",
+    "none": "no own-class effect beyond random",
+    "untested": "untested",
+    "at-chance": "not a finding (model at chance)",
+}
 
-def specificity_section(
-    table: pd.DataFrame | None, model: str, level: float = 0.95, heading: int = 2
-) -> str:
-    """The summary section: per operation and retention, each method's specificity per class
-    (random-corrected, with its interval and q-value), the random band, and a sentence per
-    (method, layer type) saying whether the class's own neurons act on that class alone.
-    Empty without a table."""
-    if table is None or table.empty:
-        return ""
-    h = "#" * heading
-    scored = table[table["method_family"] != RANDOM]
-    lines = [
-        f"{h} {model}: class-specific knowledge neurons — suppress or amplify each class's own "
-        "units",
-        "",
+
+def _intro(table: pd.DataFrame, level: float) -> list[str]:
+    alpha, margin = float(table["alpha"].iloc[0]), float(table["margin"].iloc[0])
+    return [
         "For every class c, the top units of one layer type ranked by class c's own scores are "
         "multiplied by a factor (×0 suppresses them, ×2 amplifies them; all other units run "
-        "normally) and every test class is evaluated. **Specificity** = change of class c's mean "
-        "true-class probability minus the mean change of the other classes (suppressing: "
-        "negative when the units hold c's knowledge; amplifying: positive). Random units of the "
-        "same size give the band; cells show the specificity minus the random mean "
-        f"[{level:.0%} paired bootstrap interval], with q (BH over all cells; ✓ = q ≤ 0.05 and "
-        "the interval excludes 0 in the expected direction). All rows: "
-        "class_specificity.parquet; per evaluated class: class_effects.parquet.",
+        "normally) and the whole test set is evaluated. Each set is asked four questions, each "
+        "against random units of the same size:",
+        "",
+        "- **Own-class effect**: does the set change the true-class probability of class c's "
+        "sequences more than random units do, and more than the other classes' top units do "
+        "to class c?",
+        "- **Largest off-target effect**: the other class whose sequences lose the most "
+        "true-class probability, against the random units' largest loss. Suppressing, that is "
+        "damage beyond class c; amplifying, it is probability pushed onto c from the other "
+        "classes' sequences. Either makes a change of the whole model look like one of c.",
+        "- **Input knowledge or output push**: does the set move p(c) on class c's sequences "
+        "more than on the other classes' sequences (log-odds)? A set that shifts p(c) alike on "
+        "every input pushes the model's OUTPUT toward or away from c and knows nothing of "
+        "class-c sequences (on a model trained on shuffled labels that is all a set can do).",
+        f"- **Sink collapse**: the changed model answers one class for at least {SINK_SHARE:.0%} "
+        f"of the test sequences while that class is at least {SINK_EXCESS * 100:.0f} points "
+        "rarer in the test set: the units broke the model, and every class's drop is generic "
+        "damage.",
+        "",
+        "A set is **class-specific** (✓) only when its own-class effect is beyond random and "
+        "beyond the other classes' units, it depends on the input, the model does not collapse, "
+        f"and any off-target drop beyond random is at least {margin:g} (probability) smaller "
+        "than the own-class effect (both minus the random mean; `class_specific.margin`). Tests "
+        "are one-sided (own-class, input and output effects in the factor's direction, lower "
+        "for ×0 and higher for ×2; the off-target effect lower) against the random seeds, with "
+        "the test sequences resampled within each class (and by homology cluster where the "
+        "test set has clusters) and ties with a seed counting against the set. "
+        "Benjamini-Hochberg q-values run over every scored (method, layer type, factor, "
+        "retention, class) row of this model, one family per question; beyond random means "
+        f"q ≤ {alpha:g} with the Δ interval on the expected side of 0. Cells: own-class effect "
+        f"minus the random mean [{level:.0%} interval] and its q; the largest off-target effect "
+        "minus the random mean (which class); the call. All rows: class_specificity.parquet; "
+        "per evaluated class: class_effects.parquet.",
         "",
     ]
-    if scored.empty:
-        lines.append(
-            "Only random selections were evaluated (no scored method): nothing to compare."
-        )
-        return "\n".join(lines)
-    chance = model_at_chance(table)
-    if chance:
+
+
+def _warnings(table: pd.DataFrame, scored: pd.DataFrame) -> list[str]:
+    """The paragraphs that limit what the tables can say."""
+    lines = []
+    if model_at_chance(table):
         lines += [
             "**The unchanged model is at chance** (test accuracy "
             f"{table['base_accuracy'].iloc[0]:.3f}, interval down to "
-            f"{table['base_accuracy_ci_low'].iloc[0]:.3f}; chance {table['chance'].iloc[0]:.3f}): "
-            "it holds no class knowledge for any unit to carry, so nothing below is a finding, "
-            "whatever its q-value.",
+            f"{table['base_accuracy_ci_low'].iloc[0]:.3f}, one-sided exact binomial p = "
+            f"{fmt_p(table['base_above_chance_p'].iloc[0])} against chance, the majority-class "
+            f"rate of the test set, {table['chance'].iloc[0]:.3f}): it is not shown to hold "
+            "class knowledge for any unit to carry, so nothing below is a finding and no set is "
+            "called specific.",
+            "",
+        ]
+    if bool(table["base_sink_collapse"].iloc[0]):
+        lines += [
+            "**The unchanged model already answers one class** "
+            f"({class_header(table['base_sink_class'].iloc[0])} for "
+            f"{table['base_sink_share'].iloc[0]:.0%} of the test sequences): every change is "
+            "read against a collapsed model.",
             "",
         ]
     if table.loc[table["method_family"] == RANDOM].empty:
         lines += [
-            "**No random baseline** (add `random` to scoring.methods): the specificities below "
-            "cannot be told from what any units of the same size would do; no p-values.",
+            "**No random baseline** (add `random` to scoring.methods): the effects below cannot "
+            "be told from what any units of the same size would do; no tests, no calls.",
             "",
         ]
     few = table.loc[table["n_class"] < FEW_TEST_SEQUENCES, "selected_class"].unique()
     if len(few):
         names = ", ".join(class_header(c) for c in sorted(few))
         lines += [
-            f"**Few test sequences** for {names} (< {FEW_TEST_SEQUENCES}): their specificity "
-            "rests on too few sequences to be read as a finding.",
+            f"**Few test sequences** for {names} (< {FEW_TEST_SEQUENCES}): their effects rest "
+            "on too few sequences to be read as a finding.",
             "",
         ]
     unscored = set(table["selected_class"].dropna()) - set(scored["selected_class"].dropna())
@@ -410,120 +274,235 @@ def specificity_section(
             "scoring.n_examples): their own units could not be selected.",
             "",
         ]
+    return lines
+
+
+def _cell(r) -> str:
+    """One class's cell: own-class effect − random [interval], q; off-target; the call."""
+    if np.isnan(r["own_delta"]):
+        own = fmt_signed(r["own_prob"])
+    else:
+        own = fmt_delta(r["own_delta"], r["own_delta_ci_low"], r["own_delta_ci_high"])
+    off = r["off_delta"] if not np.isnan(r["off_delta"]) else r["off_prob"]
+    mark = " ✓" if bool(r["specific"]) else ""
+    return (
+        f"{own}, q {fmt_p(r['own_q'])}; off {class_header(r['off_class'])} {fmt_signed(off)}; "
+        f"{r['effect_kind']}{mark}"
+    )
+
+
+def _cell_table(cell: pd.DataFrame) -> tuple[str, list[pd.DataFrame]]:
+    """The markdown table of one (factor, retention) and its (method, layer type) parts."""
+    classes = sorted(cell["selected_class"].unique(), key=str)
+    header = ["method", "layer type", *(class_header(c) for c in classes)]
+    body, parts = [], []
+    for method in sorted(cell["method"].unique()):
+        for layer_type in order_of(cell["layer_type"].unique(), TARGET_ORDER):
+            sub = cell[(cell["method"] == method) & (cell["layer_type"] == layer_type)]
+            cells = []
+            for name in classes:
+                r = sub[sub["selected_class"] == name]
+                cells.append("—" if r.empty else _cell(r.iloc[0]))
+            body.append([method, layer_type, *cells])
+            parts.append(sub)
+    return md_table(header, body, ["l", "l", *["r"] * len(classes)]), parts
+
+
+def _random_words(randoms: pd.DataFrame) -> str:
+    """The random units' own-class and largest off-target effects per layer type."""
+    if randoms.empty:
+        return ""
+
+    def spread(column: str) -> str:
+        agg = randoms.groupby("layer_type")[column].agg(["mean", "std"])
+        agg = agg.reindex(order_of(agg.index, TARGET_ORDER))
+        return "; ".join(
+            f"{lt} {fmt_signed(s['mean'])} ± {s['std']:.3f}" for lt, s in agg.iterrows()
+        )
+
+    return (
+        f"Random units ({randoms['method'].nunique()} seeds, every class): own-class effect "
+        f"{spread('own_prob')}; largest off-target effect {spread('off_prob')} (mean ± std over "
+        "seeds and classes)."
+    )
+
+
+def specificity_section(
+    table: pd.DataFrame | None, model: str, level: float = 0.95, heading: int = 2
+) -> str:
+    """The summary section: what the four questions are (`kneurons.class_stats`), per operation
+    and retention a table of each method's own-class effect (minus random, with interval and
+    q), its largest off-target effect and the call per class, the random units' effects, and a
+    sentence per (method, layer type) saying which classes' units are specific and what the
+    others are (output push, off-target damage, sink collapse, ...). Empty without a table."""
+    if table is None or table.empty:
+        return ""
+    h = "#" * heading
+    scored = table[table["method_family"] != RANDOM]
+    lines = [
+        f"{h} {model}: class-specific knowledge neurons — suppress or amplify each class's own "
+        "units",
+        "",
+        *_intro(table, level),
+    ]
+    if scored.empty:
+        lines.append(
+            "Only random selections were evaluated (no scored method): nothing to compare."
+        )
+        return "\n".join(lines)
+    lines += _warnings(table, scored)
+    chance = model_at_chance(table)
     verdicts = []
     for (factor, retention), cell in scored.groupby(["factor", "retention"], sort=True):
         operation = operation_of(factor)
-        classes = sorted(cell["selected_class"].unique(), key=str)
         lines += [f"{h}# {operation} (×{format_factor(factor)}), top {pct(retention)} of each "
                   "class's units", ""]  # fmt: skip
-        header = ["method", "layer type", *(class_header(c) for c in classes)]
-        body = []
-        for method in sorted(cell["method"].unique()):
-            for layer_type in order_of(cell["layer_type"].unique(), TARGET_ORDER):
-                sub = cell[(cell["method"] == method) & (cell["layer_type"] == layer_type)]
-                cells = []
-                for name in classes:
-                    r = sub[sub["selected_class"] == name]
-                    if r.empty:
-                        cells.append("—")
-                        continue
-                    r = r.iloc[0]
-                    text = fmt_delta(
-                        r["corrected_prob"], r["corrected_ci_low_prob"], r["corrected_ci_high_prob"]
-                    )
-                    if np.isnan(r["corrected_prob"]):
-                        text = fmt_signed(r["specificity_prob"])
-                    mark = " ✓" if bool(r["specific_prob"]) else ""
-                    cells.append(f"{text}, q {fmt_p(r['q_prob'])}{mark}")
-                body.append([method, layer_type, *cells])
-                verdict = _verdict(sub, operation, factor, retention, method, layer_type)
-                if chance and verdict:
-                    verdict += " Not a finding: the model is at chance."
-                verdicts.append(verdict)
-        lines += [md_table(header, body, ["l", "l", *["r"] * len(classes)]), ""]
+        markdown, parts = _cell_table(cell)
+        lines += [markdown, ""]
+        for sub in parts:
+            verdict = _verdict(sub, operation, factor, retention)
+            if chance and verdict:
+                verdict += " Not a finding: the model is at chance."
+            verdicts.append(verdict)
         randoms = table[
             (table["method_family"] == RANDOM)
             & (table["factor"] == factor)
             & (table["retention"] == retention)
         ]
-        if not randoms.empty:
-            spread = randoms.groupby("layer_type")["specificity_prob"].agg(["mean", "std", "count"])
-            words = "; ".join(
-                f"{lt} {fmt_signed(s['mean'])} ± {s['std']:.3f}"
-                for lt, s in spread.reindex(order_of(spread.index, TARGET_ORDER)).iterrows()
-            )
-            n_seeds = randoms["method"].nunique()
-            lines += [
-                f"Random units ({n_seeds} seeds, every class): specificity {words} "
-                "(mean ± std over seeds and classes).",
-                "",
-            ]
+        words = _random_words(randoms)
+        if words:
+            lines += [words, ""]
     lines += ["In words:", ""] + [f"- {v}" for v in verdicts if v] + [""]
-    if "n_shared" in table.columns:
-        shared = scored.dropna(subset=["n_shared"])
-        if not shared.empty:
-            agg = shared.groupby(["method", "layer_type", "retention"])[
-                ["n_selected_units", "n_shared"]
-            ].mean()
-            parts = [
-                f"{m} {lt} top {pct(r)}: {v['n_shared']:.0f} of {v['n_selected_units']:.0f}"
-                for (m, lt, r), v in agg.iterrows()
-            ]
-            lines += [
-                "Shared units (in the top set of most classes; mean per class): "
-                + "; ".join(parts)
-                + ". The rest are each class's own.",
-                "",
-            ]
+    lines += [_kind_counts(scored), ""]
+    lines += _shared_words(scored)
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _kind_counts(scored: pd.DataFrame, lead: str = "Calls over all") -> str:
+    """How many scored sets got each call, in words."""
+    counts = scored["effect_kind"].value_counts()
+    parts = [f"{int(counts[k])} {KIND_WORDS[k]}" for k in KIND_WORDS if k in counts.index]
+    return f"{lead} {len(scored)} scored sets: " + "; ".join(parts) + "."
+
+
+def _shared_words(scored: pd.DataFrame) -> list[str]:
+    if "n_shared" not in scored.columns:
+        return []
+    shared = scored.dropna(subset=["n_shared"])
+    if shared.empty:
+        return []
+    agg = shared.groupby(["method", "layer_type", "retention"])[
+        ["n_selected_units", "n_shared"]
+    ].mean()
+    parts = [
+        f"{m} {lt} top {pct(r)}: {v['n_shared']:.0f} of {v['n_selected_units']:.0f}"
+        for (m, lt, r), v in agg.iterrows()
+    ]
+    return [
+        "Shared units (in the top set of most classes; mean per class): "
+        + "; ".join(parts)
+        + ". The rest are each class's own.",
+        "",
+    ]
+
+
 def model_at_chance(table: pd.DataFrame) -> bool:
-    """Whether the unchanged model's accuracy interval reaches chance (1 / classes), as the
-    summary's Findings judge it (`kneurons.summary.findings.at_chance`)."""
-    if "base_accuracy_ci_low" not in table.columns or table.empty:
+    """Whether the unchanged model is not shown to beat chance, the majority-class rate of the
+    test set (`kneurons.class_stats`, column `model_at_chance`; older tables: the accuracy
+    interval reaching column `chance`)."""
+    if table.empty:
+        return False
+    if "model_at_chance" in table.columns:
+        return bool(table["model_at_chance"].iloc[0])
+    if "base_accuracy_ci_low" not in table.columns:
         return False
     return bool(table["base_accuracy_ci_low"].iloc[0] <= table["chance"].iloc[0])
 
 
+def _range(values: pd.Series) -> str:
+    low, high = fmt_signed(values.min()), fmt_signed(values.max())
+    return low if low == high else f"{low} to {high}"
+
+
+def _names(sub: pd.DataFrame) -> str:
+    return ", ".join(class_header(c) for c in sub["selected_class"])
+
+
 def class_findings(table: pd.DataFrame | None, alpha: float = 0.05) -> list[str]:
     """Findings bullets: per (factor, retention), the (method, layer type) cells whose class
-    units act on their own class beyond random, with how many classes; or that none do. None
-    when the unchanged model is at chance."""
+    units are class-specific (`effect_kind` specific), with how many classes; or that none are,
+    and what the sets were instead. None when the unchanged model is at chance or nothing was
+    tested. `alpha` is only named when the table lacks its own `alpha` column (the level its
+    calls were made at)."""
     if table is None or table.empty or model_at_chance(table):
         return []
     scored = table[table["method_family"] != RANDOM]
-    if scored.empty or scored["q_prob"].isna().all():
+    if scored.empty or scored["own_q"].isna().all():
         return []
+    alpha = float(table["alpha"].iloc[0]) if "alpha" in table.columns else alpha
     bullets = []
     for (factor, retention), cell in scored.groupby(["factor", "retention"], sort=True):
         what = f"{operation_of(factor)} ×{format_factor(factor)}, top {pct(retention)}"
         hits = []
         for (method, layer_type), sub in cell.groupby(["method", "layer_type"], sort=True):
-            k = int(sub["specific_prob"].fillna(False).astype(bool).sum())
-            if k:
-                spec = sub.loc[sub["specific_prob"].astype(bool), "corrected_prob"]
+            found = sub[sub["specific"].astype(bool)]
+            if len(found):
                 hits.append(
-                    f"{method} {layer_type} ({k} of {sub['selected_class'].nunique()} classes; "
-                    f"specificity − random {fmt_signed(spec.min())} to {fmt_signed(spec.max())})"
+                    f"{method} {layer_type} ({len(found)} of {sub['selected_class'].nunique()} "
+                    f"classes: {_names(found)}; own-class effect − random "
+                    f"{_range(found['own_delta'])})"
                 )
         if hits:
-            bullets.append(f"{what}: class-specific beyond random for " + "; ".join(hits) + ".")
+            bullets.append(
+                f"{what}: class-specific (own class beyond random and beyond the other "
+                "classes' units, input-dependent, off-target effect within the margin, no "
+                "collapse) for " + "; ".join(hits) + "."
+            )
         else:
             bullets.append(
-                f"{what}: no method's class units act on their own class beyond random "
-                f"(no cell with q ≤ {alpha:g} and an interval excluding 0)."
+                f"{what}: no set of a class's own units is class-specific (one-sided tests, "
+                f"q ≤ {alpha:g}); " + _kind_counts(cell, lead="of the")
             )
     return bullets
 
 
-def _verdict(sub, operation, factor, retention, method, layer_type) -> str:
-    """One sentence: for how many classes the method's class-c units act on c beyond random."""
+def _kind_sentence(sub: pd.DataFrame, kind: str) -> str:
+    """Which classes got `kind`, with what shows it."""
+    rows = sub[sub["effect_kind"] == kind]
+    if rows.empty:
+        return ""
+    if kind == "off-target":
+        detail = "; ".join(
+            f"{class_header(r['off_class'])} {fmt_signed(r['off_prob'])} under "
+            f"{class_header(r['selected_class'])}'s units"
+            for _, r in rows.iterrows()
+        )
+        return f"off-target damage for {_names(rows)} (largest drop of another class: {detail})"
+    if kind == "generic":
+        detail = "; ".join(
+            f"{class_header(r['selected_class'])} {fmt_signed(r['own_prob'])}, the other "
+            f"classes' units {fmt_signed(r['cross_mean'])} on average"
+            for _, r in rows.iterrows()
+        )
+        return f"{KIND_WORDS[kind]} for {_names(rows)} ({detail})"
+    if kind == "collapse":
+        detail = ", ".join(
+            f"{class_header(r['selected_class'])}: {class_header(r['sink_class'])} for "
+            f"{r['sink_share']:.0%}"
+            for _, r in rows.iterrows()
+        )
+        return f"sink collapse for {_names(rows)} (the changed model answers {detail})"
+    return f"{KIND_WORDS[kind]} for {_names(rows)}"
+
+
+def _verdict(sub: pd.DataFrame, operation: str, factor: float, retention: float) -> str:
+    """One sentence per (method, layer type): the own-class effect's range, then which classes'
+    units are class-specific and what the others are."""
     if sub.empty:
         return ""
+    r = sub.iloc[0]
     n = sub["selected_class"].nunique()
-    k = int(sub["specific_prob"].fillna(False).astype(bool).sum())
-    own = sub["delta_prob_class"]
+    own = sub["own_prob"]
     what = {
         "suppress": "suppressing",
         "dampen": "dampening",
@@ -531,27 +510,34 @@ def _verdict(sub, operation, factor, retention, method, layer_type) -> str:
         "identity": "leaving",
     }[operation]
     text = (
-        f"{method}, {layer_type}, top {pct(retention)} (×{format_factor(factor)}): "
+        f"{r['method']}, {r['layer_type']}, top {pct(retention)} (×{format_factor(factor)}): "
         f"{what} each class's own units changes that class's true-class probability by "
-        f"{fmt_signed(own.min())} to {fmt_signed(own.max())}; "
+        f"{_range(own)}; "
     )
-    if sub["q_prob"].isna().all():
+    if sub["own_q"].isna().all():
         return text + "no random baseline to test it against."
+    k = int(sub["specific"].astype(bool).sum())
     if k == n:
-        return text + f"class-specific beyond random for all {n} classes."
-    if k == 0:
-        return text + f"**not** class-specific beyond random for any of the {n} classes."
-    names = ", ".join(class_header(c) for c in sub.loc[sub["specific_prob"], "selected_class"])
-    return text + f"class-specific beyond random for {k} of {n} classes ({names})."
+        return text + f"class-specific for all {n} classes."
+    head = (
+        f"**not** class-specific for any of the {n} classes"
+        if k == 0
+        else f"class-specific for {k} of {n} classes ({_names(sub[sub['specific']])})"
+    )
+    rest = [_kind_sentence(sub, kind) for kind in KIND_WORDS if kind != "specific"]
+    return text + head + "; " + "; ".join(x for x in rest if x) + "."
 
 
 def plot_class_matrix(
     effects: pd.DataFrame, path_png: str | os.PathLike, method: str, layer_type: str
 ) -> None:
-    """Specificity matrices of one method and layer type: a panel per (factor, retention),
-    selected class (rows) x evaluated class (columns), the change of the evaluated class's mean
-    true-class probability minus the random units' mean change (blue: lowered, red: raised).
-    A class-specific selection shows a strong diagonal. Writes a PNG and an SVG beside it."""
+    """Matrices of one method and layer type, a column of panels per (factor, retention), rows
+    the class whose own units were changed, columns the evaluated class. Top: the change of
+    the evaluated class's mean true-class probability minus the random units' mean change (a
+    class-specific selection is a strong diagonal; a strong off-diagonal cell is off-target
+    damage). Bottom: the change of the log-odds of the SELECTED class's probability p(c) on the
+    evaluated class's sequences (knowledge of class-c inputs: the diagonal alone; an output
+    push: the whole row alike). Blue lowered, red raised. Writes a PNG and an SVG beside it."""
     from kneurons.figures import pyplot, save_figure
 
     plt = pyplot()
@@ -569,34 +555,42 @@ def plot_class_matrix(
     cells = sorted(set(pairs))
     classes = sorted(sub["evaluated_class"].unique(), key=str)
     fig, axes = plt.subplots(
-        1, len(cells), figsize=(0.9 + 0.55 * len(classes) * len(cells) + 1.2 * len(cells), 3.6),
+        2, len(cells), figsize=(1.6 + 0.55 * len(classes) * len(cells) + 1.2 * len(cells), 7.4),
         squeeze=False,
     )  # fmt: skip
-    limit = float(np.nanmax(np.abs(sub[column].to_numpy()))) or 1.0
-    image = None
-    for ax, (factor, retention) in zip(axes[0], cells, strict=True):
-        part = sub[(sub["factor"] == factor) & (sub["retention"] == retention)]
-        grid = part.pivot_table(
-            index="selected_class", columns="evaluated_class", values=column, aggfunc="mean"
-        ).reindex(index=classes, columns=classes)
-        image = ax.imshow(grid.to_numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
-        for (r, c), value in np.ndenumerate(grid.to_numpy()):
-            if np.isfinite(value):
-                ax.text(c, r, f"{value:+.2f}", ha="center", va="center", fontsize=7)
-        labels = [class_header(c) for c in classes]
-        ax.set_xticks(range(len(classes)), labels, rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(len(classes)), labels, fontsize=8)
-        ax.set_xlabel("evaluated class", fontsize=8)
-        ax.set_title(
-            f"{operation_of(factor)} ×{format_factor(factor)}, top {pct(retention)}", fontsize=9
-        )
-    axes[0, 0].set_ylabel("units of class", fontsize=8)
     corrected = column.startswith("corrected")
-    label = "Δ true-class probability" + (" − random mean" if corrected else "")
-    fig.colorbar(image, ax=list(axes[0]), shrink=0.8, label=label)
+    rows = [
+        (column, "evaluated class's true-class p", "Δ" + (" − random mean" if corrected else "")),
+        ("delta_selected_logodds", "p(units' class) on the evaluated class", "Δ log-odds"),
+    ]
+    for axes_row, (value, what, label) in zip(axes, rows, strict=True):
+        limit = float(np.nanmax(np.abs(sub[value].to_numpy()), initial=0.0)) or 1.0
+        image = None
+        for ax, (factor, retention) in zip(axes_row, cells, strict=True):
+            part = sub[(sub["factor"] == factor) & (sub["retention"] == retention)]
+            image = _matrix_panel(ax, part, value, classes, limit)
+            operation = f"{operation_of(factor)} ×{format_factor(factor)}, top {pct(retention)}"
+            ax.set_title(f"{operation}\n{what}", fontsize=8)
+        axes_row[0].set_ylabel("units of class", fontsize=8)
+        fig.colorbar(image, ax=list(axes_row), shrink=0.8, label=label)
     title = f"{method}, {layer_type}: each class's own units, per evaluated class"
     fig.suptitle(title, fontsize=10)
     save_figure(fig, path_png)
+
+
+def _matrix_panel(ax, part: pd.DataFrame, value: str, classes: list, limit: float):
+    grid = part.pivot_table(
+        index="selected_class", columns="evaluated_class", values=value, aggfunc="mean"
+    ).reindex(index=classes, columns=classes)
+    image = ax.imshow(grid.to_numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+    for (r, c), v in np.ndenumerate(grid.to_numpy()):
+        if np.isfinite(v):
+            ax.text(c, r, f"{v:+.2f}", ha="center", va="center", fontsize=7)
+    labels = [class_header(c) for c in classes]
+    ax.set_xticks(range(len(classes)), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), labels, fontsize=8)
+    ax.set_xlabel("evaluated class", fontsize=8)
+    return image
 
 
 def read_class_evals(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:

@@ -1,21 +1,31 @@
-"""Snakemake adapter: the class-specific targets of one model summarised (`kneurons.classes`):
-per evaluated class, per selected class with the random band and tests, the markdown section and
-one specificity-matrix figure per (method, layer type)."""
+"""Snakemake adapter: the class-specific targets of one model summarised (`kneurons.classes`,
+`kneurons.class_stats`): per evaluated class, per selected class the own-class, off-target,
+input and output effects against random units with their calls, the markdown section and one
+matrix figure per (method, layer type). Resamples test sequences within classes and, where the
+test set has a `cluster` column, by homology cluster; one-sided tests at `alpha`."""
 
 import pandas as pd
+import pyarrow.parquet as pq
 
+from kneurons.class_stats import effects_table, specificity_table
 from kneurons.classes import (
     class_names,
-    effects_table,
     plot_class_matrix,
     read_class_evals,
     shared_units,
     specificity_section,
-    specificity_table,
 )
 from kneurons.io import atomic_write, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.selection import read_selections
+
+
+def read_test(path):
+    """The test set's labels and, when it has them, homology clusters (else None)."""
+    columns = ["label"] + (["cluster"] if "cluster" in pq.read_schema(path).names else [])
+    test = pd.read_parquet(path, columns=columns)
+    clusters = test["cluster"].astype(str).to_numpy() if "cluster" in test else None
+    return test["label"].to_numpy(), clusters
 
 
 def main(snakemake):
@@ -23,7 +33,7 @@ def main(snakemake):
     model = snakemake.wildcards.model
     params = snakemake.params
     classes = class_names(snakemake.input.card)
-    y_true = pd.read_parquet(snakemake.input.test, columns=["label"])["label"].to_numpy()
+    y_true, clusters = read_test(snakemake.input.test)
     evals = read_class_evals(snakemake.input.evals)
     rankings = {}
     if snakemake.input.selections:
@@ -34,7 +44,16 @@ def main(snakemake):
     boot = params.bootstrap
     effects = effects_table(evals, y_true, classes)
     specificity = specificity_table(
-        evals, y_true, classes, boot["n"], boot["seed"], boot["level"], shared=shared
+        evals,
+        y_true,
+        classes,
+        n_boot=boot["n"],
+        seed=boot["seed"],
+        level=boot["level"],
+        alpha=params.alpha,
+        margin=params.margin,
+        clusters=clusters,
+        shared=shared,
     )
     if specificity.empty:
         log.warning("fewer than two classes have test sequences: no specificity to measure")
@@ -44,10 +63,10 @@ def main(snakemake):
     atomic_write(snakemake.output.markdown, lambda t: t.write_text(text or "No rows.\n"))
     for (method, layer_type), png in zip(params.figures, snakemake.output.figures, strict=True):
         plot_class_matrix(effects, png, method, layer_type)
-    n_specific = int(specificity["specific_prob"].sum()) if len(specificity) else 0
+    kinds = specificity["effect_kind"].value_counts().to_dict() if len(specificity) else {}
     log.info(
-        "%d class-specific evaluations, %d specificity rows (%d specific beyond random)",
-        len(evals), len(specificity), n_specific,
+        "%d class-specific evaluations, %d rows; calls %s (alpha %g, margin %g, clusters %s)",
+        len(evals), len(specificity), kinds, params.alpha, params.margin, clusters is not None,
     )  # fmt: skip
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from kneurons.batching import tokenize
-from kneurons.class_targets import scaled_fingerprint, scaled_masks, true_class_probability
+from kneurons.class_targets import per_sequence, scaled_fingerprint, scaled_masks
 from kneurons.classes import (
     CLASS_EVAL_FILE,
     class_eval_frame,
@@ -128,23 +128,10 @@ def main(snakemake):
         store.save_array(key, values.numpy())
         logits[key] = values
 
-    base = logits[base_key]
-    base_prob = true_class_probability(base, y_true)
-    base_correct = base.argmax(1).numpy() == y_true
+    unchanged = {f"base_{k}": v for k, v in per_sequence(logits[base_key], y_true).items()}
     n_rows = 0
     for out, rows in targets:
-        records = []
-        for row, key in rows:
-            changed = logits[key]
-            records.append(
-                {
-                    **row,
-                    "true_prob": true_class_probability(changed, y_true).tolist(),
-                    "correct": (changed.argmax(1).numpy() == y_true).tolist(),
-                    "base_true_prob": base_prob.tolist(),
-                    "base_correct": base_correct.tolist(),
-                }
-            )
+        records = [{**row, **per_sequence(logits[key], y_true), **unchanged} for row, key in rows]
         write_parquet(out, class_eval_frame(records))
         n_rows += len(records)
     log.info(
@@ -153,7 +140,7 @@ def main(snakemake):
         "start-up, loading and tokenising %.2f s; unchanged accuracy %.3f",
         len(targets), n_rows, len(todo) + store.hits, store.hits, len(todo), forward,
         forward / max(1, len(todo)), len(test), len(batches), setup,
-        float(np.mean(base_correct)),
+        float(np.mean(unchanged["base_correct"])),
     )  # fmt: skip
 
 
