@@ -6,10 +6,19 @@ from captum.attr import LayerIntegratedGradients
 from torch import nn
 
 from kneurons.batching import pad
+from kneurons.errors import DataError
 from kneurons.hooks import forward_hooks
 from kneurons.io import write_parquet
 from kneurons.model import get_module
-from kneurons.scores import random_scores, score_frame, split_halves
+from kneurons.scores import (
+    count_per_class,
+    examples_per_class,
+    pick_stratified,
+    random_scores,
+    score_frame,
+    split_halves,
+    stratified_counts,
+)
 from kneurons.scoring import (
     _Part,
     _to_split,
@@ -574,3 +583,81 @@ def test_engine_unit_mask_scales_only_the_masked_units(sharp_model, tiny_tokens,
         assert out.f1[e] == pytest.approx(float(plain), abs=1e-6)
         assert out.f0[(e, module)] == pytest.approx(float(silenced), abs=1e-6)
         assert values.sum() == pytest.approx(out.f1[e] - out.f0[(e, module)], abs=1e-4)
+
+
+def training_frame(sizes: dict[int, int]) -> pd.DataFrame:
+    """A train split with `sizes[label]` rows per class, classes interleaved as after a split."""
+    rows = [(label, i) for label, n in sizes.items() for i in range(n)]
+    rows.sort(key=lambda r: (r[1], r[0]))
+    return pd.DataFrame(
+        {
+            "accession": [f"A{label}_{i}" for label, i in rows],
+            "label": [label for label, _ in rows],
+            "sequence": ["MK" * (1 + i % 5) for _, i in rows],
+        }
+    )
+
+
+def test_stratified_sample_covers_every_class_equally():
+    # one class far smaller than the others (the real-enzyme case: EC 7): it still gets examples
+    frame = training_frame({0: 120, 1: 80, 2: 40, 3: 9, 4: 60, 5: 30, 6: 3})
+    examples = pick_stratified(frame, 16, seed=0)
+    counts = examples["label"].value_counts().to_dict()
+    assert len(examples) == 16 and set(counts) == set(range(7))
+    assert counts == {0: 3, 1: 3, 2: 2, 3: 2, 4: 2, 5: 2, 6: 2}  # 2 each, the 2 left: largest
+    assert examples["accession"].is_unique
+    # stable order: the rows keep the order they have in the train split
+    assert (
+        examples["accession"]
+        .map(frame.set_index("accession").index.get_loc)
+        .is_monotonic_increasing
+    )
+    # balanced as far as the classes allow: a class with fewer rows than its share gives all
+    examples = pick_stratified(frame, 64, seed=0)
+    assert examples["label"].value_counts().to_dict() == {
+        0: 11, 1: 11, 2: 10, 3: 9, 4: 10, 5: 10, 6: 3,
+    }  # fmt: skip
+    assert stratified_counts({"a": 5, "b": 5, "c": 5}, 9) == {"a": 3, "b": 3, "c": 3}
+    assert stratified_counts({"a": 1, "b": 7, "c": 7}, 10) == {"a": 1, "b": 5, "c": 4}
+    assert stratified_counts({"a": 2, "b": 3}, 50) == {"a": 2, "b": 3}  # more than there are
+    pd.testing.assert_frame_equal(pick_stratified(frame, 10_000, seed=0), frame)
+
+
+def test_stratified_sample_is_seeded():
+    frame = training_frame({0: 50, 1: 50, 2: 50})
+    a, b = pick_stratified(frame, 12, seed=3), pick_stratified(frame, 12, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+    # a class's pick depends on its own rows only: another class's rows change nothing of it
+    more = pd.concat([frame, training_frame({3: 50})], ignore_index=True)
+    picked = pick_stratified(more, 16, seed=3)
+    assert picked["label"].value_counts().to_dict() == {0: 4, 1: 4, 2: 4, 3: 4}
+    assert set(picked.loc[picked["label"] < 3, "accession"]) == set(a["accession"])
+    assert set(pick_stratified(frame, 12, seed=4)["accession"]) != set(a["accession"])
+    assert a["label"].value_counts().to_dict() == {0: 4, 1: 4, 2: 4}
+
+
+def test_stratified_sample_refuses_fewer_examples_than_classes():
+    frame = training_frame({0: 10, 1: 10, 2: 10, 3: 10})
+    with pytest.raises(
+        DataError, match=r"scoring\.n_examples is 3, fewer than the 4 classes"
+    ) as err:
+        pick_stratified(frame, 3, seed=0)
+    assert "\n" not in str(err.value) and "at least 4" in str(err.value)
+    with pytest.raises(DataError, match=r"evaluation\.mean_ablation\.n_examples"):
+        pick_stratified(frame, 2, seed=0, setting="evaluation.mean_ablation.n_examples")
+    assert len(pick_stratified(frame, 4, seed=0)) == 4
+
+
+def test_examples_per_class_is_read_back_from_the_score_metadata(tmp_path):
+    frame = training_frame({0: 20, 1: 20, 2: 1})
+    examples = pick_stratified(frame, 7, seed=0)
+    per_class = count_per_class(examples, ["1", "2", "3", "4"])
+    assert per_class == {"1": 3, "2": 3, "3": 1, "4": 0}  # a class of the model without rows: 0
+    path = tmp_path / "layer0.parquet"
+    write_parquet(path, score_frame(np.zeros(3), "key", 0), {"examples_per_class": per_class})
+    assert examples_per_class(path) == per_class
+    assert list(examples_per_class(path)) == ["1", "2", "3", "4"]  # class order, not sorted keys
+    # files from before: class_counts by label index, named by the model's classes
+    old = {"class_counts": {"0": 5, "2": 1}, "classes": ["1", "2", "3"]}
+    assert examples_per_class(old) == {"1": 5, "2": 0, "3": 1}
+    assert examples_per_class({"method": "random-0"}) == {}

@@ -96,3 +96,32 @@ def test_output_reads_as_a_uniprot_table(tmp_path):
     assert card["classes"] == ["1", "2", "3", "4"]
     assert sum(card["totals"].values()) == 80
     assert card["dropped"]["multiple_classes"] == 0
+
+
+def test_permute_labels_keeps_class_sizes_and_unlinks_motifs():
+    plain, plain_sites = generate(small(n_per_class=200))
+    null, null_sites = generate(small(n_per_class=200, permute_labels=True))
+    # the same sequences and planted sites (the permutation is drawn after generation)
+    pd.testing.assert_frame_equal(plain.drop(columns="EC number"), null.drop(columns="EC number"))
+    pd.testing.assert_frame_equal(plain_sites, null_sites)
+    # a permutation: every class keeps its size
+    assert null["EC number"].value_counts().to_dict() == plain["EC number"].value_counts().to_dict()
+    assert (null["EC number"] != plain["EC number"]).mean() > 0.5
+    # the motif no longer predicts the label: of the sequences labelled c, the share carrying
+    # motif c falls from 1 to about the class share (1/4)
+    planted = null_sites[null_sites["kind"] == "motif"].groupby("accession")["label"].first()
+    label = null.set_index("Entry")["EC number"].str[0].loc[planted.index]
+    shares = (planted == label).groupby(label).mean()
+    assert set(shares.index) == {"1", "2", "3", "4"}
+    assert shares.between(0.25 - 0.1, 0.25 + 0.1).all(), shares.to_dict()
+    assert (planted == plain.set_index("Entry")["EC number"].str[0].loc[planted.index]).all()
+    # seeded: the same seed permutes the same way, another seed another way
+    pd.testing.assert_frame_equal(null, generate(small(n_per_class=200, permute_labels=True))[0])
+    other = generate(small(n_per_class=200, permute_labels=True, seed=4))[0]
+    assert not other["EC number"].equals(null["EC number"])
+
+
+def test_permute_labels_from_config():
+    options = SyntheticOptions.from_config({"permute_labels": True, "n_per_class": 5})
+    assert options.permute_labels and options.n_per_class == 5
+    assert not SyntheticOptions.from_config({}).permute_labels

@@ -4,9 +4,11 @@ Each class owns one or more motifs (fixed strings or PROSITE-like patterns) plan
 positions in background sequence drawn from the Swiss-Prot amino-acid composition. Options add
 decoy motifs shared by all classes (present but uninformative), label noise, and classes defined
 by two motifs together (an AND: other classes carry one of the two alone, so neither k-mer
-decides the class by itself). The output is a UniProt-format table (Entry, EC number, Sequence,
-Length) that the rest of the pipeline reads unchanged, plus an annotation table of every planted
-site. Everything is drawn from one seeded generator, so a seed gives the same data set.
+decides the class by itself), and the null task: labels permuted across all sequences, so no
+label depends on its sequence (`permute_labels`). The output is a UniProt-format table (Entry,
+EC number, Sequence, Length) that the rest of the pipeline reads unchanged, plus an annotation
+table of every planted site. Everything is drawn from one seeded generator, so a seed gives the
+same data set.
 """
 
 from __future__ import annotations
@@ -110,6 +112,9 @@ class SyntheticOptions:
     decoy_rate: float = 0.5  # fraction of sequences that get each decoy
     and_distractor_rate: float = 0.5  # other-class sequences given one motif of an AND class
     label_noise: float = 0.0  # fraction of labels replaced by a random other class
+    # the null task: after generation (and label noise), the labels are permuted across all
+    # sequences by the same seeded generator; class sizes stay, the motifs no longer tell them
+    permute_labels: bool = False
     seed: int = 0
 
     @classmethod
@@ -141,7 +146,9 @@ def generate(options: SyntheticOptions) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (UniProt-format table, site annotations).
 
     Annotations: accession, label, kind ("motif", "decoy" or "distractor"), motif (the pattern),
-    site (the planted string), start, end (1-based, inclusive, as UniProt features).
+    site (the planted string), start, end (1-based, inclusive, as UniProt features). An
+    annotation's label is the class the sequence was generated for (whose motif it carries),
+    also where label noise or `permute_labels` gave the sequence another label in the table.
     """
     for label, spec in options.classes.items():
         if spec.mode not in ("any", "and"):
@@ -200,6 +207,8 @@ def generate(options: SyntheticOptions) -> tuple[pd.DataFrame, pd.DataFrame]:
         for idx in np.flatnonzero(flip):
             others = [lbl for lbl in labels if lbl != table.at[idx, "label"]]
             table.at[idx, "label"] = others[int(rng.integers(len(others)))]
+    if options.permute_labels:
+        table["label"] = rng.permutation(table["label"].to_numpy())
     uniprot = pd.DataFrame(
         {
             "Entry": table["accession"],

@@ -1,4 +1,11 @@
-"""Snakemake adapter: every unit's mean activation over training residues (for mean ablation)."""
+"""Snakemake adapter: every unit's mean activation over training residues (for mean ablation).
+
+The examples are a plain seeded sample of `evaluation.mean_ablation.n_examples` training
+sequences (`kneurons.scores.pick_examples`), not the class-stratified sample the scores use: the
+mean that replaces a unit is its mean over the training distribution (classes in their training
+proportions), and no class needs a value of its own. The metadata records the count per class
+(`examples_per_class`).
+"""
 
 import numpy as np
 import pandas as pd
@@ -8,14 +15,14 @@ from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.masking import mean_activations
 from kneurons.model import alphabet, load_classifier
-from kneurons.scores import pick_examples
+from kneurons.scores import count_per_class, pick_examples
 
 
 def main(snakemake):
     options = dict(snakemake.params.options)
     log, device = start_job(snakemake, seed=options["seed"])
     layer_type = snakemake.wildcards.layer_type
-    model, _ = load_classifier(snakemake.input.checkpoint, device=device)
+    model, meta = load_classifier(snakemake.input.checkpoint, device=device)
     examples = pick_examples(
         pd.read_parquet(snakemake.input.train), options["n_examples"], options["seed"]
     )
@@ -39,6 +46,8 @@ def main(snakemake):
         "layer_type": layer_type,
         "options": options,
         "n_examples": len(examples),
+        "sampling": "random",
+        "examples_per_class": count_per_class(examples, meta.get("classes")),
         "n_residues": int(examples["sequence"].str.len().sum()),
         "checkpoint_sha256": file_sha256(snakemake.input.checkpoint),
     }

@@ -5,6 +5,11 @@ The layer types of a layer share the job (one start-up, one model load, and the 
 methods put the modules of a layer in the same batches). A module scored before with the same
 checkpoint, examples, settings and code is copied from the store (`kneurons.store`), so adding a
 layer type to the config computes only the new one.
+
+The examples are `scoring.n_examples` training sequences stratified by class
+(`kneurons.scores.pick_stratified`): every class is scored, equally where the class sizes allow;
+`n_examples` below the number of classes stops the job with one line. The metadata records the
+count per class (`examples_per_class`, read back by `kneurons.scores.examples_per_class`).
 """
 
 import time
@@ -16,7 +21,7 @@ from kneurons.batching import tokenize
 from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.model import alphabet, load_classifier
-from kneurons.scores import pick_examples
+from kneurons.scores import count_per_class, pick_stratified
 from kneurons.scoring import gap_summary, score_neurons, score_table
 from kneurons.store import Store, files_fingerprint
 from kneurons.vocab import SCORE_FILE, parse_path
@@ -52,8 +57,14 @@ def main(snakemake):
         return
 
     model, meta = load_classifier(snakemake.input.checkpoint, device=device)
-    examples = pick_examples(
+    examples = pick_stratified(
         pd.read_parquet(snakemake.input.train), params["n_examples"], params["seed"]
+    )
+    per_class = count_per_class(examples, meta.get("classes"))
+    log.info(
+        "%d examples, per class: %s",
+        len(examples),
+        ", ".join(f"{c}: {k}" for c, k in per_class.items()),
     )
     tokens = tokenize(alphabet(), examples["sequence"].tolist())
     labels = examples["label"].tolist()
@@ -67,6 +78,8 @@ def main(snakemake):
             "layer_type": layer_type,
             "layer": layer,
             "n_examples": len(examples),
+            "sampling": "stratified",
+            "examples_per_class": per_class,
             "examples": examples["accession"].tolist(),
             "class_counts": {str(k): v for k, v in result.class_counts.items()},
             "classes": meta.get("classes"),
