@@ -16,7 +16,7 @@ from kneurons.io import stage_by_content
 from kneurons.resources import gpu_percent
 from kneurons.errors import ModelError
 from kneurons.spec import ModelSpec, shape_of
-from kneurons.configuration import replicate_groups
+from kneurons.configuration import expand_replicates, group_names, replicate_groups
 
 
 def canonical(obj):
@@ -57,6 +57,20 @@ def model_entry(name, entry):
             message = f"models.{name}: {message}"
         config_error(message)
 
+
+# `models.<id>.replicates: N` -> N entries <id>, <id>_rep2, ... that differ only in their
+# finetune_seed (kneurons.configuration.expand_replicates): from here on every reader of
+# config["models"] sees one entry per fine-tuned model, and a config without replicates is
+# unchanged. Expanding is idempotent (jobs that rebuild the DAG from this config agree).
+try:
+    config["models"] = {
+        name: canonical(entry)
+        for name, entry in expand_replicates(
+            config["models"], config["finetune"].get("seed", 0)
+        ).items()
+    }
+except ValueError as err:
+    config_error(str(err))
 
 MODELS, SHAPES = {}, {}
 for _name, _entry in config["models"].items():

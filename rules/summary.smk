@@ -18,6 +18,7 @@ rule summarize:
         class_overlap="results/summary/{model}/class_overlap.parquet",
         completeness="results/summary/{model}/ig_completeness.parquet",
         stability="results/summary/{model}/stability.parquet",
+        self_check="results/summary/{model}/self_check.parquet",
         findings="results/summary/{model}/findings.rst",
         markdown="results/summary/{model}/summary.md",
         html=report(
@@ -55,6 +56,8 @@ rule summarize:
         job=JOB,
         figures=figure_params,
         bootstrap=EVALUATION["bootstrap"],
+        alpha=EVALUATION["alpha"],
+        equivalence_margin=EVALUATION["equivalence_margin"],
         retention=EVALUATION["retention"],
         group_ranking=EVALUATION["group_ranking"],
     script:
@@ -110,3 +113,31 @@ if REPLICATES:
             retention=EVALUATION["retention"],
         script:
             "../workflow/scripts/stability_across_models.py"
+
+    # Per replicate group (named by its first model): in how many replicates each finding of
+    # the models' summaries holds, with every replicate's Δ, and the pairwise overlap of their
+    # selections (kneurons.summary.replicates).
+    rule replicate_findings:
+        input:
+            unpack(replicate_summaries),
+            lib=script_library("replicate_findings"),
+        output:
+            table="results/summary/replicates/{group}/replicate_findings.parquet",
+            markdown="results/summary/replicates/{group}/replicate_findings.md",
+        log:
+            "logs/replicate_findings/{group}.log",
+        wildcard_constraints:
+            group=one_of(REPLICATE_GROUPS),
+        # A few small tables: seconds of work, not worth a cluster submission.
+        localrule: True
+        conda:
+            "../envs/kneurons.yaml"
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        params:
+            job=JOB,
+            models=replicate_models,
+            alpha=EVALUATION["alpha"],
+        script:
+            "../workflow/scripts/replicate_findings.py"

@@ -95,6 +95,7 @@ def summary_inputs(wildcards):
         "unmasked": vocab.UNMASKED_FILE.format(model=model),
         "selections": summary_selection_files(wildcards),
         "card": "results/data/dataset_card.json",
+        "test": "results/data/test.parquet",
         "metrics": f"results/models/{model}/metrics.json",
         "history": f"results/models/{model}/training_log.tsv",
     }
@@ -109,7 +110,10 @@ def summary_inputs(wildcards):
     return inputs
 
 
+# Models that differ only in their fine-tuning seed (written out, or from
+# models.<id>.replicates), by group; a group is named by its first model (kneurons.configuration).
 REPLICATES = replicate_groups(config["models"])
+REPLICATE_GROUPS = group_names(REPLICATES)
 
 
 def replicate_scores(wildcards):
@@ -119,6 +123,30 @@ def replicate_scores(wildcards):
         for group in REPLICATES
         for model in group
     }
+
+
+def replicate_models(wildcards):
+    """The models of replicate group {group}, in config order."""
+    return REPLICATE_GROUPS[wildcards.group]
+
+
+def replicate_summaries(wildcards):
+    """Every model's summary tables of replicate group {group}, and the pairwise stability."""
+    models = replicate_models(wildcards)
+    return {
+        "masked": [f"results/summary/{m}/masked_eval.parquet" for m in models],
+        "auc": [f"results/summary/{m}/auc.parquet" for m in models],
+        "stability": "results/summary/stability_across_models.parquet",
+    }
+
+
+def replicate_targets():
+    """The cross-replicate findings of every replicate group (none without replicates)."""
+    return expand(
+        "results/summary/replicates/{group}/replicate_findings.{ext}",
+        group=REPLICATE_GROUPS,
+        ext=["parquet", "md"],
+    )
 
 
 def summary_targets():
@@ -135,5 +163,9 @@ def summary_targets():
             model=MODELS,
         )
         + [FRONT_PAGE]
-        + (["results/summary/stability_across_models.parquet"] if REPLICATES else [])
+        + (
+            ["results/summary/stability_across_models.parquet", *replicate_targets()]
+            if REPLICATES
+            else []
+        )
     )
