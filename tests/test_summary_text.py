@@ -434,3 +434,15 @@ def test_a_small_test_set_must_beat_chance_by_an_exact_test():
     findings = findings_section(stats, card)
     assert "No knowledge-neuron claim is possible" in findings
     assert "binomial p = 0.066" in findings
+
+
+def test_the_scoring_sample_is_named_per_class():
+    from kneurons.summary.findings import scoring_sample_note
+
+    note = scoring_sample_note({"1": 8, "2": 8, "3": 0})
+    assert note.startswith("**Scoring sample**: units were ranked on 16 training sequences")
+    assert "(1: 8, 2: 8, 3: 0)" in note and "3 had no training sequence to score" in note
+    assert scoring_sample_note({}) == ""
+    stats = planted_stats()
+    text = markdown_summary(stats, notes=[scoring_sample_note({"1": 4, "2": 4})])
+    assert "ranked on 8 training sequences, stratified by class (1: 4, 2: 4)" in text

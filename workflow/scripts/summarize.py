@@ -12,9 +12,10 @@ import pandas as pd
 
 from kneurons.io import atomic_write, read_parquet_metadata, write_parquet
 from kneurons.jobs import run_job, start_job
+from kneurons.scores import examples_per_class
 from kneurons.selection import read_selections
 from kneurons.stability import read_method_scores, split_half_stability
-from kneurons.summary.findings import findings_section, markdown_to_rst
+from kneurons.summary.findings import findings_section, markdown_to_rst, scoring_sample_note
 from kneurons.summary.html import markdown_to_html
 from kneurons.summary.plots import (
     plot_accuracy_vs_retention,
@@ -123,6 +124,9 @@ def main(snakemake):
     write_parquet(snakemake.output.stability, stability)
     write_parquet(snakemake.output.self_check, stats.self_check)
 
+    notes = caution_notes(stats, card)
+    scored = [p for p in snakemake.input.scores if examples_per_class(p)]
+    notes.append(scoring_sample_note(examples_per_class(scored[0]) if scored else None))
     recovery = (
         pd.read_parquet(snakemake.input.recovery) if "recovery" in snakemake.input.keys() else None
     )
@@ -148,6 +152,7 @@ def main(snakemake):
         profiles=profiles,
         alpha=alpha,
         margin=margin,
+        notes=notes,
     )
     write_text(snakemake.output.markdown, text)
     findings = findings_section(
@@ -157,7 +162,7 @@ def main(snakemake):
         boot["n"],
         completeness,
         stability,
-        caution_notes(stats, card),
+        notes,
         classes=classes,
         alpha=alpha,
         margin=margin,

@@ -291,6 +291,25 @@ def limits(
     return out
 
 
+def scoring_sample_note(per_class: dict[str, int] | None) -> str:
+    """One bullet: how many training sequences per class the units were ranked on (the score
+    files' `examples_per_class`); a class without any has no per-class ranking."""
+    if not per_class:
+        return ""
+    total = sum(per_class.values())
+    counts = ", ".join(f"{c}: {k}" for c, k in per_class.items())
+    text = (
+        f"**Scoring sample**: units were ranked on {total} training sequences, stratified by "
+        f"class ({counts})"
+    )
+    missing = [c for c, k in per_class.items() if k == 0]
+    if missing:
+        return text + (
+            f"; {', '.join(missing)} had no training sequence to score, so no per-class ranking."
+        )
+    return text + "; a ranking rests on these sequences, not on the whole training set."
+
+
 def stability_sentence(stability: pd.DataFrame) -> str:
     """One sentence: per method, the split-half Jaccard at the lowest retention level, by layer
     type, beside what unrelated selections would share."""

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -145,6 +147,7 @@ def markdown_summary(
     profiles: pd.DataFrame | None = None,
     alpha: float = 0.05,
     margin: float = 0.02,
+    notes: Sequence[str] | None = None,
 ) -> str:
     """summary.md of one model: the Findings first (`kneurons.summary.findings`), then unmasked
     accuracy, fine-tuning, data, the published comparison, per variant the accuracy tables with
@@ -152,7 +155,7 @@ def markdown_summary(
     class-specific suppression and amplification (`kneurons.classes`), what the top neurons
     respond to (`kneurons.summary.profiles`), enrichment, class overlap, stability and IG
     completeness (each section only when its data is given). The optional tables must be of the
-    evaluations' model."""
+    evaluations' model. `notes`: the limits' caution bullets (default `caution_notes`)."""
     stats = table if isinstance(table, Statistics) else add_statistics(table, level=level)
     model = stats.model
     _check_model(completeness, model, "completeness")
@@ -171,7 +174,7 @@ def markdown_summary(
         n_boot,
         completeness,
         stability,
-        caution_notes(stats, card),
+        caution_notes(stats, card) if notes is None else notes,
         classes=classes,
         alpha=alpha,
         margin=margin,
