@@ -191,3 +191,33 @@ def test_hypergeometric_tail_matches_scipy():
         assert st.hypergeom_sf(k, big_n, big_k, n) == pytest.approx(
             scipy_stats.hypergeom.sf(k - 1, big_n, big_k, n)
         )
+
+
+def test_resamples_keep_each_class_and_move_clusters_whole():
+    strata = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+    clusters = np.array([0, 0, 1, 2, 3, 3, 3, 4, 5, 6])
+    counts = st.resample_counts(10, 300, 0, strata=strata)
+    # singletons: every resample keeps each class's size
+    assert (counts[:, :4].sum(1) == 4).all() and (counts[:, 4:].sum(1) == 6).all()
+    counts = st.resample_counts(10, 300, 0, strata=strata, clusters=clusters)
+    # a cluster's members are drawn together, the same number of times
+    assert (counts[:, 0] == counts[:, 1]).all() and (counts[:, 4] == counts[:, 6]).all()
+    assert not (counts[:, 2] == counts[:, 3]).all()
+    # every class is drawn in every resample (never an empty class)
+    assert (counts[:, :4].sum(1) > 0).all() and (counts[:, 4:].sum(1) > 0).all()
+    # resampled means are ratios: a constant column stays constant
+    means = st.resampled_means(np.ones((1, 10)), counts)
+    np.testing.assert_allclose(means, 1.0)
+
+
+def test_random_test_counts_ties_against_the_method():
+    null = np.array([0.25] * 19 + [0.30])
+    boot = np.tile(null[:, None], (1, 100)) + np.random.default_rng(0).normal(0, 0.01, (20, 100))
+    tied = st.random_test(0.30, null, boot[-1], boot)
+    assert tied["n_tied_or_beyond"] == 1 and tied["p_value"] >= 2 / 21
+    # without per-sequence resamples there is no test, only the descriptive z
+    bare = st.random_test(0.30, null)
+    assert np.isnan(bare["p_value"]) and np.isfinite(bare["p_z"])
+    # remove direction: the method must lose more than the seeds
+    lost = st.random_test(0.10, null + 0.5, boot[0] - 0.3, boot + 0.5, alternative="less")
+    assert lost["delta"] < 0 and lost["p_value"] < 0.05

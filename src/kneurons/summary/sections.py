@@ -185,8 +185,9 @@ def auc_section(stats: Statistics, variant: Sequence[str]) -> str:
             "Mean accuracy over the retention levels on a log axis (trapezoids over "
             "log10 r, divided by its range)"
             + (
-                "; random: AUC mean ± std over seeds [central band]; Δ, q and p empirical as "
-                "in the tables above, on the AUC."
+                "; random: AUC mean ± std over seeds [central band]; Δ, q (of the one-sided "
+                "test, in the summary's one BH family) and p empirical as in the tables above, "
+                "on the AUC."
                 if has_random
                 else "."
             ),
