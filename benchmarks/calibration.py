@@ -407,7 +407,9 @@ def recompute(res: Result, variance: str, floor_rule: bool) -> np.ndarray:
     """random_test's p-value from the quantities in `res`. `variance`: "sum" (s²(1 + 1/S) +
     v_seq, the draft) or "max" (max(s²(1 + 1/S), v_seq), NEW); `floor_rule`: where at least
     FLOOR_SHARE of the seeds share one accuracy the rank bound (k + 1) / (S + 1) applies also to
-    a method beyond every seed (NEW). recompute(res, "max", True) reproduces res.p_new."""
+    a method beyond every seed (the second version; NEW now reads a floor as the tied mass plus
+    the seeds that escape it, `kneurons.statistics._floor_p_value`, which needs the seeds'
+    values and is not recomputed here)."""
     if variance not in ("sum", "max"):
         raise ValueError(f"variance must be 'sum' or 'max', got {variance!r}")
     n_seeds = res.scenario.n_seeds

@@ -173,18 +173,8 @@ def test_bimodal_floor_null_new_test_holds_alpha_where_the_draft_and_old_do_not(
         assert clearly_above(p[test], alpha), test
 
 
-@pytest.mark.parametrize("fixture", ["bimodal_ten", "bimodal", "bimodal_rare", "floored"])
-def test_at_a_floor_the_new_test_claims_nothing_below_one_over_s_plus_one(request, fixture):
-    res = request.getfixturevalue(fixture)
-    assert res.floored.mean() > 0.9  # the floor rule is what these scenarios exercise
-    assert np.all(res.p_new[res.floored] >= 1 / (res.scenario.n_seeds + 1))
-
-
-def test_the_draft_and_new_are_recomputed_exactly_from_the_result(bimodal, floored):
-    """recompute(max, floor rule) is random_test itself, so the draft (sum, no floor rule)
-    differs from NEW only by the two documented changes."""
-    for res in (bimodal, floored):
-        np.testing.assert_array_equal(cal.recompute(res, "max", floor_rule=True), res.p_new)
+def test_the_draft_is_recomputed_exactly_from_the_result(bimodal):
+    """The draft (sum of variances, no floor reading) differs from NEW on bimodal floors."""
     assert not np.array_equal(cal.draft_test(bimodal), bimodal.p_new)
 
 
@@ -200,14 +190,11 @@ def test_new_test_has_power_for_a_large_planted_effect(name, alpha, power):
     assert cal.rejection_rate(_effect(name).p_new, alpha)[1] >= power
 
 
-def test_at_a_floor_with_ten_seeds_the_new_test_never_rejects_at_alpha_001():
-    """The documented cost of the floor rule: with S=10 no claim below 1/11 is possible at a
-    floor, however large the effect; the draft claimed it (and overclaimed on bimodal nulls)."""
+def test_at_a_floor_a_large_effect_is_found_against_the_escapes():
+    """A floored cell (S=10) with a method far beyond the seeds that leave the floor: the
+    floor reading (tied mass plus escapes) finds it at α = 0.05 most of the time."""
     res = _effect("floored")
-    assert res.floored.all()
-    assert cal.rejection_rate(res.p_new, 0.01)[0] == 0
-    assert np.all(res.p_new >= 1 / 11)
-    assert cal.rejection_rate(cal.draft_test(res), 0.01)[1] >= 0.9
+    assert cal.rejection_rate(res.p_new, 0.05)[1] >= 0.5
 
 
 def test_main_prints_the_tables_and_a_verdict(capsys):

@@ -315,9 +315,11 @@ def random_test(
       p-value is at least (k + 1) / (S + 1), the exact rank p-value of exchangeable draws
       (`p_rank`). A method beyond every seed is judged by p_z alone, except at a floor or
       ceiling: where at least `FLOOR_SHARE` of the seeds share one value the normal model has
-      nothing to stand on (a few random selections may leave the floor by many sequences),
-      and the rank bound 1 / (S + 1) applies there too. Where nothing varies p_z is NaN and
-      the p-value is the rank p-value. A claim at a floor thus needs seeds: with 20, p ≥ 0.048.
+      nothing to stand on (a few random selections may leave the floor by many sequences), and
+      the null is read as the tied mass plus the seeds that escape it (`_floor_p_value`): the
+      chance that a random selection escapes, times the chance that an escape lands beyond
+      the method. With fewer than two escapes that is (m + 1) / (S + 1) alone. Where nothing
+      varies p_z is NaN and the p-value is the rank p-value.
 
     Returns delta, delta_ci_low, delta_ci_high, p_z, p_rank, n_tied_or_beyond, p_value (NaN
     with fewer than two seeds). benchmarks/calibration.py shows the false-positive rate at or
@@ -364,15 +366,41 @@ def random_test(
         out["p_z"] = float(stats.t.sf(sign * delta / scale, df=null.size - 1))
     if not have_boot:  # the test set's noise unknown: no test
         return out
-    _, counts = np.unique(null, return_counts=True)
+    values, counts = np.unique(null, return_counts=True)
     floored = counts.max() >= FLOOR_SHARE * null.size
-    if scale > 0 and k == 0 and not floored:
+    if floored and k == 0:
+        mode = float(values[np.argmax(counts)])
+        out["p_value"] = _floor_p_value(value, null, mode, sign, v_seq)
+    elif scale > 0 and k == 0:
         out["p_value"] = out["p_z"]
     elif scale > 0:
         out["p_value"] = max(out["p_z"], out["p_rank"])
     else:  # no spread to measure the gap against: the rank is all there is to go by
         out["p_value"] = out["p_rank"]
     return out
+
+
+def _floor_p_value(value: float, null: np.ndarray, mode: float, sign: float, v_seq: float) -> float:
+    """p-value of a method beyond every seed where most seeds share one value (`mode`: a floor
+    or ceiling). The null is a point mass at the mode plus an "escape" distribution: a random
+    selection beats `value` only if it leaves the mode (probability estimated by (m + 1) /
+    (S + 1), m seeds beyond the mode in the method's direction: never below the rank bound's
+    share) and then lands beyond `value` (a new draw of the m escapes' normal distribution, its
+    scale at least the test set's noise sqrt(v_seq); unknown, so 1, with fewer than 2 escapes).
+    The escapes are what random selections do when they leave the floor; a method judged
+    against them, not against the tied mass, cannot pass for leaving the floor alone."""
+    from scipy import stats
+
+    escapes = null[sign * (null - mode) > 0]
+    m = escapes.size
+    share = (m + 1) / (null.size + 1)
+    if m < 2:
+        return share
+    scale = math.sqrt(max(float(np.var(escapes, ddof=1)) * (1.0 + 1.0 / m), v_seq))
+    if scale == 0:
+        return share
+    tail = float(stats.t.sf(sign * (value - escapes.mean()) / scale, df=m - 1))
+    return share * tail
 
 
 def above_chance_p_value(accuracy: float, n: int, chance: float) -> float:
