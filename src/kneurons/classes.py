@@ -555,8 +555,8 @@ def plot_class_matrix(
     cells = sorted(set(pairs))
     classes = sorted(sub["evaluated_class"].unique(), key=str)
     fig, axes = plt.subplots(
-        2, len(cells), figsize=(1.6 + 0.55 * len(classes) * len(cells) + 1.2 * len(cells), 7.4),
-        squeeze=False,
+        2, len(cells), figsize=(1.6 + 0.55 * len(classes) * len(cells) + 1.2 * len(cells), 8.2),
+        squeeze=False, gridspec_kw={"hspace": 0.55},
     )  # fmt: skip
     corrected = column.startswith("corrected")
     rows = [
