@@ -513,10 +513,11 @@ def print_nulls(results: list[Result]) -> list[tuple[str, float, dict[str, bool]
     print(
         "OLD = max(p_t, p_boot) (tables._cell_tests); draft = the SUPERSEDED first version of "
         "the new test (variance sum, no floor rule; `draft_test`);\nNEW = statistics.random_test "
-        "(variance max; a floor read as the tied mass plus the seeds that escape it); rate [Monte-Carlo 95% Wilson interval], ! = the "
+        "(variance max; a floor read as the tied mass plus the seeds that escape it);\n"
+        "rate [Monte-Carlo 95% Wilson interval], ! = the "
         "interval lies above alpha\nacc: mean seed accuracy; ties: the method ties a seed; "
         "beyond: the method is strictly beyond every seed; floor: at least "
-        f"{st.FLOOR_SHARE:g} of the seeds share one accuracy\n(NEW's floor rule applies); "
+        f"{st.FLOOR_SHARE:g} of the seeds share one accuracy\n(NEW reads a floor); "
         "t only: OLD's p_t alone"
     )
     head = (
