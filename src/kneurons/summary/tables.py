@@ -38,6 +38,20 @@ VARIANT_COLUMNS = ("mode", "scope", "direction")
 OPTION_DEFAULTS = {"mode": "zero", "scope": "layer_type", "direction": "keep"}
 CELL_COLUMNS = ("model", "target", *VARIANT_COLUMNS, "retention")
 BAND_COLUMNS = (*CELL_COLUMNS, "mean", "std", "n_seeds", "band_low", "band_high", "min", "max")
+# The test of one cell against its random seeds (`kneurons.statistics.random_test`): Δ = method −
+# mean of the seeds with its interval over seeds and test sequences resampled together, the
+# number of seeds at or beyond the method, the z p-value (seed spread and test-set noise), the
+# cell's one-sided p-value (p_z, and at least the rank p-value when a seed ties or beats the
+# method) and its Benjamini-Hochberg q-value over every cell and AUC row of the summary.
+TEST_COLUMNS = (
+    "delta",
+    "delta_ci_low",
+    "delta_ci_high",
+    "n_tied_or_beyond",
+    "p_z",
+    "p_test",
+    "q_value",
+)
 AUC_COLUMNS = (
     "model",
     "target",
@@ -54,27 +68,7 @@ AUC_COLUMNS = (
     "n_seeds",
     "p_value",
     "p_value_raw",
-    "delta",
-    "delta_ci_low",
-    "delta_ci_high",
-    "n_tied_or_beyond",
-    "p_z",
-    "p_test",
-    "q_value",
-)
-# The test of one cell against its random seeds (`kneurons.statistics.random_test`): Δ = method −
-# mean of the seeds with its interval over seeds and test sequences resampled together, the
-# number of seeds at or beyond the method, the z p-value (seed spread and test-set noise), the
-# cell's one-sided p-value (p_z, and at least the rank p-value when a seed ties or beats the
-# method) and its Benjamini-Hochberg q-value over every cell and AUC row of the summary.
-TEST_COLUMNS = (
-    "delta",
-    "delta_ci_low",
-    "delta_ci_high",
-    "n_tied_or_beyond",
-    "p_z",
-    "p_test",
-    "q_value",
+    *TEST_COLUMNS,
 )
 
 
