@@ -53,6 +53,7 @@ include: "rules/residues.smk"
 include: "rules/classes.smk"
 include: "rules/profiles.smk"
 include: "rules/provenance.smk"
+include: "rules/store.smk"
 
 
 rule all:

@@ -14,7 +14,7 @@ from kneurons import vocab
 from kneurons.deps import library_files
 from kneurons.io import stage_by_content
 from kneurons.resources import gpu_percent
-from kneurons.errors import ModelError
+from kneurons.errors import ModelError, disk_error_line
 from kneurons.spec import ModelSpec, shape_of
 from kneurons.configuration import expand_replicates, group_names, replicate_groups
 
@@ -40,8 +40,21 @@ config.update(_canonical_config)
 def config_error(message):
     """Stop the DAG build with one line: a raised error would be printed with the frames of
     the rule files, which say nothing to someone who got a config key wrong."""
-    print(f"Error in config: {message}", file=sys.stderr)
+    stop(f"Error in config: {message}")
+
+
+def stop(line):
+    print(line, file=sys.stderr)
     raise SystemExit(1)
+
+
+def staged(path):
+    """The user's file `path` through its copy named by content (`kneurons.io.stage_by_content`,
+    re-hashed on every DAG build); a full disk or read-only results folder is one line."""
+    try:
+        return stage_by_content(path, STAGED)
+    except OSError as err:
+        stop(f"Error: {disk_error_line(err) or err}")
 
 
 def model_entry(name, entry):
@@ -84,10 +97,26 @@ SELECTION_METHODS = [m for m in METHODS if not vocab.is_random(m)]
 EVALUATION = config["evaluation"]
 
 
-def retention_names(key, values):
+def smallest_pool(per_layer):
+    """The fewest units any retention level is applied to, over the config's models and scored
+    layer types: one layer's units (`per_layer`, scope layer) or one layer type's over all
+    layers. FFN-in has 4 x embed_dim units per layer, the other types embed_dim."""
+    sizes = []
+    for shape in SHAPES.values():
+        for layer_type in LAYER_TYPES:
+            units = shape.embed_dim * (4 if layer_type == "ffn_in" else 1)
+            sizes.append(units if per_layer else units * shape.num_layers)
+    return min(sizes)
+
+
+def retention_names(key, values, pool):
     """The {retention} names of a config list of levels. Two levels that differ but print the
     same (`vocab.format_retention`, 6 significant digits: 12.5 and 12.500001) would be one
-    target evaluated at the printed level: refused, naming the key."""
+    target evaluated at the printed level, and a level that keeps no unit of the smallest
+    pool it is applied to (`pool` units) measures nothing: both refused, naming the key.
+    """
+    from kneurons.selection import num_kept
+
     names = {}
     for value in values:
         name = vocab.format_retention(value)
@@ -96,14 +125,28 @@ def retention_names(key, values):
                 f"{key}: {names[name]!r} and {value!r} both name the retention level "
                 f"{name!r} (paths keep 6 significant digits); use levels that differ there"
             )
+        if num_kept(float(name), pool) < 1:
+            config_error(
+                f"{key}: {value!r} selects no unit of the smallest pool ({pool} units); "
+                f"{100 / pool:.3g} selects one"
+            )
         names[name] = value
     return list(names)
 
 
-RETENTIONS = retention_names("evaluation.retention", EVALUATION["retention"])
+RETENTIONS = retention_names(
+    "evaluation.retention",
+    EVALUATION["retention"],
+    smallest_pool(per_layer="layer" in EVALUATION["scopes"]),
+)
 MODES = EVALUATION["modes"]
 SCOPES = EVALUATION["scopes"]
 DIRECTIONS = EVALUATION["directions"]
+if "remove" in DIRECTIONS and any(float(r) >= 100 for r in RETENTIONS):
+    config_error(
+        "evaluation.retention: 100 with evaluation.directions remove keeps no unit (every "
+        "method removes the whole pool and equals random); use levels below 100 there"
+    )
 RESIDUES = config.get("residues", {"enabled": False})
 
 
@@ -121,7 +164,9 @@ PROFILES = config_block("profiles")
 # What every job script needs besides its own params (kneurons.jobs.start_job): scripts read
 # only what their rule declares, never `snakemake.config`.
 JOB = {"device": config["device"], "deterministic": config["deterministic"]}
-retention_names("residues.retention", RESIDUES.get("retention", []))  # the same check
+retention_names(  # the same checks
+    "residues.retention", RESIDUES.get("retention", []), smallest_pool(per_layer=False)
+)
 
 if "qkv" in SCOPES and not set(vocab.GROUPS["qkv"]) <= set(LAYER_TYPES):
     config_error(

@@ -53,5 +53,16 @@ rule score_random:
     localrule: True
     run:
         from kneurons.scores import write_random_scores
+        from kneurons.jobs import in_process  # one line for a known error
 
-        write_random_scores(input.info, list(output), log[0], wildcards.method)
+        in_process(
+            write_random_scores,
+            rule,
+            input,
+            output,
+            log[0],
+            input.info,
+            list(output),
+            log[0],
+            wildcards.method,
+        )

@@ -18,8 +18,14 @@ rule select_units:
     localrule: True
     run:
         from kneurons.selection import write_selection
+        from kneurons.jobs import in_process  # one line for a known error
 
-        write_selection(
+        in_process(
+            write_selection,
+            rule,
+            input,
+            output,
+            log[0],
             input.scores,
             output[0],
             log[0],

@@ -79,8 +79,19 @@ rule report_front:
     localrule: True
     run:
         from kneurons.report import write_front_page
+        from kneurons.jobs import in_process  # one line for a known error
 
-        write_front_page(input.intro, input.findings, output[0], log[0])
+        in_process(
+            write_front_page,
+            rule,
+            input,
+            output,
+            log[0],
+            input.intro,
+            input.findings,
+            output[0],
+            log[0],
+        )
 
 
 # Models that differ only in their fine-tuning seed (models.<name>.finetune_seed): do they

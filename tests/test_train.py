@@ -114,3 +114,48 @@ def test_length_batches_respect_token_budget():
 def test_option_defaults_are_the_schemas():
     config = schema_defaults()
     assert config["finetune"] == asdict(TrainOptions())
+
+
+@pytest.mark.parametrize("change", ["code", "torch"])
+def test_resume_state_of_other_code_or_torch_is_ignored(splits, tmp_path, monkeypatch, change):
+    """Killed mid-training, the library (or torch) changed, rerun: the epochs the old code
+    trained are not continued by the new one (issue 24)."""
+    resume = tmp_path / "state.pt"
+    code = {"kneurons/train.py": "a" * 64, "finetune.py": "b" * 64}
+
+    def die(message):
+        if message.startswith("epoch 2/"):
+            raise Killed
+
+    with pytest.raises(Killed):
+        run(splits, log=die, resume_path=resume, code=code)
+    if change == "code":
+        code = {**code, "kneurons/train.py": "c" * 64}  # train.py fixed between the runs
+    else:
+        monkeypatch.setattr(torch, "__version__", torch.__version__ + "+other")
+    messages = []
+    model, history = run(splits, log=messages.append, resume_path=resume, code=code)
+    assert any("ignoring resume state" in m for m in messages), messages
+    assert not any(m.startswith("resuming") for m in messages)
+    monkeypatch.undo()
+    reference_model, reference_history = run(splits)  # a clean run: the same model
+    pd.testing.assert_frame_equal(
+        history.drop(columns=TIMING), reference_history.drop(columns=TIMING)
+    )
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, reference_model.state_dict()[key]), key
+
+
+def test_resume_state_of_the_same_code_is_continued(splits, tmp_path):
+    resume = tmp_path / "state.pt"
+    code = {"kneurons/train.py": "a" * 64}
+
+    def die(message):
+        if message.startswith("epoch 2/"):
+            raise Killed
+
+    with pytest.raises(Killed):
+        run(splits, log=die, resume_path=resume, code=code)
+    messages = []
+    run(splits, log=messages.append, resume_path=resume, code=dict(code))
+    assert any(m.startswith("resuming after epoch 1") for m in messages), messages

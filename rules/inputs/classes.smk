@@ -11,7 +11,9 @@ def class_methods():
 
 
 CLASS_RETENTIONS = retention_names(
-    "class_specific.retention", CLASS_SPECIFIC["retention"]
+    "class_specific.retention",
+    CLASS_SPECIFIC["retention"],
+    smallest_pool(per_layer=False),
 )
 CLASS_FACTORS = [format_factor(f) for f in CLASS_SPECIFIC["factors"]]
 

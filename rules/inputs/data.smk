@@ -10,7 +10,7 @@ def dataset_sources(wildcards):
     copy named by its content, so a moved file with the same bytes reruns nothing."""
     data = config["data"]
     if data.get("input"):
-        sources = {"table": stage_by_content(data["input"], STAGED)}
+        sources = {"table": staged(data["input"])}
     elif data.get("synthetic") is not None:
         sources = {"table": "results/data/synthetic/uniprot.tsv"}
     else:
@@ -19,7 +19,7 @@ def dataset_sources(wildcards):
             "manifest": "results/data/uniprot_manifest.json",
         }
     if data.get("non_enzymes"):
-        sources["non_enzymes"] = stage_by_content(data["non_enzymes"], STAGED)
+        sources["non_enzymes"] = staged(data["non_enzymes"])
     return sources
 
 

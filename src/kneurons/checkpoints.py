@@ -7,6 +7,7 @@ count without importing the model code.
 from __future__ import annotations
 
 import argparse
+import json
 import socket
 import urllib.error
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import torch
 
 from kneurons.errors import ModelError
+from kneurons.io import file_sha256
 
 FAIR_ESM_URL = "https://dl.fbaipublicfiles.com/fair-esm"
 CONNECT_TIMEOUT = 20  # seconds without an answer before a download is given up
@@ -104,3 +106,19 @@ def download_pretrained(name: str) -> Path:
     finally:
         socket.setdefaulttimeout(previous)
     return path
+
+
+def check_recorded_weights(record_path: str | Path) -> None:
+    """The pretrained weights file is still the one rule fetch_pretrained recorded in
+    `record_path` (path and SHA-256): a cached download is verified, not trusted by its name.
+    A damaged or replaced file is one line (`ModelError`) saying what to do."""
+    with open(record_path) as fh:
+        record = json.load(fh)
+    path = Path(record["path"])
+    actual = file_sha256(path) if path.is_file() else "missing"
+    if actual != record["sha256"]:
+        raise ModelError(
+            f"{path}: the pretrained weights are not those {record_path} recorded (SHA-256 "
+            f"{record['sha256'][:12]}..., now {actual[:12]}...): a damaged or replaced "
+            "download; delete both files and rerun to fetch them again"
+        )

@@ -40,7 +40,7 @@ import pandas as pd
 
 from kneurons.selection import pick, selected
 from kneurons.summary.format import class_header, fmt_delta, fmt_p, fmt_signed, md_table, pct
-from kneurons.vocab import ALL_CLASSES, RANDOM, TARGET_ORDER, order_of
+from kneurons.vocab import ALL_CLASSES, RANDOM, TARGET_ORDER, format_retention, order_of
 
 CLASS_EVAL_FILE = "results/classes/{model}/{layer_type}/{method}/x{factor}/top{retention}.parquet"
 # One class-specific evaluation: the key columns of a CLASS_EVAL_FILE row.
@@ -76,8 +76,9 @@ SINK_EXCESS = 0.3
 
 
 def format_factor(value: float | str) -> str:
-    """0 -> "0", 2.0 -> "2", 0.5 -> "0.5": the {factor} wildcard as written in paths."""
-    return f"{float(value):g}"
+    """0 -> "0", 2.0 -> "2", 0.5 -> "0.5": the {factor} wildcard as written in paths (as
+    `vocab.format_retention` writes a level)."""
+    return format_retention(value)
 
 
 def operation_of(factor: float) -> str:

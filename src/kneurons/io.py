@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        if err.filename is not None:
+            raise
+        # a writer's own error (pyarrow's, a file object's) names no file: name the output
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from err
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -90,16 +96,28 @@ def read_parquet_metadata(path: str | os.PathLike) -> dict:
 
 
 def stage_by_content(path: str | os.PathLike, directory: str | os.PathLike) -> str:
-    """A copy of the file `path` under `directory`, named by its content (SHA-256); made once,
-    never touched again. The workflow reads a user's input through it, so that moving
-    or re-copying the same bytes reruns nothing (a path, or a new modification time, would).
-    A path that is not a file is returned as it is (Snakemake then reports it missing)."""
+    """A copy of the file `path` under `directory`, named by its content (SHA-256). The
+    workflow reads a user's input through it, so that moving or re-copying the same bytes
+    reruns nothing (a path, or a new modification time, would).
+
+    Called when the DAG is built, it re-hashes an existing copy (one pass over the file) and
+    replaces one that no longer matches its name (edited, truncated) from the user's file, with
+    a line on stderr: the new copy's modification time then reruns what was made from the bad
+    one. A path that is not a file is returned as it is (Snakemake then reports it missing)."""
     source = Path(path)
     if not source.is_file():
         return str(path)
     # named by content alone, so a renamed file is the same input (readers sniff gzip by magic)
-    staged = Path(directory) / file_sha256(source)[:16]
-    if not staged.is_file():
+    sha = file_sha256(source)
+    staged = Path(directory) / sha[:16]
+    if staged.is_file() and file_sha256(staged) != sha:
+        print(
+            f"Warning: {staged}, the staged copy of {source}, no longer matches it (edited or "
+            "damaged): copied again; what was made from it is made again",
+            file=sys.stderr,
+        )
+        atomic_write(staged, lambda tmp: shutil.copyfile(source, tmp))
+    elif not staged.is_file():
         staged.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(staged, lambda tmp: shutil.copyfile(source, tmp))
     origin = staged.with_name(staged.name + ".origin")  # for messages only, not a job input

@@ -11,22 +11,34 @@ from __future__ import annotations
 import logging
 import os
 import random
+import socket
 import sys
 from typing import TYPE_CHECKING
 
-from kneurons.errors import DataError, ModelError
+from kneurons.errors import DataError, ModelError, damaged_input_line, disk_error_line
 
 if TYPE_CHECKING:
     import torch
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """Config key `device`: auto (CUDA when present, else CPU), cpu or cuda."""
+    """Config key `device`: auto (CUDA when present, else CPU), cpu or cuda. CUDA asked for
+    where torch finds none is one line (`ModelError`) naming the key and the host."""
     import torch
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index is not None and device.index >= count):
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU only"
+            raise ModelError(
+                f"config key device: {name}, but torch {torch.__version__} ({build}) finds "
+                f"{count} CUDA device(s) on {socket.gethostname()}; set device: auto or cpu, "
+                "or run this job where a GPU is visible"
+            )
+    return device
 
 
 def deterministic_algorithms(torch) -> None:
@@ -82,15 +94,82 @@ def start_job(snakemake, seed: int = 0) -> tuple[logging.Logger, torch.device | 
     return logger, device
 
 
-def run_job(main, snakemake) -> None:
-    """Run `main(snakemake)`; a known input error is logged as one line (no traceback), exit 1.
+def _job_files(names) -> list[str]:
+    """A job's input or output files (Snakemake's named lists, nested lists flattened)."""
+    out = []
+    for item in names:
+        out.extend(_job_files(item) if isinstance(item, list | tuple) else [str(item)])
+    return out
 
-    The line is the error's message with its whitespace collapsed: a message that quotes a
-    multi-line text (a library's own error) stays one line."""
+
+def failure_line(err: BaseException, inputs, outputs) -> str | None:
+    """The one line for a job's error, or None for an error that is a bug (its traceback is
+    what a developer needs): a known input error (`DataError`, `ModelError`), a full disk or a
+    read-only or forbidden folder, an input file that does not read (checked only now, after
+    the failure)."""
+    if isinstance(err, DataError | ModelError):
+        return " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, OSError):
+        line = disk_error_line(err, _job_files(outputs))
+        if line is not None:
+            return line
+    if isinstance(err, Exception):
+        return damaged_input_line(f for f in _job_files(inputs) if not f.endswith(".py"))
+    return None
+
+
+def _report(rule: str, log_path: str | None, message: str) -> None:
+    """The line to the job's log file: through the logging `start_job` set up, else written
+    directly (a job that failed before `start_job` still leaves a log). A log that cannot be
+    written (the disk is full) is skipped without a traceback: stderr gets the line anyway."""
+    logging.raiseExceptions = False
+    to_file = log_path and any(
+        getattr(h, "baseFilename", None) == os.path.abspath(log_path)
+        for h in logging.getLogger().handlers
+    )
+    if to_file:
+        logging.getLogger(rule).error("%s", message)
+    elif log_path:
+        _append(log_path, f"ERROR {message}\n")
+
+
+def _append(path: str, text: str) -> None:
+    try:
+        with open(path, "a") as fh:
+            fh.write(text)
+    except OSError:
+        pass
+
+
+def run_job(main, snakemake) -> None:
+    """Run `main(snakemake)`; a known error (`failure_line`) is logged as one line (no
+    traceback) and the job exits 1. The line is the error's message with its whitespace
+    collapsed: a message that quotes a multi-line text (a library's own error) stays one line."""
     try:
         main(snakemake)
-    except (DataError, ModelError) as err:
-        message = " ".join(str(err).split()) or type(err).__name__
-        logging.getLogger(snakemake.rule).error("%s", message)
+    except Exception as err:
+        message = failure_line(err, snakemake.input, snakemake.output)
+        if message is None:
+            raise
+        log_path = snakemake.log[0] if len(snakemake.log) else None
+        _report(snakemake.rule, log_path, message)
         print(f"Error in rule {snakemake.rule}: {message}", file=sys.stderr)
         sys.exit(1)
+
+
+def in_process(job, rule: str, inputs, outputs, log_path: str, *args, **kwargs):
+    """Run the body of a rule that runs in Snakemake's own process (`run:`) as `run_job` runs a
+    script: the log file exists whatever happens, and a known error (`failure_line`) stops the
+    job with one line (a WorkflowError, which Snakemake prints without a traceback) instead of
+    a stack of frames."""
+    _append(log_path, "")
+    try:
+        return job(*args, **kwargs)
+    except Exception as err:
+        message = failure_line(err, inputs, outputs)
+        if message is None:
+            raise
+        _append(log_path, f"ERROR {message}\n")
+        from snakemake.exceptions import WorkflowError
+
+        raise WorkflowError(f"Error in rule {rule}: {message}") from None

@@ -8,7 +8,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -55,9 +55,25 @@ def _lr_lambda(total_steps: int, warmup_fraction: float) -> Callable[[int], floa
     return factor
 
 
-def run_fingerprint(model: EsmClassifier, train: pd.DataFrame, val: pd.DataFrame, options) -> str:
-    """What a resumable state must match: options, data and the starting weights."""
-    digest = hashlib.sha256(json.dumps(asdict(options), sort_keys=True).encode())
+def run_fingerprint(
+    model: EsmClassifier,
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    options,
+    code: Mapping[str, str] | None = None,
+    device: str = "cpu",
+) -> str:
+    """What a resumable state must match: options, data, the starting weights, the library code
+    that trains (`code`: file -> SHA-256, `kneurons.store.files_fingerprint`), the torch
+    version and the device kind. Epochs trained by other code or another torch are not
+    continued by this one."""
+    settings = {
+        "options": asdict(options),
+        "code": dict(code or {}),
+        "torch": torch.__version__,
+        "device": device,
+    }
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for frame in (train, val):
         digest.update(pd.util.hash_pandas_object(frame[["sequence", "label"]]).values.tobytes())
     for name, tensor in sorted(model.state_dict().items()):
@@ -80,7 +96,10 @@ def _load_state(path, fingerprint: str, log) -> dict | None:
         log(f"ignoring unreadable resume state {path} ({type(err).__name__})")
         return None
     if state.get("fingerprint") != fingerprint:
-        log(f"ignoring resume state {path}: it belongs to other options, data or weights")
+        log(
+            f"ignoring resume state {path}: it belongs to other options, data, weights, code, "
+            "torch version or device"
+        )
         return None
     return state
 
@@ -94,6 +113,7 @@ def finetune(
     device: torch.device,
     log: Callable[[str], None] = print,
     resume_path: str | Path | None = None,
+    code: Mapping[str, str] | None = None,
 ) -> tuple[EsmClassifier, pd.DataFrame]:
     """Train on `train` (columns sequence, label), validate each epoch on `val`.
 
@@ -101,12 +121,17 @@ def finetune(
     (ties: the earlier epoch) and one row per epoch of training history.
 
     With `resume_path`, the full training state (weights, optimiser, scheduler, RNG, history)
-    is saved there after every epoch; a later call with the same options, data and starting
-    weights continues from it and ends exactly where an uninterrupted run would. The file is
+    is saved there after every epoch; a later call with the same options, data, starting
+    weights, code (`code`, the job's library files by SHA-256), torch version and device kind
+    continues from it and ends exactly where an uninterrupted run would. The file is
     removed when training completes. Each epoch's progress (sequences done, rate, ETA) goes to
     this module's logger every 30 s (`kneurons.progress`).
     """
-    fingerprint = run_fingerprint(model, train, val, options) if resume_path else None
+    fingerprint = (
+        run_fingerprint(model, train, val, options, code, torch.device(device).type)
+        if resume_path
+        else None
+    )
     torch.manual_seed(options.seed)
     model.to(device)
     train_tokens = tokenize(alphabet, train["sequence"].tolist())

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 
 # layer type -> submodule of fair-esm's `model.layers[l]` whose output units are the neurons.
 LAYER_TYPES: dict[str, str] = {
@@ -107,8 +108,11 @@ def expand_methods(methods: Iterable[str], n_seeds: int) -> list[str]:
 
 
 def format_retention(value: float | str) -> str:
-    """50 -> "50", 0.5 -> "0.5": the {retention} wildcard as written in paths."""
-    return f"{float(value):g}"
+    """50 -> "50", 0.5 -> "0.5", 1e-05 -> "0.00001": the {retention} (or {factor}) wildcard as
+    written in paths: 6 significant digits, always in positional notation, so that any positive
+    level matches the wildcard's pattern (digits, a point, digits; `%g` would print 1e-05)."""
+    text = f"{float(value):.6g}"
+    return format(Decimal(text), "f") if "e" in text else text
 
 
 def is_group(name: str) -> bool:

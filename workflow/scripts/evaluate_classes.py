@@ -57,6 +57,7 @@ def main(snakemake):
             "mode": "scaled",
             "max_tokens": params.max_tokens,
         },
+        log=log.warning,
     )
     shape = (len(test), len(classes))
 
@@ -132,7 +133,8 @@ def main(snakemake):
     n_rows = 0
     for out, rows in targets:
         records = [{**row, **per_sequence(logits[key], y_true), **unchanged} for row, key in rows]
-        write_parquet(out, class_eval_frame(records))
+        used = store.reference([base_key, *(key for _, key in rows)])
+        write_parquet(out, class_eval_frame(records), {"store": used})
         n_rows += len(records)
     log.info(
         "%d targets (%d rows: classes x methods x factors x levels): %d distinct masks, %d from "

@@ -58,6 +58,7 @@ def main(snakemake):
             "mode": w.mode,
             "max_tokens": params.max_tokens,
         },
+        log=log.warning,
     )
     shape = (len(test), len(meta["classes"]))
 
@@ -122,16 +123,17 @@ def main(snakemake):
             "n_total": int(len(selection)),
         }
         frame = evaluation_frame(row, test["label"], logits[key], meta["classes"])
-        write_parquet(out, frame)
+        write_parquet(out, frame, {"store": store.reference([key])})
     n_targets = len({target for target, _ in wanted})
     n_methods = len(wanted) // n_targets
     log.info(
         "%d targets (%d layer types or groups x %d methods x %d retention levels): %d distinct "
-        "masks, %d from the store, %d computed in %.2f s (%.3f s per mask; %d test sequences in "
-        "%d batches); start-up, loading and tokenising %.2f s",
+        "masks, %d from the store, %d computed (%d of them for a bad store entry) in %.2f s "
+        "(%.3f s per mask; %d test sequences in %d batches); start-up, loading and tokenising "
+        "%.2f s",
         len(targets), n_targets, n_methods, len(targets) // len(wanted), len(todo) + store.hits,
-        store.hits, len(todo), forward, forward / max(1, len(todo)), len(test), len(batches),
-        setup,
+        store.hits, len(todo), store.discarded, forward, forward / max(1, len(todo)), len(test),
+        len(batches), setup,
     )  # fmt: skip
 
 

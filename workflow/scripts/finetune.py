@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from kneurons.batching import tokenize
+from kneurons.checkpoints import check_recorded_weights
 from kneurons.evaluate import classification_metrics, predict_logits
 from kneurons.io import atomic_write, write_json
 from kneurons.jobs import run_job, start_job
@@ -19,6 +20,7 @@ from kneurons.model import (
     save_classifier,
     units_of,
 )
+from kneurons.store import files_fingerprint
 from kneurons.train import TrainOptions, finetune
 from kneurons.vocab import LAYER_TYPES
 
@@ -31,12 +33,22 @@ def main(snakemake):
         classes = json.load(fh)["classes"]
     train, val, test = (pd.read_parquet(snakemake.input[k]) for k in ("train", "val", "test"))
 
+    for record in snakemake.input.weights:  # a pretrained model: the download, as fetched
+        check_recorded_weights(record)
     model = EsmClassifier(build_encoder(spec), num_classes=len(classes))
     log.info("model %s: %s, %d classes", snakemake.wildcards.model, spec, len(classes))
     # Not a declared output: it survives a killed job, and a rerun continues from it.
     resume = Path(snakemake.output.checkpoint).with_name("finetune_state.pt")
     model, history = finetune(
-        model, alphabet(), train, val, options, device, log=log.info, resume_path=resume
+        model,
+        alphabet(),
+        train,
+        val,
+        options,
+        device,
+        log=log.info,
+        resume_path=resume,
+        code=files_fingerprint(snakemake.input.lib),
     )
 
     metrics = {"model": snakemake.wildcards.model, "classes": classes}

@@ -48,6 +48,7 @@ def main(snakemake):
             "method": method,
             "params": params,
         },
+        log=log.warning,
     )
     keys = {lt: store.key(lt, layer) for lt in outputs}
     todo = [lt for lt in outputs if not store.fetch_file(keys[lt], ".parquet", outputs[lt])]
@@ -89,6 +90,7 @@ def main(snakemake):
             "threads": torch.get_num_threads(),
             "device": str(device),
             "per_class": bool(params["per_class"]),
+            "store": store.reference([keys[layer_type]]),
             **({"method_info": result.info} if result.info else {}),
         }
         if result.gaps is not None:

@@ -1,0 +1,13 @@
+# Input functions of rules/store.smk (no rules here: snakemake --lint).
+
+
+def store_targets():
+    """Every output of this config that records store entries: score files of the scored
+    methods, masked evaluations and class-specific evaluations."""
+    files = []
+    for model in MODELS:
+        files += score_files(model, SELECTION_METHODS, LAYER_TYPES)
+        files += eval_files(model)
+        if CLASS_SPECIFIC["enabled"]:
+            files += class_eval_files(model)
+    return files
