@@ -97,6 +97,8 @@ def start_job(snakemake, seed: int = 0) -> tuple[logging.Logger, torch.device | 
 def _job_files(names) -> list[str]:
     """A job's input or output files (Snakemake's named lists, nested lists flattened)."""
     out = []
+    if not isinstance(names, list | tuple) and not hasattr(names, "__iter__"):
+        return out  # e.g. a namespace of named inputs without the list (tests' stand-ins)
     for item in names:
         out.extend(_job_files(item) if isinstance(item, list | tuple) else [str(item)])
     return out
@@ -148,10 +150,12 @@ def run_job(main, snakemake) -> None:
     try:
         main(snakemake)
     except Exception as err:
-        message = failure_line(err, snakemake.input, snakemake.output)
+        inputs, outputs = getattr(snakemake, "input", []), getattr(snakemake, "output", [])
+        message = failure_line(err, inputs, outputs)
         if message is None:
             raise
-        log_path = snakemake.log[0] if len(snakemake.log) else None
+        logs = getattr(snakemake, "log", [])
+        log_path = logs[0] if len(logs) else None
         _report(snakemake.rule, log_path, message)
         print(f"Error in rule {snakemake.rule}: {message}", file=sys.stderr)
         sys.exit(1)
