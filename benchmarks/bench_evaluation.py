@@ -13,7 +13,7 @@ minimum is the estimate least disturbed by other processes on the machine):
   (6 hooked modules: what one `evaluate_masked` job runs), zero ablation of every layer type
   (36 hooked modules: scope `all`), mean ablation of every layer type;
 - the overhead of each masked forward over the plain one (target: under 5%);
-- several masks per forward pass (`kneurons.evaluate.predict_masked`, what an `evaluate_masked`
+- several masks per forward pass (`kneurons.model.predict.predict_masked`, what an `evaluate_masked`
   job runs): `--masks` random-selection masks of one layer type evaluated one per pass and
   `--per-pass` per pass, against the plain forward at the same sequences per batch and at the
   same tokens per pass (`--per-pass` times larger batches); per-mask throughput in residues/s
@@ -39,10 +39,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kneurons.batching import tokenize
-from kneurons.evaluate import predict_logits, predict_masked, prepare_batches
-from kneurons.masking import ablated, unit_masks
-from kneurons.model import (
+from kneurons.evaluation.masked import predict_masked
+from kneurons.evaluation.masking import ablated, unit_masks
+from kneurons.model.batching import tokenize
+from kneurons.model.classifier import (
     Architecture,
     EsmClassifier,
     alphabet,
@@ -51,7 +51,8 @@ from kneurons.model import (
     save_classifier,
     units_of,
 )
-from kneurons.selection import select
+from kneurons.model.predict import predict_logits, prepare_batches
+from kneurons.selection.ranking import select
 from kneurons.vocab import LAYER_TYPES
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
@@ -98,7 +99,7 @@ def hook_arithmetic_seconds(batches, masks, means=None, repeats: int = 3) -> flo
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        for out, mask, fill in work:  # what `kneurons.masking.ablated`'s hook does
+        for out, mask, fill in work:  # what `kneurons.evaluation.masking.ablated`'s hook does
             if fill is None:
                 out.mul_(mask)
             else:
@@ -109,7 +110,10 @@ def hook_arithmetic_seconds(batches, masks, means=None, repeats: int = 3) -> flo
 
 def import_seconds() -> float:
     """A fresh interpreter importing what an evaluation job imports (median of 3)."""
-    code = "import kneurons.evaluate, kneurons.masking, kneurons.model, kneurons.selection, pyarrow"
+    code = (
+        "import kneurons.model.predict, kneurons.evaluation.masked, kneurons.evaluation.masking, "
+        "kneurons.model.classifier, kneurons.selection.ranking, pyarrow"
+    )
     times = [timed(lambda: subprocess.run([sys.executable, "-c", code], check=True)) for _ in "123"]
     return float(np.median(times))
 

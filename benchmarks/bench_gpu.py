@@ -13,20 +13,21 @@ calls, after a warm-up. stdout holds only JSON lines, one per figure, each an ob
 `figure`, `value`, `unit`, `device`, `model`, `precision` and `detail`; progress goes to stderr.
 The figures, in order:
 - `environment`: torch, CUDA and cuDNN versions, the GPU's name and memory (value: GPUs seen);
-- `finetune_residues_per_s`: `kneurons.train.finetune` (the pipeline's AdamW loop) for 2 epochs
+- `finetune_residues_per_s`: `kneurons.model.train.finetune` (the pipeline's AdamW loop) for 2
+epochs
   of 1024 training sequences (8192 padded tokens, at most 32 sequences per batch) and 64
   validation ones; the value is epoch 2's residues/s as finetune's own history measures it
   (epoch 1 is the warm-up); both shapes, fp32 and (CUDA) TF32;
 - `ig_s_per_example`: integrated gradients over the full sweep of the 8M shape (6 layer types x
-  6 layers = 36 modules), `kneurons.scoring.score_neurons` with 16 Gauss-Legendre steps, not
+  6 layers = 36 modules), `kneurons.scoring.engine.score_neurons` with 16 Gauss-Legendre steps, not
   adaptive, on 16 examples, after a one-example warm-up: seconds per example, with the
   completeness gaps (mean and max |gap|, mean |F(1) - F(0)|, pairs above the default
   tolerance); at the config default max_tokens 8192 in fp32 and (CUDA) at 65536 in fp32, TF32
   and bf16 (the library's `autocast` option);
-- `forward_residues_per_s`: the plain forward (`kneurons.evaluate.predict_logits`) over 256
+- `forward_residues_per_s`: the plain forward (`kneurons.model.predict.predict_logits`) over 256
   test sequences in length-sorted batches of `batch_tokens` padded tokens: 16384 (the
   pipeline's `evaluation.max_tokens`) and 65536; the minimum of 5 runs;
-- `masked_evals_per_s`: `kneurons.evaluate.predict_masked` with 32 random keep-10% masks of the
+- `masked_evals_per_s`: `kneurons.model.predict.predict_masked` with 32 random keep-10% masks of the
   `value` units of every layer over the same 256 sequences; value: masks per second (one mask
   = the whole test set); detail: residues/s per mask, its ratio to the plain forward, masks per
   pass, and that every setting gives the logits of the first; (batch tokens, mask tokens) =
@@ -239,8 +240,8 @@ def random_labels(n: int, seed: int) -> list[int]:
 def make_model(shape: str):
     import torch
 
-    from kneurons.model import EsmClassifier, build_random
-    from kneurons.spec import Architecture
+    from kneurons.model.classifier import EsmClassifier, build_random
+    from kneurons.model.spec import Architecture
 
     torch.manual_seed(0)
     return EsmClassifier(build_random(Architecture(*SHAPES[shape]), seed=0), NUM_CLASSES)
@@ -291,9 +292,9 @@ def environment(report: Report, device, args, sizes: Sizes) -> None:
 def finetune_figure(report: Report, shape: str, device, sizes: Sizes, prec: str) -> None:
     import pandas as pd
 
-    from kneurons.batching import length_batches
-    from kneurons.model import alphabet
-    from kneurons.train import TrainOptions, finetune
+    from kneurons.model.batching import length_batches
+    from kneurons.model.classifier import alphabet
+    from kneurons.model.train import TrainOptions, finetune
 
     n = sizes.n_train + sizes.n_val
     frame = pd.DataFrame(
@@ -331,9 +332,9 @@ def finetune_figure(report: Report, shape: str, device, sizes: Sizes, prec: str)
 
 
 def ig_figure(report: Report, device, sizes: Sizes, max_tokens: int, prec: str) -> None:
-    from kneurons.batching import tokenize
-    from kneurons.model import alphabet
-    from kneurons.scoring import gap_summary, score_neurons
+    from kneurons.model.batching import tokenize
+    from kneurons.model.classifier import alphabet
+    from kneurons.scoring.engine import gap_summary, score_neurons
     from kneurons.vocab import LAYER_TYPES
 
     model = make_model("8M").to(device).eval()
@@ -381,7 +382,7 @@ def random_masks(model, n: int, retention: float, seed: int = 3) -> list[dict]:
     """`n` masks keeping a random `retention` % of the `value` units of every layer."""
     import torch
 
-    from kneurons.model import units_of
+    from kneurons.model.classifier import units_of
 
     units = units_of(model.encoder, MASKED_TYPE)
     keep = max(1, round(units * retention / 100))
@@ -416,9 +417,10 @@ def evaluation_figures(report: Report, shape: str, device, sizes: Sizes, precisi
     tokens) in fp32 and, for the first setting only, in the other `precisions`."""
     import torch
 
-    from kneurons.batching import tokenize
-    from kneurons.evaluate import predict_logits, predict_masked, prepare_batches
-    from kneurons.model import alphabet
+    from kneurons.evaluation.masked import predict_masked
+    from kneurons.model.batching import tokenize
+    from kneurons.model.classifier import alphabet
+    from kneurons.model.predict import predict_logits, prepare_batches
 
     label = model_label(shape)
     model = make_model(shape).to(device).eval()

@@ -30,9 +30,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from kneurons import scoring
-from kneurons.batching import tokenize
-from kneurons.model import (
+from kneurons.model.batching import tokenize
+from kneurons.model.classifier import (
     Architecture,
     EsmClassifier,
     alphabet,
@@ -40,7 +39,8 @@ from kneurons.model import (
     get_module,
     load_classifier,
 )
-from kneurons.scoring import (
+from kneurons.scoring import engine as scoring
+from kneurons.scoring.engine import (
     activation_scores,
     grad_x_activation_scores,
     gradient_integrals,

@@ -13,13 +13,13 @@ import time
 
 import torch
 
-from kneurons.batching import tokenize
-from kneurons.data import DatasetOptions, clean_dataset
-from kneurons.evaluate import classification_metrics, predict_logits
-from kneurons.model import Architecture, EsmClassifier, alphabet, build_random
-from kneurons.split import split_dataset
-from kneurons.synthetic import SyntheticOptions, generate
-from kneurons.train import TrainOptions, finetune
+from kneurons.data.clean import DatasetOptions, clean_dataset
+from kneurons.data.split import split_dataset
+from kneurons.data.synthetic import SyntheticOptions, generate
+from kneurons.model.batching import tokenize
+from kneurons.model.classifier import Architecture, EsmClassifier, alphabet, build_random
+from kneurons.model.predict import classification_metrics, predict_logits
+from kneurons.model.train import TrainOptions, finetune
 
 
 def main():

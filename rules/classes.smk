@@ -1,14 +1,14 @@
-# Class-specific knowledge neurons (kneurons.classes): for every class, method and layer type,
+# Class-specific knowledge neurons (kneurons.classes.report): for every class, method and layer type,
 # the top r% units by the class's own scores multiplied by each factor (0 suppresses, 2
 # amplifies), every class evaluated; random units of the same size are the baseline. One job
 # per (model, layer type) writes every method x factor x retention file (several masks per
 # forward pass; masks seen before come from the store), then one summary job per model (own-class
 # effect, largest off-target effect, input vs output and sink collapse against random units,
-# kneurons.class_stats). For the models of `evaluation.jobs` (auto: those under a million
+# kneurons.classes.stats). For the models of `evaluation.jobs` (auto: those under a million
 # encoder weights) one job (evaluate_classes_model) covers every layer type instead.
 # Enabled by `class_specific.enabled`.
 
-from kneurons.classes import CLASS_EVAL_FILE, format_factor
+from kneurons.classes.report import CLASS_EVAL_FILE, format_factor
 
 
 include: "inputs/classes.smk"

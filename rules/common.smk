@@ -15,7 +15,7 @@ from kneurons.deps import library_files
 from kneurons.io import stage_by_content
 from kneurons.resources import gpu_percent
 from kneurons.errors import ModelError, disk_error_line
-from kneurons.spec import ModelSpec, shape_of
+from kneurons.model.spec import ModelSpec, shape_of
 from kneurons.configuration import expand_replicates, group_names, replicate_groups
 
 
@@ -115,7 +115,7 @@ def retention_names(key, values, pool):
     target evaluated at the printed level, and a level that keeps no unit of the smallest
     pool it is applied to (`pool` units) measures nothing: both refused, naming the key.
     """
-    from kneurons.selection import num_kept
+    from kneurons.selection.ranking import num_kept
 
     names = {}
     for value in values:
@@ -204,7 +204,7 @@ def script_library(name):
 
 
 def module_library(module):
-    return library(f"src/kneurons/{module}.py")
+    return library(f"src/kneurons/{module.replace('.', '/')}.py")
 
 
 def memory(base_mb):

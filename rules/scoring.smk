@@ -43,7 +43,7 @@ rule score_neurons:
 rule score_random:
     input:
         info="results/models/{model}/model.json",
-        lib=module_library("scores"),
+        lib=module_library("scoring.files"),
     output:
         layer_score_files(),
     log:
@@ -52,7 +52,7 @@ rule score_random:
         method=rf"{vocab.RANDOM}-\d+",
     localrule: True
     run:
-        from kneurons.scores import write_random_scores
+        from kneurons.scoring.files import write_random_scores
         from kneurons.jobs import in_process  # one line for a known error
 
         in_process(

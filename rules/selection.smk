@@ -1,6 +1,6 @@
 # Which units are selected, computed once per (model, scope, method, target) and read by the
 # evaluations, the residue maps and the summary: every unit's rank in its pool
-# (kneurons.selection). Retention-free, so a new retention level reuses it. Model-free and
+# (kneurons.selection.ranking). Retention-free, so a new retention level reuses it. Model-free and
 # cheap: it runs in this process.
 
 
@@ -10,14 +10,14 @@ include: "inputs/selection.smk"
 rule select_units:
     input:
         scores=selection_inputs,
-        lib=module_library("selection"),
+        lib=module_library("selection.ranking"),
     output:
         vocab.SELECTION_FILE,
     log:
         "logs/select_units/{model}/{scope}/{method}/{target}.log",
     localrule: True
     run:
-        from kneurons.selection import write_selection
+        from kneurons.selection.ranking import write_selection
         from kneurons.jobs import in_process  # one line for a known error
 
         in_process(

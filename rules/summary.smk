@@ -71,14 +71,14 @@ rule report_front:
     input:
         intro=os.path.join(workflow.basedir, "report/workflow.rst"),
         findings=expand("results/summary/{model}/findings.rst", model=MODELS),
-        lib=module_library("report"),
+        lib=module_library("summary.report"),
     output:
         FRONT_PAGE,
     log:
         "logs/report_front.log",
     localrule: True
     run:
-        from kneurons.report import write_front_page
+        from kneurons.summary.report import write_front_page
         from kneurons.jobs import in_process  # one line for a known error
 
         in_process(

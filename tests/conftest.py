@@ -10,8 +10,8 @@ import torch
 from make_tiny_tsv import AMINO_ACIDS, write_uniprot_tsv  # noqa: F401 (re-exported for tests)
 from workflow_helpers import TinyRun, copy_workflow, run_snakemake, write_config
 
-from kneurons.batching import tokenize
-from kneurons.model import Architecture, EsmClassifier, alphabet, build_random
+from kneurons.model.batching import tokenize
+from kneurons.model.classifier import Architecture, EsmClassifier, alphabet, build_random
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -149,8 +149,8 @@ def test_a_replaced_pretrained_download_is_one_line(tmp_path):
     """The weights in the torch hub cache are checked against fetch_pretrained's record."""
     import json
 
-    from kneurons.checkpoints import check_recorded_weights
     from kneurons.io import file_sha256
+    from kneurons.model.checkpoints import check_recorded_weights
 
     weights = tmp_path / "esm2_t6_8M_UR50D.pt"
     weights.write_bytes(b"the weights as downloaded")
@@ -286,7 +286,7 @@ def test_a_bug_keeps_its_traceback(tmp_path):
 def test_in_process_rules_fail_with_one_line_and_a_log(tmp_path):
     from snakemake.exceptions import WorkflowError
 
-    from kneurons.selection import write_selection
+    from kneurons.selection.ranking import write_selection
 
     score = tmp_path / "results/scores/layer0.parquet"
     write_parquet(score, pd.DataFrame({"a": [1.0]}))
@@ -463,8 +463,10 @@ def test_a_read_only_results_folder_at_dag_build_is_one_line(tmp_path):
     finally:
         subprocess.run(["umount", str(staged)], check=True)
     assert run.returncode != 0
-    assert run.stderr.strip().splitlines()[-1].startswith(
-        "Error: the file system is read-only at results/data/input/"
+    assert (
+        run.stderr.strip()
+        .splitlines()[-1]
+        .startswith("Error: the file system is read-only at results/data/input/")
     )
     assert "Traceback" not in run.stderr
 

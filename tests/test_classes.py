@@ -11,15 +11,13 @@ import pandas as pd
 import pytest
 import torch
 
-from kneurons.batching import tokenize
-from kneurons.class_stats import effects_table, majority_rate, sink, specificity_table
-from kneurons.class_targets import (
+from kneurons.classes.masks import (
     per_sequence,
     scaled_fingerprint,
     scaled_masks,
     true_class_probability,
 )
-from kneurons.classes import (
+from kneurons.classes.report import (
     alternative_of_factor,
     class_eval_frame,
     class_findings,
@@ -30,9 +28,12 @@ from kneurons.classes import (
     shared_units,
     specificity_section,
 )
-from kneurons.evaluate import predict_masked, prepare_batches
-from kneurons.masking import mask_fingerprint, unit_masks
-from kneurons.model import Architecture, EsmClassifier, alphabet, build_random
+from kneurons.classes.stats import effects_table, majority_rate, sink, specificity_table
+from kneurons.evaluation.masked import predict_masked
+from kneurons.evaluation.masking import mask_fingerprint, unit_masks
+from kneurons.model.batching import tokenize
+from kneurons.model.classifier import Architecture, EsmClassifier, alphabet, build_random
+from kneurons.model.predict import prepare_batches
 
 CLASS_RESIDUES = "ACD"  # ffn_in unit c fires on residue CLASS_RESIDUES[c]
 

@@ -1,5 +1,5 @@
-"""Tests for the data stage: reading and cleaning (kneurons.data), splitting and the card
-(kneurons.split), and the shipped configs' data defaults.
+"""Tests for the data stage: reading and cleaning (kneurons.data.clean), splitting and the card
+(kneurons.data.split), and the shipped configs' data defaults.
 
 The fixture table plants one or more rows of every awkward case, so each drop reason can be
 checked against an exact count.
@@ -20,7 +20,7 @@ import pytest
 import yaml
 from workflow_helpers import schema_defaults
 
-from kneurons.data import (
+from kneurons.data.clean import (
     DROP_REASONS,
     OUTPUT_COLUMNS,
     SPLIT_METHODS,
@@ -32,9 +32,9 @@ from kneurons.data import (
     options_from_config,
     parse_ec_numbers,
 )
+from kneurons.data.split import SPLITTERS, card_markdown, random_split, split_dataset
+from kneurons.data.tsv import read_uniprot_tsv
 from kneurons.errors import DataError
-from kneurons.split import SPLITTERS, card_markdown, random_split, split_dataset
-from kneurons.uniprot_tsv import read_uniprot_tsv
 
 REAL_TSV = Path("/work/shared/data/swissprot_enzymes.tsv")
 STANDARD = "ACDEFGHIKLMNPQRSTVWY"

@@ -4,14 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from kneurons.evaluate import (
-    classification_metrics,
-    evaluation_record,
-    predict_logits,
-    predict_masked,
-    prepare_batches,
-)
-from kneurons.masking import ablated
+from kneurons.evaluation.masked import evaluation_record, predict_masked
+from kneurons.evaluation.masking import ablated
+from kneurons.model.predict import classification_metrics, predict_logits, prepare_batches
 
 
 def test_metrics_on_a_hand_checked_case():

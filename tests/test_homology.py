@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from kneurons import homology
-from kneurons.data import DatasetOptions, clean_dataset
+from kneurons.data import homology
+from kneurons.data.clean import DatasetOptions, clean_dataset
+from kneurons.data.homology import HIT_FIELDS, cross_split_pairs, join_clusters
+from kneurons.data.split import homology_split, split_dataset
 from kneurons.errors import DataError
-from kneurons.homology import HIT_FIELDS, cross_split_pairs, join_clusters
-from kneurons.split import homology_split, split_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 STANDARD = "ACDEFGHIKLMNPQRSTVWY"
@@ -276,13 +276,13 @@ def test_cluster_rule_in_the_workflow(tmp_path):
 
 
 def test_check_without_a_finished_split_is_one_line(tmp_path, capsys):
-    """`python -m kneurons.homology check` on a missing folder, or one without every split,
+    """`python -m kneurons.data.homology check` on a missing folder, or one without every split,
     says so in one line on stderr (exit 2), no traceback; MMseqs2 is not needed to say it."""
     missing = tmp_path / "nope"
     assert homology.main(["check", str(missing)]) == 2
     out = capsys.readouterr()
     assert out.out == "" and out.err.splitlines() == [
-        f"python -m kneurons.homology: {missing}: no such folder "
+        f"python -m kneurons.data.homology: {missing}: no such folder "
         "(expected train/val/test.parquet in it)"
     ]
     pd.DataFrame({"accession": ["A"], "sequence": ["MK"]}).to_parquet(tmp_path / "train.parquet")
@@ -293,13 +293,13 @@ def test_check_without_a_finished_split_is_one_line(tmp_path, capsys):
     (tmp_path / "val.parquet").unlink()
     assert homology.main(["check", str(tmp_path)]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err == [f"python -m kneurons.homology: {tmp_path / 'val.parquet'}: not found "
+    assert err == [f"python -m kneurons.data.homology: {tmp_path / 'val.parquet'}: not found "
                    "(run the data stage first)"]  # fmt: skip
 
 
 def test_check_command_line_on_a_missing_folder(tmp_path):
     run = subprocess.run(
-        [sys.executable, "-m", "kneurons.homology", "check", str(tmp_path / "nope")],
+        [sys.executable, "-m", "kneurons.data.homology", "check", str(tmp_path / "nope")],
         capture_output=True,
         text=True,
     )

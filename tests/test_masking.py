@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 import torch
 
-from kneurons.batching import pad
-from kneurons.masking import ablated, mean_activations, unit_masks
-from kneurons.model import get_module
-from kneurons.selection import all_class_rows, num_kept, per_class_rows, select
+from kneurons.evaluation.masking import ablated, mean_activations, unit_masks
+from kneurons.model.batching import pad
+from kneurons.model.classifier import get_module
+from kneurons.selection.ranking import all_class_rows, num_kept, per_class_rows, select
 from kneurons.vocab import LAYER_TYPES
 
 

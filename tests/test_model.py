@@ -3,9 +3,9 @@ import argparse
 import pytest
 import torch
 
-from kneurons.batching import pad
 from kneurons.errors import ModelError
-from kneurons.model import (
+from kneurons.model.batching import pad
+from kneurons.model.classifier import (
     EsmClassifier,
     build_encoder,
     build_random,
@@ -13,7 +13,7 @@ from kneurons.model import (
     load_fair_esm_file,
     save_classifier,
 )
-from kneurons.spec import Architecture, ModelSpec, num_layers_of
+from kneurons.model.spec import Architecture, ModelSpec, num_layers_of
 
 
 def write_fair_esm_file(path, encoder):
@@ -128,8 +128,8 @@ def test_classifier_ignores_padding_in_mean(tiny_model):
 
 def test_missing_pretrained_weights_offline_is_one_line(tmp_path, monkeypatch):
     """No weights in the hub cache and no network: one line naming the three ways out."""
-    from kneurons import checkpoints
     from kneurons.errors import ModelError
+    from kneurons.model import checkpoints
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     monkeypatch.setattr(checkpoints, "FAIR_ESM_URL", "http://127.0.0.1:9")  # closed port

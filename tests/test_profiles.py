@@ -7,10 +7,11 @@ import pytest
 import torch
 from scipy import stats
 
-from kneurons.batching import tokenize
-from kneurons.hooks import captured_outputs
-from kneurons.model import alphabet
-from kneurons.profiles import (
+from kneurons.model.batching import tokenize
+from kneurons.model.classifier import alphabet
+from kneurons.model.hooks import captured_outputs
+from kneurons.profiles.report import pooled_overlap, profiles_section
+from kneurons.profiles.scan import (
     AMINO_ACIDS,
     COMPOSITION_COLUMNS,
     UNIT_COLUMNS,
@@ -30,7 +31,6 @@ from kneurons.profiles import (
     top_windows,
     window_composition,
 )
-from kneurons.summary.profiles import pooled_overlap, profiles_section
 
 
 def units_frame(*rows):

@@ -4,14 +4,14 @@ import pandas as pd
 import pytest
 import torch
 
-from kneurons.model import Architecture, EsmClassifier, alphabet, build_random
+from kneurons.model.classifier import Architecture, EsmClassifier, alphabet, build_random
+from kneurons.model.train import TrainOptions, finetune
 from kneurons.progress import Progress, format_duration, format_rate
-from kneurons.scoring import (
+from kneurons.scoring.engine import (
     activation_scores,
     grad_x_activation_scores,
     integrated_gradients_scores,
 )
-from kneurons.train import TrainOptions, finetune
 
 LOGGER = "test.progress"
 
@@ -164,14 +164,14 @@ def test_format_duration(seconds, text):
 
 def test_fine_tuning_logs_its_progress(caplog, monkeypatch):
     """A real (tiny) fine-tuning: with interval 0 every batch logs a line, then one done line."""
-    import kneurons.train
+    import kneurons.model.train
 
     monkeypatch.setattr(
-        kneurons.train,
+        kneurons.model.train,
         "Progress",
         lambda *args, **kwargs: Progress(*args, **{**kwargs, "interval": 0.0}),
     )
-    caplog.set_level(logging.INFO, logger="kneurons.train")
+    caplog.set_level(logging.INFO, logger="kneurons.model.train")
     torch.manual_seed(0)
     model = EsmClassifier(build_random(Architecture(1, 16, 2), seed=1), num_classes=2)
     frame = pd.DataFrame(
@@ -179,7 +179,7 @@ def test_fine_tuning_logs_its_progress(caplog, monkeypatch):
     )
     options = TrainOptions(epochs=2, max_tokens=64, max_batch_size=4)
     finetune(model, alphabet(), frame, frame, options, torch.device("cpu"), log=lambda _: None)
-    messages = [r.getMessage() for r in caplog.records if r.name == "kneurons.train"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "kneurons.model.train"]
     first = [m for m in messages if m.startswith("fine-tuning epoch 1/2: ")]
     assert first[0].startswith("fine-tuning epoch 1/2: 4/12 sequences (33.3%), ")
     assert first[-1].startswith("fine-tuning epoch 1/2: done, 12 sequences in ")
@@ -188,7 +188,7 @@ def test_fine_tuning_logs_its_progress(caplog, monkeypatch):
 
 
 def test_scoring_logs_a_final_line_per_method(caplog, tiny_model, tiny_tokens):
-    caplog.set_level(logging.INFO, logger="kneurons.scoring")
+    caplog.set_level(logging.INFO, logger="kneurons.scoring.engine")
     labels = [i % 2 for i in range(len(tiny_tokens))]
     n = len(tiny_tokens)
     activation_scores(tiny_model, tiny_tokens, labels, "key", [1])

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kneurons.recovery import (
+from kneurons.residues.recovery import (
     align_maps,
     auroc,
     completeness_note,

@@ -3,11 +3,11 @@ import pandas as pd
 import pytest
 import torch
 
-from kneurons.batching import tokenize
-from kneurons.model import alphabet, get_module
-from kneurons.recovery import site_recovery
-from kneurons.residues import completeness_summary, ig_map, ig_maps, residue_maps
-from kneurons.scoring import quadrature_rule
+from kneurons.model.batching import tokenize
+from kneurons.model.classifier import alphabet, get_module
+from kneurons.residues.maps import completeness_summary, ig_map, ig_maps, residue_maps
+from kneurons.residues.recovery import site_recovery
+from kneurons.scoring.engine import quadrature_rule
 
 
 @pytest.fixture
@@ -165,7 +165,7 @@ def test_residue_maps_of_several_sequences_equal_one_at_a_time(tiny_model, tiny_
 
 
 def test_residue_heat_strips_are_labelled_with_colour_bars(tmp_path, monkeypatch):
-    import kneurons.residues as residues_module
+    import kneurons.residues.maps as residues_module
 
     shown = {}
 

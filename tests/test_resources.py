@@ -2,8 +2,8 @@
 
 import pytest
 
+from kneurons.model.spec import Architecture
 from kneurons.resources import gpu_memory_mb, gpu_percent, parameters
-from kneurons.spec import Architecture
 
 ESM2_8M = Architecture(6, 320, 20)
 ESM2_650M = Architecture(33, 1280, 20)

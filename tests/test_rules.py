@@ -30,7 +30,7 @@ def rule_code() -> dict[str, tuple[str, str]]:
         for block in re.split(r"^\s*rule ", smk.read_text(), flags=re.M)[1:]:
             name = block.split(":", 1)[0].strip()
             script = re.search(r'script:\s*\n\s*"\.\./(workflow/scripts/\w+\.py)"', block)
-            run = re.search(r"run:\s*\n\s*from (kneurons\.\w+) import", block)
+            run = re.search(r"run:\s*\n\s*from (kneurons\.[\w.]+) import", block)
             if script:
                 code[name] = ("script", script.group(1))
             elif run:
@@ -99,9 +99,9 @@ def library_inputs(paths: set[str]) -> set[str]:
 def test_every_rule_with_code_is_found():
     code = rule_code()
     assert {"finetune", "score_neurons", "evaluate_masked", "summarize", "provenance"} <= set(code)
-    assert code["score_random"] == ("run", "kneurons.scores")
-    assert code["select_units"] == ("run", "kneurons.selection")
-    assert code["report_front"] == ("run", "kneurons.report")
+    assert code["score_random"] == ("run", "kneurons.scoring.files")
+    assert code["select_units"] == ("run", "kneurons.selection.ranking")
+    assert code["report_front"] == ("run", "kneurons.summary.report")
 
 
 def test_declared_library_inputs_cover_what_each_job_imports(tmp_path):
@@ -139,9 +139,12 @@ def test_snakemake_process_imports_no_torch(tmp_path):
     )
     assert run.returncode == 0, run.stderr[-3000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in run.stderr.splitlines()}
-    assert "kneurons.spec" in imported and "snakemake" in imported  # the check sees imports
+    assert "kneurons.model.spec" in imported and "snakemake" in imported  # the check sees imports
     assert "torch" not in imported and "esm" not in imported
-    program = "import sys, kneurons.scores, kneurons.selection; print('torch' in sys.modules)"
+    program = (
+        "import sys, kneurons.scoring.files, kneurons.selection.ranking; "
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", program],
         capture_output=True,

@@ -5,21 +5,12 @@ import torch
 from captum.attr import LayerIntegratedGradients
 from torch import nn
 
-from kneurons.batching import pad
 from kneurons.errors import DataError
-from kneurons.hooks import forward_hooks
 from kneurons.io import write_parquet
-from kneurons.model import get_module
-from kneurons.scores import (
-    count_per_class,
-    examples_per_class,
-    pick_stratified,
-    random_scores,
-    score_frame,
-    split_halves,
-    stratified_counts,
-)
-from kneurons.scoring import (
+from kneurons.model.batching import pad
+from kneurons.model.classifier import get_module
+from kneurons.model.hooks import forward_hooks
+from kneurons.scoring.engine import (
     _Part,
     _to_split,
     activation_scores,
@@ -33,7 +24,16 @@ from kneurons.scoring import (
     score_neurons,
     score_table,
 )
-from kneurons.selection import all_class_rows
+from kneurons.scoring.files import (
+    count_per_class,
+    examples_per_class,
+    pick_stratified,
+    random_scores,
+    score_frame,
+    split_halves,
+    stratified_counts,
+)
+from kneurons.selection.ranking import all_class_rows
 from kneurons.vocab import ALL_CLASSES, LAYER_TYPES, QUADRATURES
 
 LABELS = [0, 1, 2, 0]

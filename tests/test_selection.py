@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from kneurons.io import read_parquet_metadata
-from kneurons.selection import (
+from kneurons.selection.ranking import (
     num_kept,
     pick,
     rank_pool,

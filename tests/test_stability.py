@@ -1,4 +1,4 @@
-"""Stability of the selection (kneurons.stability): split halves and replicate models."""
+"""Stability of the selection (kneurons.selection.stability): split halves and replicate models."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from scipy import stats as scipy_stats
 from kneurons import statistics as st
 from kneurons.configuration import replicate_groups
 from kneurons.io import write_parquet
-from kneurons.stability import (
+from kneurons.selection.stability import (
     cross_model_stability,
     overlap_p_value,
     read_method_scores,

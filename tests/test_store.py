@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from kneurons.masking import mask_fingerprint
+from kneurons.evaluation.masking import mask_fingerprint
 from kneurons.store import Store, digest
 
 

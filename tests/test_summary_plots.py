@@ -9,6 +9,7 @@ import pytest
 from test_summary_selection import unit_selections
 from test_summary_tables import MODEL, collect, eval_rows, summary_stats
 
+from kneurons.summary.overlap import enrichment_tables
 from kneurons.summary.plots import (
     chance_level,
     plot_accuracy_vs_retention,
@@ -16,7 +17,6 @@ from kneurons.summary.plots import (
     plot_selection_heatmap,
     plot_type_enrichment,
 )
-from kneurons.summary.selection import enrichment_tables
 
 
 @pytest.fixture

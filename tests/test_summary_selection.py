@@ -1,4 +1,4 @@
-"""Tests for kneurons.summary.selection: where the top units lie, and the classes' overlap."""
+"""Tests for kneurons.summary.overlap: where the top units lie, and the classes' overlap."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from kneurons import statistics as st
-from kneurons.selection import ranking_table
-from kneurons.summary.selection import class_overlap, enrichment_tables
+from kneurons.selection.ranking import ranking_table
+from kneurons.summary.overlap import class_overlap, enrichment_tables
 from kneurons.vocab import GROUPS, LAYER_TYPES, order_of, target_layer_types
 
 MODEL = "esm2_t6_8M"

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kneurons.data import DatasetOptions, clean_dataset
-from kneurons.split import split_dataset
-from kneurons.synthetic import (
+from kneurons.data.clean import DatasetOptions, clean_dataset
+from kneurons.data.split import split_dataset
+from kneurons.data.synthetic import (
     ClassSpec,
     PatternError,
     SyntheticOptions,
@@ -14,7 +14,7 @@ from kneurons.synthetic import (
     parse_pattern,
     sample_pattern,
 )
-from kneurons.uniprot_tsv import read_uniprot_tsv
+from kneurons.data.tsv import read_uniprot_tsv
 
 
 def pattern_regex(pattern: str) -> re.Pattern:

@@ -5,9 +5,9 @@ import pytest
 import torch
 from workflow_helpers import schema_defaults
 
-from kneurons.batching import length_batches
-from kneurons.model import Architecture, EsmClassifier, alphabet, build_random
-from kneurons.train import TrainOptions, finetune
+from kneurons.model.batching import length_batches
+from kneurons.model.classifier import Architecture, EsmClassifier, alphabet, build_random
+from kneurons.model.train import TrainOptions, finetune
 
 TIMING = ["seconds", "residues_per_second"]
 
@@ -121,7 +121,7 @@ def test_resume_state_of_other_code_or_torch_is_ignored(splits, tmp_path, monkey
     """Killed mid-training, the library (or torch) changed, rerun: the epochs the old code
     trained are not continued by the new one (issue 24)."""
     resume = tmp_path / "state.pt"
-    code = {"kneurons/train.py": "a" * 64, "finetune.py": "b" * 64}
+    code = {"kneurons/model/train.py": "a" * 64, "finetune.py": "b" * 64}
 
     def die(message):
         if message.startswith("epoch 2/"):
@@ -130,7 +130,7 @@ def test_resume_state_of_other_code_or_torch_is_ignored(splits, tmp_path, monkey
     with pytest.raises(Killed):
         run(splits, log=die, resume_path=resume, code=code)
     if change == "code":
-        code = {**code, "kneurons/train.py": "c" * 64}  # train.py fixed between the runs
+        code = {**code, "kneurons/model/train.py": "c" * 64}  # train.py fixed between the runs
     else:
         monkeypatch.setattr(torch, "__version__", torch.__version__ + "+other")
     messages = []
@@ -148,7 +148,7 @@ def test_resume_state_of_other_code_or_torch_is_ignored(splits, tmp_path, monkey
 
 def test_resume_state_of_the_same_code_is_continued(splits, tmp_path):
     resume = tmp_path / "state.pt"
-    code = {"kneurons/train.py": "a" * 64}
+    code = {"kneurons/model/train.py": "a" * 64}
 
     def die(message):
         if message.startswith("epoch 2/"):

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from kneurons.batching import pad
-from kneurons.hooks import captured_outputs
-from kneurons.transformer import BatchFirstLayers, key_mask
+from kneurons.model.batching import pad
+from kneurons.model.hooks import captured_outputs
+from kneurons.model.transformer import BatchFirstLayers, key_mask
 from kneurons.vocab import LAYER_TYPES
 
 

@@ -1,4 +1,4 @@
-"""UniProt download (kneurons.uniprot) against a local server that plays UniProt's REST API.
+"""UniProt download (kneurons.data.uniprot) against a local server that plays UniProt's REST API.
 
 All offline: pytest-httpserver answers `/uniprotkb/search` with UniProt's headers
 (X-Total-Results, X-UniProt-Release, Link rel="next"), gzip transfer, and the failures a real
@@ -23,8 +23,8 @@ import yaml
 from werkzeug import Request, Response
 from workflow_helpers import schema_defaults
 
-from kneurons.io import file_sha256
-from kneurons.uniprot import (
+from kneurons.data.tsv import read_uniprot_tsv
+from kneurons.data.uniprot import (
     DEFAULT_FIELDS,
     FIRST_CONTACT_RETRIES,
     UniProtError,
@@ -35,7 +35,7 @@ from kneurons.uniprot import (
     offline_hint,
     request_from_config,
 )
-from kneurons.uniprot_tsv import read_uniprot_tsv
+from kneurons.io import file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = "Entry\tEC number\tSequence\tLength\tOrganism\tProtein names"
@@ -335,7 +335,7 @@ def test_full_retries_once_uniprot_has_answered():
 
 
 def test_offline_hint_names_the_torch_hub_cache(monkeypatch):
-    """The folder torch.hub.get_dir() gives (without importing torch in kneurons.uniprot)."""
+    """The folder torch.hub.get_dir() gives (without importing torch in kneurons.data.uniprot)."""
     import torch
 
     def hub_checkpoints() -> str:

@@ -44,13 +44,13 @@ def cleaning_options():
 
 
 def mmseqs_thresholds():
-    from kneurons.homology import threshold_args
+    from kneurons.data.homology import threshold_args
 
     split = config["data"]["split"]
     return " ".join(threshold_args(split["identity"], split["coverage"]))
 
 
 def mmseqs_hit_fields():
-    from kneurons.homology import HIT_FIELDS
+    from kneurons.data.homology import HIT_FIELDS
 
     return ",".join(HIT_FIELDS)

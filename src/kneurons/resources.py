@@ -13,7 +13,8 @@ Adam moments), and the activations of one pass of `max_tokens` padded tokens:
   fp32); fine-tuning runs fair-esm's attention, which also keeps each layer's attention
   probabilities (heads x row length per token, scores and softmax, 8 bytes each), the row length
   taken as min(max_tokens, 1024) (ESM-2's context);
-- gradient scoring runs this project's fused attention (`kneurons.transformer`): no score matrix;
+- gradient scoring runs this project's fused attention (`kneurons.model.transformer`): no score
+matrix;
 - forward-only passes (masked evaluation, activations, profiles) keep one layer alive at a time:
   ~64 bytes per token and embedding unit, plus that layer's attention probabilities.
 It is an estimate, not a measurement: README ("Running on a GPU") says how to check it.
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import math
 
-from kneurons.spec import Architecture
+from kneurons.model.spec import Architecture
 
 CONTEXT_MB = 600  # CUDA context and allocator slack
 MARGIN = 1.5

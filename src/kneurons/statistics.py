@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 # scipy.stats is imported where it is used: it costs ~1.3 s, and the class-specific evaluation
-# jobs import this module (through kneurons.classes) without needing it.
+# jobs import this module (through kneurons.classes.report) without needing it.
 
 ALTERNATIVES = ("greater", "less")
 

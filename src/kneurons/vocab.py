@@ -50,6 +50,9 @@ UNMASKED = "unmasked"  # method (and family) of the reference evaluation without
 NONE = "none"  # target, scope, mode and direction of the unmasked row
 ALL_CLASSES = -1  # `label` of the all-class rows of score and selection files
 
+# A module of the encoder by (layer type, layer): the key of every per-module mapping.
+UnitKey = tuple[str, int]
+
 # Output paths, relative to the working directory; `{...}` are the Snakemake wildcards.
 SCORE_FILE = "results/scores/{model}/{method}/{layer_type}/layer{layer}.parquet"
 SELECTION_FILE = "results/selection/{model}/{scope}/{method}/{target}.parquet"
@@ -74,7 +77,7 @@ EVAL_KEY_COLUMNS = (
     "retention",
 )
 EVAL_COUNT_COLUMNS = ("n_selected", "n_kept", "n_total")
-# ... followed by the metrics of `kneurons.evaluate.evaluation_record`.
+# ... followed by the metrics of `kneurons.model.predict.evaluation_record`.
 
 _RANDOM_METHOD = re.compile(rf"{RANDOM}-(\d+)")
 

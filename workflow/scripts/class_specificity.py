@@ -1,5 +1,5 @@
-"""Snakemake adapter: the class-specific targets of one model summarised (`kneurons.classes`,
-`kneurons.class_stats`): per evaluated class, per selected class the own-class, off-target,
+"""Snakemake adapter: the class-specific targets of one model summarised (`kneurons.classes.report`,
+`kneurons.classes.stats`): per evaluated class, per selected class the own-class, off-target,
 input and output effects against random units with their calls, the markdown section and one
 matrix figure per (method, layer type). Resamples test sequences within classes and, where the
 test set has a `cluster` column, by homology cluster; one-sided tests at `alpha`."""
@@ -7,17 +7,17 @@ test set has a `cluster` column, by homology cluster; one-sided tests at `alpha`
 import pandas as pd
 import pyarrow.parquet as pq
 
-from kneurons.class_stats import effects_table, specificity_table
-from kneurons.classes import (
+from kneurons.classes.report import (
     class_names,
     plot_class_matrix,
     read_class_evals,
     shared_units,
     specificity_section,
 )
+from kneurons.classes.stats import effects_table, specificity_table
 from kneurons.io import atomic_write, write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.selection import read_selections
+from kneurons.selection.ranking import read_selections
 
 
 def read_test(path):

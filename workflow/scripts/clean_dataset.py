@@ -6,12 +6,12 @@ prepare_dataset, which writes it into the dataset card.
 
 import json
 
-from kneurons.data import clean_dataset, options_from_config
+from kneurons.data.clean import clean_dataset, options_from_config
+from kneurons.data.homology import fasta_text
+from kneurons.data.tsv import read_uniprot_tsv
 from kneurons.errors import DataError
-from kneurons.homology import fasta_text
 from kneurons.io import atomic_write, file_sha256, origin_of, write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.uniprot_tsv import read_uniprot_tsv
 
 
 def source_of(snakemake) -> dict:

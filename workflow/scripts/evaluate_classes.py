@@ -1,7 +1,7 @@
 """Snakemake adapter: the class-specific targets of one (model, layer type) (rule
 evaluate_classes), or of every layer type of a model (evaluate_classes_model): for every method,
 factor and retention level, each class's own top units multiplied by the factor (a random
-seed's units: one row, the baseline), the whole test set evaluated (`kneurons.classes`).
+seed's units: one row, the baseline), the whole test set evaluated (`kneurons.classes.report`).
 
 One job writes one file per (layer type, method, factor, retention), read from its output
 paths; the model is loaded and the test set
@@ -16,20 +16,21 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kneurons.batching import tokenize
-from kneurons.class_targets import per_sequence, scaled_fingerprint, scaled_masks
-from kneurons.classes import (
+from kneurons.classes.masks import per_sequence, scaled_fingerprint, scaled_masks
+from kneurons.classes.report import (
     CLASS_EVAL_FILE,
     class_eval_frame,
     class_rankings,
     operation_of,
 )
-from kneurons.evaluate import predict_masked, prepare_batches
+from kneurons.evaluation.masked import predict_masked
 from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.model import alphabet, load_classifier
+from kneurons.model.batching import tokenize
+from kneurons.model.classifier import alphabet, load_classifier
+from kneurons.model.predict import prepare_batches
 from kneurons.progress import Progress
-from kneurons.selection import selected
+from kneurons.selection.ranking import selected
 from kneurons.store import Store, files_fingerprint
 from kneurons.vocab import SELECTION_FILE, parse_method, parse_path
 

@@ -14,14 +14,15 @@ import time
 import pandas as pd
 import torch
 
-from kneurons.batching import tokenize
-from kneurons.evaluate import evaluation_frame, predict_masked, prepare_batches
+from kneurons.evaluation.masked import evaluation_frame, predict_masked
+from kneurons.evaluation.masking import mask_fingerprint, unit_masks
 from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.masking import mask_fingerprint, unit_masks
-from kneurons.model import alphabet, load_classifier
+from kneurons.model.batching import tokenize
+from kneurons.model.classifier import alphabet, load_classifier
+from kneurons.model.predict import prepare_batches
 from kneurons.progress import Progress
-from kneurons.selection import pick, selected
+from kneurons.selection.ranking import pick, selected
 from kneurons.store import Store, files_fingerprint
 from kneurons.vocab import EVAL_FILE, SELECTION_FILE, is_group, parse_method, parse_path
 

@@ -2,11 +2,12 @@
 
 import pandas as pd
 
-from kneurons.batching import tokenize
-from kneurons.evaluate import evaluation_frame, predict_logits, prepare_batches
+from kneurons.evaluation.masked import evaluation_frame
 from kneurons.io import write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.model import alphabet, load_classifier
+from kneurons.model.batching import tokenize
+from kneurons.model.classifier import alphabet, load_classifier
+from kneurons.model.predict import predict_logits, prepare_batches
 from kneurons.vocab import NONE, UNMASKED
 
 

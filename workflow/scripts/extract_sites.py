@@ -4,7 +4,7 @@ import pandas as pd
 
 from kneurons.io import atomic_write
 from kneurons.jobs import run_job, start_job
-from kneurons.recovery import sites_from_uniprot
+from kneurons.residues.recovery import sites_from_uniprot
 
 
 def main(snakemake):

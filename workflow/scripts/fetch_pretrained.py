@@ -4,9 +4,9 @@ Runs at the start of the DAG (no inputs), so an offline machine stops within sec
 line instead of after the whole data stage.
 """
 
-from kneurons.checkpoints import download_pretrained
 from kneurons.io import file_sha256, write_json
 from kneurons.jobs import run_job, start_job
+from kneurons.model.checkpoints import download_pretrained
 
 
 def main(snakemake):

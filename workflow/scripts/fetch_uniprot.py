@@ -1,8 +1,8 @@
 """Snakemake adapter: UniProt REST query -> TSV.gz + uniprot_manifest.json."""
 
+from kneurons.data.uniprot import download, request_from_config
 from kneurons.io import write_json
 from kneurons.jobs import run_job, start_job
-from kneurons.uniprot import download, request_from_config
 
 
 def main(snakemake):

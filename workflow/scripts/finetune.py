@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from kneurons.batching import tokenize
-from kneurons.checkpoints import check_recorded_weights
-from kneurons.evaluate import classification_metrics, predict_logits
 from kneurons.io import atomic_write, write_json
 from kneurons.jobs import run_job, start_job
-from kneurons.model import (
+from kneurons.model.batching import tokenize
+from kneurons.model.checkpoints import check_recorded_weights
+from kneurons.model.classifier import (
     EsmClassifier,
     ModelSpec,
     alphabet,
@@ -20,8 +19,9 @@ from kneurons.model import (
     save_classifier,
     units_of,
 )
+from kneurons.model.predict import classification_metrics, predict_logits
+from kneurons.model.train import TrainOptions, finetune
 from kneurons.store import files_fingerprint
-from kneurons.train import TrainOptions, finetune
 from kneurons.vocab import LAYER_TYPES
 
 

@@ -1,8 +1,8 @@
 """Snakemake adapter: write the planted-motif data set as a UniProt TSV plus its site table."""
 
+from kneurons.data.synthetic import SyntheticOptions, generate
 from kneurons.io import atomic_write
 from kneurons.jobs import run_job, start_job
-from kneurons.synthetic import SyntheticOptions, generate
 
 
 def main(snakemake):

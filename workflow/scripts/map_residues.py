@@ -2,13 +2,13 @@
 
 import pandas as pd
 
+from kneurons.evaluation.masking import unit_masks
 from kneurons.io import write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.masking import unit_masks
-from kneurons.model import alphabet, load_classifier
-from kneurons.residues import completeness_summary, plot_residue_maps, residue_maps
-from kneurons.scores import pick_examples
-from kneurons.selection import pick, selected
+from kneurons.model.classifier import alphabet, load_classifier
+from kneurons.residues.maps import completeness_summary, plot_residue_maps, residue_maps
+from kneurons.scoring.files import pick_examples
+from kneurons.selection.ranking import pick, selected
 
 
 def main(snakemake):

@@ -1,8 +1,8 @@
 """Snakemake adapter: every unit's mean activation over training residues (for mean ablation).
 
 The examples are a plain seeded sample of `evaluation.mean_ablation.n_examples` training
-sequences (`kneurons.scores.pick_examples`), not the class-stratified sample the scores use: the
-mean that replaces a unit is its mean over the training distribution (classes in their training
+sequences (`kneurons.scoring.files.pick_examples`), not the class-stratified sample the scores use:
+the mean that replaces a unit is its mean over the training distribution (classes in their training
 proportions), and no class needs a value of its own. The metadata records the count per class
 (`examples_per_class`).
 """
@@ -10,12 +10,12 @@ proportions), and no class needs a value of its own. The metadata records the co
 import numpy as np
 import pandas as pd
 
-from kneurons.batching import tokenize
+from kneurons.evaluation.masking import mean_activations
 from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.masking import mean_activations
-from kneurons.model import alphabet, load_classifier
-from kneurons.scores import count_per_class, pick_examples
+from kneurons.model.batching import tokenize
+from kneurons.model.classifier import alphabet, load_classifier
+from kneurons.scoring.files import count_per_class, pick_examples
 
 
 def main(snakemake):

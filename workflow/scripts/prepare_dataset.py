@@ -2,8 +2,9 @@
 
 import pandas as pd
 
-from kneurons.data import options_from_config
-from kneurons.homology import clusters_from_files
+from kneurons.data.clean import options_from_config
+from kneurons.data.homology import clusters_from_files
+from kneurons.data.split import card_markdown, split_dataset
 from kneurons.io import (
     atomic_write,
     file_sha256,
@@ -12,7 +13,6 @@ from kneurons.io import (
     write_parquet,
 )
 from kneurons.jobs import run_job, start_job
-from kneurons.split import card_markdown, split_dataset
 
 
 def main(snakemake):

@@ -7,9 +7,9 @@ import pandas as pd
 
 from kneurons.io import atomic_write, write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.model import alphabet, load_classifier
-from kneurons.profiles import plot_logos, profile_neurons, profiles_markdown, top_units
-from kneurons.scores import pick_examples
+from kneurons.model.classifier import alphabet, load_classifier
+from kneurons.profiles.scan import plot_logos, profile_neurons, profiles_markdown, top_units
+from kneurons.scoring.files import pick_examples
 from kneurons.vocab import SELECTION_FILE, parse_path
 
 

@@ -7,9 +7,10 @@ checkpoint, examples, settings and code is copied from the store (`kneurons.stor
 layer type to the config computes only the new one.
 
 The examples are `scoring.n_examples` training sequences stratified by class
-(`kneurons.scores.pick_stratified`): every class is scored, equally where the class sizes allow;
-`n_examples` below the number of classes stops the job with one line. The metadata records the
-count per class (`examples_per_class`, read back by `kneurons.scores.examples_per_class`).
+(`kneurons.scoring.files.pick_stratified`): every class is scored, equally where the class sizes
+allow; `n_examples` below the number of classes stops the job with one line. The metadata records
+the count per class (`examples_per_class`, read back by
+`kneurons.scoring.files.examples_per_class`).
 """
 
 import time
@@ -17,12 +18,12 @@ import time
 import pandas as pd
 import torch
 
-from kneurons.batching import tokenize
 from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.model import alphabet, load_classifier
-from kneurons.scores import count_per_class, pick_stratified
-from kneurons.scoring import gap_summary, score_neurons, score_table
+from kneurons.model.batching import tokenize
+from kneurons.model.classifier import alphabet, load_classifier
+from kneurons.scoring.engine import gap_summary, score_neurons, score_table
+from kneurons.scoring.files import count_per_class, pick_stratified
 from kneurons.store import Store, files_fingerprint
 from kneurons.vocab import SCORE_FILE, parse_path
 

@@ -4,7 +4,7 @@ import pandas as pd
 
 from kneurons.io import atomic_write, read_parquet_metadata, write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.recovery import (
+from kneurons.residues.recovery import (
     completeness_note,
     plot_site_recovery,
     recovery_markdown,

@@ -1,5 +1,5 @@
 """Snakemake adapter: the selections of models that differ only in their fine-tuning seed,
-compared pairwise (kneurons.stability), as a table and a figure.
+compared pairwise (kneurons.selection.stability), as a table and a figure.
 
 Params: groups (lists of replicate model names), retention (the evaluated levels)."""
 
@@ -7,7 +7,7 @@ import pandas as pd
 
 from kneurons.io import write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.stability import cross_model_stability, read_method_scores
+from kneurons.selection.stability import cross_model_stability, read_method_scores
 from kneurons.summary.plots import plot_stability
 
 

@@ -12,11 +12,12 @@ import pandas as pd
 
 from kneurons.io import atomic_write, read_parquet_metadata, write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.scores import examples_per_class
-from kneurons.selection import read_selections
-from kneurons.stability import read_method_scores, split_half_stability
+from kneurons.scoring.files import examples_per_class
+from kneurons.selection.ranking import read_selections
+from kneurons.selection.stability import read_method_scores, split_half_stability
 from kneurons.summary.findings import findings_section, markdown_to_rst, scoring_sample_note
 from kneurons.summary.html import markdown_to_html
+from kneurons.summary.overlap import class_overlap, enrichment_tables
 from kneurons.summary.plots import (
     plot_accuracy_vs_retention,
     plot_per_class_accuracy,
@@ -24,7 +25,6 @@ from kneurons.summary.plots import (
     plot_stability,
     plot_type_enrichment,
 )
-from kneurons.summary.selection import class_overlap, enrichment_tables
 from kneurons.summary.tables import add_statistics, collect
 from kneurons.summary.text import (
     caution_notes,

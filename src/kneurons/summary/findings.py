@@ -17,9 +17,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from kneurons.classes import class_findings
+from kneurons.classes.report import class_findings
+from kneurons.format import fmt, fmt_ci, fmt_delta, fmt_p, isnan, pct
 from kneurons.statistics import above_chance_p_value
-from kneurons.summary.format import fmt, fmt_ci, fmt_delta, fmt_p, isnan, pct
 from kneurons.summary.tables import (
     Statistics,
     is_finding,
@@ -346,8 +346,9 @@ def findings_section(
     margin: float = 0.02,
 ) -> str:
     """## Findings: the answer first (see the module docstring), then what the run cannot tell;
-    `classes` (`kneurons.classes.specificity_table`) adds the class-specific findings. `alpha`:
-    the significance level of every finding; `margin`: the equivalence margin (accuracy)."""
+    `classes` (`kneurons.classes.report.specificity_table`) adds the class-specific findings.
+    `alpha`: the significance level of every finding; `margin`: the equivalence margin
+    (accuracy)."""
     parts = ["## Findings", ""]
     if self_check_trusted(stats, alpha) is False:
         n, raw, found = self_check_counts(stats, alpha)

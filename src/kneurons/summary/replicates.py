@@ -10,7 +10,7 @@ scope, direction) of `auc.parquet`, the area under accuracy vs retention (`measu
 and the Δ interval on the side the direction expects). `replicate_findings` counts, per cell,
 the replicates where it is one (k of N) beside every replicate's Δ; `replicate_markdown` says
 it in words, with the pairwise overlap of the replicates' selections
-(`kneurons.stability.cross_model_stability`) after it.
+(`kneurons.selection.stability.cross_model_stability`) after it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from kneurons.summary.format import fmt, fmt_signed, isnan, md_table, pct
+from kneurons.format import fmt, fmt_signed, isnan, md_table, pct
 from kneurons.summary.tables import is_finding  # the Findings' test (summary.findings)
 from kneurons.vocab import DIRECTIONS, MODES, RANDOM, SCOPES, TARGET_ORDER, UNMASKED, order_of
 

@@ -14,7 +14,18 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from kneurons.recovery import (
+from kneurons.format import (
+    MISSING_CELL,
+    class_header,
+    fmt,
+    fmt_ci,
+    fmt_delta,
+    fmt_g,
+    fmt_p,
+    md_table,
+    pct,
+)
+from kneurons.residues.recovery import (
     CONTRAST,
     MAP_VALUES,
     MIN_CONTRAST_SEEDS,
@@ -25,17 +36,6 @@ from kneurons.recovery import (
     missing_contrasts,
     verdict_words,
     with_map_kind,
-)
-from kneurons.summary.format import (
-    MISSING_CELL,
-    class_header,
-    fmt,
-    fmt_ci,
-    fmt_delta,
-    fmt_g,
-    fmt_p,
-    md_table,
-    pct,
 )
 from kneurons.summary.tables import (
     Statistics,

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from kneurons.classes import specificity_section
+from kneurons.classes.report import specificity_section
+from kneurons.format import cell, class_header, fmt, fmt_ci, md_table
+from kneurons.profiles.report import profiles_section
 from kneurons.summary import sections
 from kneurons.summary.findings import findings_section
-from kneurons.summary.format import cell, class_header, fmt, fmt_ci, md_table
-from kneurons.summary.profiles import profiles_section
 from kneurons.summary.tables import (
     Statistics,
     add_statistics,
@@ -152,8 +152,8 @@ def markdown_summary(
     """summary.md of one model: the Findings first (`kneurons.summary.findings`), then unmasked
     accuracy, fine-tuning, data, the published comparison, per variant the accuracy tables with
     CIs, tests against random and AUC, per-class accuracy, ground truth (site recovery),
-    class-specific suppression and amplification (`kneurons.classes`), what the top neurons
-    respond to (`kneurons.summary.profiles`), enrichment, class overlap, stability and IG
+    class-specific suppression and amplification (`kneurons.classes.report`), what the top neurons
+    respond to (`kneurons.profiles.report`), enrichment, class overlap, stability and IG
     completeness (each section only when its data is given). The optional tables must be of the
     evaluations' model. `notes`: the limits' caution bullets (default `caution_notes`)."""
     stats = table if isinstance(table, Statistics) else add_statistics(table, level=level)
