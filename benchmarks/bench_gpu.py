@@ -19,7 +19,7 @@ epochs
   validation ones; the value is epoch 2's residues/s as finetune's own history measures it
   (epoch 1 is the warm-up); both shapes, fp32 and (CUDA) TF32;
 - `ig_s_per_example`: integrated gradients over the full sweep of the 8M shape (6 layer types x
-  6 layers = 36 modules), `kneurons.scoring.engine.score_neurons` with 16 Gauss-Legendre steps, not
+  6 layers = 36 modules), `kneurons.scoring.methods.score_neurons` with 16 Gauss-Legendre steps, not
   adaptive, on 16 examples, after a one-example warm-up: seconds per example, with the
   completeness gaps (mean and max |gap|, mean |F(1) - F(0)|, pairs above the default
   tolerance); at the config default max_tokens 8192 in fp32 and (CUDA) at 65536 in fp32, TF32
@@ -63,199 +63,40 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
-import re
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
-import traceback
-from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, replace
+from contextlib import nullcontext
+from dataclasses import asdict
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
-SHAPES = {"8M": (6, 320, 20), "35M": (12, 480, 20)}  # num_layers, embed_dim, attention_heads
-NUM_CLASSES = 6
-MASKED_TYPE = "value"
-PRECISIONS = ("fp32", "tf32", "bf16")
-
-
-@dataclass(frozen=True)
-class Sizes:
-    length: int = 256  # residues per sequence
-    n_train: int = 1024  # fine-tuning: training sequences per epoch (2 epochs)
-    n_val: int = 64
-    train_max_tokens: int = 8192  # TrainOptions' default
-    train_max_batch: int = 32
-    ig_examples: int = 16
-    ig_steps: int = 16
-    ig_max_tokens: tuple[int, ...] = (8192, 65536)  # the config default, and a GPU-sized one
-    n_eval: int = 256
-    n_masks: int = 32
-    retention: float = 10.0  # percent of the units kept by a mask
-    # (sequence batch tokens, predict_masked max_tokens)
-    eval_tokens: tuple[tuple[int, int], ...] = ((16384, 16384), (16384, 65536), (65536, 65536))
-    repeats: int = 1  # timed runs of a masked evaluation (seconds each), after a warm-up pass
-    forward_repeats: int = 5  # of a plain forward (a fraction of a second; minimum taken)
-
-
-FULL = Sizes()
-QUICK = replace(
-    FULL, length=32, n_train=16, n_val=8, ig_examples=2, ig_steps=4, n_eval=16, n_masks=4,
-    forward_repeats=1,
-)  # fmt: skip
-
-
-def note(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def plain(value):
-    """JSON-safe: numpy scalars to Python, non-finite floats to None, recursively."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def first_line(err: BaseException) -> str:
-    lines = [line for line in str(err).splitlines() if line.strip()]
-    return f"{type(err).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-
-
-class Report:
-    """Prints the JSON lines; counts the figures that failed."""
-
-    def __init__(self, device_label: str):
-        self.device_label = device_label
-        self.errors = 0
-
-    def emit(self, figure, value, unit, model=None, precision=None, **detail):
-        record = {"figure": figure, "value": value, "unit": unit, "device": self.device_label,
-                  "model": model, "precision": precision, "detail": detail}  # fmt: skip
-        print(json.dumps(plain(record), allow_nan=False), flush=True)
-
-    @contextmanager
-    def guard(self, figure, model=None, precision=None, device=None, **detail):
-        """A figure that raises prints its line with value null and the error; the run goes on."""
-        try:
-            yield
-        except Exception as err:
-            traceback.print_exc(file=sys.stderr)
-            self.errors += 1
-            self.emit(figure, None, None, model, precision, error=first_line(err), **detail)
-            if device is not None and device.type == "cuda":
-                import torch
-
-                torch.cuda.empty_cache()
-
-
-def model_label(shape: str) -> str:
-    return f"esm2 {shape} shape, random init"
-
-
-def sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def best_of(fn, device, repeats: int):
-    """(minimum seconds, median seconds, the last result) of `repeats` synchronised calls."""
-    times, out = [], None
-    for _ in range(max(1, repeats)):
-        sync(device)
-        start = time.perf_counter()
-        out = fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    times.sort()
-    return times[0], times[len(times) // 2], out
-
-
-def reset_peak(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def peak_gib(device) -> float | None:
-    import torch
-
-    if device.type != "cuda":
-        return None
-    return round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
-
-
-@contextmanager
-def precision(name: str, device):
-    """fp32 (as is), tf32 (cuBLAS fp32 matmuls in TF32) or bf16 (autocast)."""
-    import torch
-
-    if name == "fp32":
-        yield
-    elif name == "tf32":
-        # the legacy flag only: torch refuses a mix of it and the newer `fp32_precision` API,
-        # and nothing in the library sets either
-        previous = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = True
-        try:
-            yield
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = previous
-    elif name == "bf16":
-        with torch.autocast(device.type, dtype=torch.bfloat16):
-            yield
-    else:
-        raise ValueError(f"unknown precision {name!r}")
-
-
-def random_sequences(n: int, length: int, seed: int) -> list[str]:
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    letters = np.array(list(AMINO_ACIDS))
-    return ["".join(row) for row in letters[rng.integers(0, len(letters), (n, length))]]
-
-
-def random_labels(n: int, seed: int) -> list[int]:
-    import numpy as np
-
-    return np.random.default_rng(seed).integers(0, NUM_CLASSES, n).tolist()
-
-
-def make_model(shape: str):
-    import torch
-
-    from kneurons.model.classifier import EsmClassifier, build_random
-    from kneurons.model.spec import Architecture
-
-    torch.manual_seed(0)
-    return EsmClassifier(build_random(Architecture(*SHAPES[shape]), seed=0), NUM_CLASSES)
-
-
-def free(device) -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
+# the shared parts live beside this file: found also when it is loaded by path (the tests)
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_pipeline import pipeline_figure, run_bounded, snakemake_progress  # noqa: E402, F401
+from gpu_tools import (  # noqa: E402
+    FULL,
+    MASKED_TYPE,
+    PRECISIONS,
+    QUICK,
+    SHAPES,
+    Report,
+    Sizes,
+    agreement,
+    best_of,
+    free,
+    make_model,
+    model_label,
+    note,
+    peak_gib,
+    precision,
+    random_labels,
+    random_masks,
+    random_sequences,
+    reset_peak,
+    sync,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Figures
@@ -334,7 +175,8 @@ def finetune_figure(report: Report, shape: str, device, sizes: Sizes, prec: str)
 def ig_figure(report: Report, device, sizes: Sizes, max_tokens: int, prec: str) -> None:
     from kneurons.model.batching import tokenize
     from kneurons.model.classifier import alphabet
-    from kneurons.scoring.engine import gap_summary, score_neurons
+    from kneurons.scoring.adaptive import gap_summary
+    from kneurons.scoring.methods import score_neurons
     from kneurons.vocab import LAYER_TYPES
 
     model = make_model("8M").to(device).eval()
@@ -376,40 +218,6 @@ def ig_figure(report: Report, device, sizes: Sizes, max_tokens: int, prec: str) 
         n_pairs=gaps["n_examples"], n_above_tolerance=gaps.get("n_above_tolerance"),
         peak_gpu_memory_gib=peak_gib(device),
     )  # fmt: skip
-
-
-def random_masks(model, n: int, retention: float, seed: int = 3) -> list[dict]:
-    """`n` masks keeping a random `retention` % of the `value` units of every layer."""
-    import torch
-
-    from kneurons.model.classifier import units_of
-
-    units = units_of(model.encoder, MASKED_TYPE)
-    keep = max(1, round(units * retention / 100))
-    generator = torch.Generator().manual_seed(seed)
-    masks = []
-    for _ in range(n):
-        mask = {}
-        for layer in range(model.num_layers):
-            m = torch.zeros(units)
-            m[torch.randperm(units, generator=generator)[:keep]] = 1.0
-            mask[(MASKED_TYPE, layer)] = m
-        masks.append(mask)
-    return masks
-
-
-def agreement(reference, other) -> dict:
-    """Largest |logit difference| and argmax agreement of `other` against `reference` (N, C)."""
-    import torch
-
-    top2 = reference.topk(2, dim=1).values
-    same = reference.argmax(1) == other.argmax(1)
-    return {
-        "max_abs_logit_diff_vs_fp32": float((reference - other).abs().max()),
-        "argmax_agree": bool(same.all()),
-        "argmax_agree_fraction": float(same.float().mean()),
-        "fp32_top2_margin_median": float(torch.median(top2[:, 0] - top2[:, 1])),
-    }
 
 
 def evaluation_figures(report: Report, shape: str, device, sizes: Sizes, precisions, settings):
@@ -497,137 +305,6 @@ def evaluation_figures(report: Report, shape: str, device, sizes: Sizes, precisi
 
 
 # ---------------------------------------------------------------------------------------------
-# The pipeline, end to end
-
-
-@dataclass
-class Bounded:
-    seconds: float
-    returncode: int | None
-    timed_out: bool
-    output: str
-
-
-def run_bounded(command: list[str], log_path: Path, timeout: float, cwd=None) -> Bounded:
-    """Run `command` in a process group of its own, output to `log_path`; past `timeout`
-    seconds the whole group is stopped (SIGTERM, then SIGKILL). Never raises on a timeout."""
-    start = time.perf_counter()
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
-        )
-        try:
-            returncode = proc.wait(timeout=timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        seconds = time.perf_counter() - start
-        if timed_out:
-            returncode = stop_group(proc)
-        else:
-            stop_group(proc, grace=0)  # leftovers of the group, if any
-    return Bounded(seconds, returncode, timed_out, Path(log_path).read_text(errors="replace"))
-
-
-def stop_group(proc: subprocess.Popen, grace: float = 10) -> int | None:
-    """SIGTERM to `proc`'s process group (Snakemake cancels its jobs), SIGKILL after `grace`."""
-    if grace:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        return proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        return None
-
-
-def snakemake_progress(output: str) -> tuple[int, int | None, int | None]:
-    """(progress lines, jobs done, jobs in all) from Snakemake's 'N of M steps (P%) done'."""
-    lines = [line for line in output.splitlines() if "steps (" in line]
-    done = total = None
-    for line in lines:
-        match = re.search(r"(\d+) of (\d+) steps", line)
-        if match:
-            done, total = int(match.group(1)), int(match.group(2))
-    return len(lines), done, total
-
-
-def find_snakemake() -> str | None:
-    beside = Path(sys.executable).with_name("snakemake")
-    return str(beside) if beside.exists() else shutil.which("snakemake")
-
-
-def pipeline_config(source: Path, workdir: Path) -> Path:
-    """A copy of config `source` in `workdir`, with a relative `data.input` that names a file of
-    this repository (tests/config/tiny.yaml's) made absolute."""
-    import yaml
-
-    config = yaml.safe_load(source.read_text())
-    data = config.get("data") or {}
-    given = data.get("input")
-    if isinstance(given, str) and not Path(given).is_absolute() and (REPO / given).exists():
-        data["input"] = str(REPO / given)
-    path = workdir / "bench_config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def pipeline_figure(report: Report, device, args, started: float) -> None:
-    figure = "pipeline_wall_s"
-    source = args.pipeline_config
-    if source is None and device.type != "cuda":
-        report.emit(
-            figure, None, "s",
-            skipped="on CPU: tests/config/tiny.yaml takes about 3 min on 2 cores (README); "
-            "--pipeline-config runs a config anyway",
-        )  # fmt: skip
-        return
-    source = Path(source or REPO / "config/synthetic.yaml").resolve()
-    snakemake = find_snakemake()
-    if snakemake is None:
-        report.emit(figure, None, "s", skipped="no snakemake executable found")
-        return
-    left = args.budget - (time.perf_counter() - started)
-    timeout = min(args.pipeline_timeout, max(30.0, left))
-    with tempfile.TemporaryDirectory(prefix="bench_gpu_", ignore_cleanup_errors=True) as tmp:
-        workdir = Path(tmp) / "work"
-        workdir.mkdir()
-        config = pipeline_config(source, Path(tmp))
-        settings = [f"device={device.type}"]
-        if device.type == "cuda":  # small jobs share the GPU (README, "Running on a GPU")
-            import torch
-
-            memory = torch.cuda.get_device_properties(device).total_memory / 2**30
-            settings.append(f"gpu_memory_gb={memory:.1f}")
-        command = [snakemake, "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-                   "--configfile", str(config), "--cores", "all",
-                   "--config", *settings]  # fmt: skip
-        note(f"pipeline: {' '.join(command)} (time limit {timeout:.0f} s)")
-        run = run_bounded(command, Path(tmp) / "snakemake.log", timeout)
-    n_lines, done, total = snakemake_progress(run.output)
-    finished = run.returncode == 0 and not run.timed_out
-    tail = [line for line in run.output.splitlines() if line.strip()][-12:]
-    if not finished:
-        note("pipeline output, last lines:\n" + "\n".join(tail))
-    name = str(source.relative_to(REPO) if source.is_relative_to(REPO) else source)
-    report.emit(
-        figure, run.seconds, "s", model=f"{name} end to end", precision=None,
-        finished=finished, timed_out=run.timed_out, returncode=run.returncode,
-        time_limit_s=timeout, progress_lines=n_lines, jobs_done=done, jobs_total=total,
-        config=name, log_tail=None if finished else tail,
-    )  # fmt: skip
-
-
-# ---------------------------------------------------------------------------------------------
 
 
 def parse_args(argv=None):
@@ -654,34 +331,32 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    started = time.perf_counter()
+def pick_device(args):
+    """(device, its label) to run on, torch's CPU threads set; None where CUDA is asked for and
+    there is none."""
     import torch  # the only heavy import before deciding whether to run at all
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print(json.dumps({"figure": "skipped", "reason": "no CUDA device"}), flush=True)
-        return 0
+        return None
     device = torch.device(args.device)
     if args.threads or device.type == "cpu":
         # on CPU one thread unless told: on a shared machine, more threads than free cores make
         # every step many times slower (2 threads on 2 busy cores: 10x), not faster
         torch.set_num_threads(args.threads or 1)
-    sizes = QUICK if args.quick else FULL
-    cuda = device.type == "cuda"
-    if cuda:
+    if device.type == "cuda":
         if device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
-        label = torch.cuda.get_device_name(device)
-    else:
-        label = "cpu"
-    report = Report(label)
-    sections = {}
+        return device, torch.cuda.get_device_name(device)
+    return device, "cpu"
 
-    def section(name):
-        sections[name] = time.perf_counter() - started
-        note(f"{name} ({sections[name]:.0f} s since start)")
 
+# ---------------------------------------------------------------------------------------------
+# Sections, in the order main runs them
+
+
+def environment_section(report: Report, device, args, sizes: Sizes, cuda: bool) -> tuple:
+    """The environment line; returns the precisions to measure (on CPU fp32 alone, and a
+    `precision` line that says so, unless --cpu-precision)."""
     with report.guard("environment", device=device):
         environment(report, device, args, sizes)
     precisions = PRECISIONS if cuda or args.cpu_precision else ("fp32",)
@@ -691,8 +366,10 @@ def main(argv=None) -> int:
             skipped="TF32 and bf16 autocast are measured on CUDA only (--cpu-precision runs "
             "them on CPU: a check of the code, not a measurement)",
         )  # fmt: skip
+    return precisions
 
-    section("fine-tuning")
+
+def finetune_section(report: Report, device, sizes: Sizes, cuda: bool) -> None:
     train_precisions = ("fp32", "tf32") if cuda else ("fp32",)
     for shape in SHAPES:
         for prec in train_precisions:
@@ -700,7 +377,8 @@ def main(argv=None) -> int:
                 finetune_figure(report, shape, device, sizes, prec)
             free(device)
 
-    section("integrated gradients")
+
+def ig_section(report: Report, device, args, sizes: Sizes, cuda: bool) -> None:
     ig_runs = [(sizes.ig_max_tokens[0], "fp32")]
     if cuda or args.cpu_precision:
         largest = sizes.ig_max_tokens[-1]
@@ -711,13 +389,39 @@ def main(argv=None) -> int:
             ig_figure(report, device, sizes, max_tokens, prec)
         free(device)
 
-    section("masked evaluation")
+
+def evaluation_section(report: Report, device, sizes: Sizes, precisions) -> None:
     for shape in SHAPES:
         settings = sizes.eval_tokens if shape == "8M" else sizes.eval_tokens[:1]
         with report.guard("masked_evals_per_s", model_label(shape), device=device):
             evaluation_figures(report, shape, device, sizes, precisions, settings)
         free(device)
 
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    picked = pick_device(args)
+    if picked is None:
+        print(json.dumps({"figure": "skipped", "reason": "no CUDA device"}), flush=True)
+        return 0
+    device, label = picked
+    sizes = QUICK if args.quick else FULL
+    cuda = device.type == "cuda"
+    report = Report(label)
+    sections = {}
+
+    def section(name):
+        sections[name] = time.perf_counter() - started
+        note(f"{name} ({sections[name]:.0f} s since start)")
+
+    precisions = environment_section(report, device, args, sizes, cuda)
+    section("fine-tuning")
+    finetune_section(report, device, sizes, cuda)
+    section("integrated gradients")
+    ig_section(report, device, args, sizes, cuda)
+    section("masked evaluation")
+    evaluation_section(report, device, sizes, precisions)
     if not args.skip_pipeline:
         section("pipeline")
         with report.guard("pipeline_wall_s", device=device):

@@ -13,7 +13,8 @@ import time
 
 import torch
 
-from kneurons.data.clean import DatasetOptions, clean_dataset
+from kneurons.data.clean import clean_dataset
+from kneurons.data.options import DatasetOptions
 from kneurons.data.split import split_dataset
 from kneurons.data.synthetic import SyntheticOptions, generate
 from kneurons.model.batching import tokenize

@@ -1,4 +1,4 @@
-# Class-specific knowledge neurons (kneurons.classes.report): for every class, method and layer type,
+# Class-specific knowledge neurons (kneurons.classes.rankings): for every class, method and layer type,
 # the top r% units by the class's own scores multiplied by each factor (0 suppresses, 2
 # amplifies), every class evaluated; random units of the same size are the baseline. One job
 # per (model, layer type) writes every method x factor x retention file (several masks per
@@ -8,7 +8,7 @@
 # encoder weights) one job (evaluate_classes_model) covers every layer type instead.
 # Enabled by `class_specific.enabled`.
 
-from kneurons.classes.report import CLASS_EVAL_FILE, format_factor
+from kneurons.classes.rankings import CLASS_EVAL_FILE
 
 
 include: "inputs/classes.smk"
@@ -19,9 +19,9 @@ ruleorder: evaluate_classes_model > evaluate_classes
 
 rule evaluate_classes:
     input:
-        checkpoint="results/models/{model}/model.pt",
+        checkpoint=model_file("{model}"),
         lib=script_library("evaluate_classes"),
-        test="results/data/test.parquet",
+        test=DATA_FILES["test"],
         selections=class_selections,
     output:
         layer_type_class_files(),
@@ -47,12 +47,8 @@ rule evaluate_classes:
         "../workflow/scripts/evaluate_classes.py"
 
 
-rule evaluate_classes_model:
-    input:
-        checkpoint="results/models/{model}/model.pt",
-        lib=script_library("evaluate_classes"),
-        test="results/data/test.parquet",
-        selections=class_selections,
+# Small models: one job for every layer type (config `evaluation.jobs`); the same job body.
+use rule evaluate_classes as evaluate_classes_model with:
     output:
         model_class_files(),
     log:
@@ -62,20 +58,6 @@ rule evaluate_classes_model:
     wildcard_constraints:
         model=PER_MODEL_PATTERN,
         factor=r"\d+(\.\d+)?",
-    conda:
-        "../envs/kneurons.yaml"
-    threads: model_threads(2)
-    resources:
-        mem_mb=4000,
-        runtime=120,
-        gpu=gpu_count(),
-        gpu_percent=gpu_share("forward", EVALUATION["max_tokens"]),
-    params:
-        job=JOB,
-        max_tokens=EVALUATION["max_tokens"],
-        store=vocab.STORE_DIR,
-    script:
-        "../workflow/scripts/evaluate_classes.py"
 
 
 rule class_specificity:

@@ -13,7 +13,7 @@ import yaml
 from kneurons import vocab
 from kneurons.deps import library_files
 from kneurons.io import stage_by_content
-from kneurons.resources import gpu_percent
+from kneurons.model.resources import gpu_percent
 from kneurons.errors import ModelError, disk_error_line
 from kneurons.model.spec import ModelSpec, shape_of
 from kneurons.configuration import expand_replicates, group_names, replicate_groups
@@ -50,7 +50,8 @@ def stop(line):
 
 def staged(path):
     """The user's file `path` through its copy named by content (`kneurons.io.stage_by_content`,
-    re-hashed on every DAG build); a full disk or read-only results folder is one line."""
+    re-hashed on every DAG build); a full disk or read-only results folder is one line.
+    """
     try:
         return stage_by_content(path, STAGED)
     except OSError as err:
@@ -248,7 +249,7 @@ def gpu_count():
 
 
 def gpu_share(kind, max_tokens):
-    """The `gpu_percent` resource of a GPU job (kneurons.resources): its estimated
+    """The `gpu_percent` resource of a GPU job (kneurons.model.resources): its estimated
     share of the GPU's memory (`gpu_memory_gb`), 100 without it, 0 off CUDA. `kind` and
     `max_tokens` (the job's token budget per pass): values or functions of the wildcards.
     """
@@ -283,7 +284,11 @@ def selection_file(model, scope, method, target):
 
 
 def model_file(model):
-    return f"results/models/{model}/model.pt"
+    return vocab.MODEL_FILE.format(model=model)
 
 
-SPLITS = [f"results/data/{split}.parquet" for split in ("train", "val", "test")]
+DATA_FILES = {
+    split: vocab.DATA_FILE.format(split=split)
+    for split in ("train", "val", "test", "cleaned")
+}
+SPLITS = [DATA_FILES[split] for split in ("train", "val", "test")]

@@ -34,7 +34,7 @@ rule clean_dataset:
         unpack(dataset_sources),
         lib=script_library("clean_dataset"),
     output:
-        table="results/data/cleaned.parquet",
+        table=DATA_FILES["cleaned"],
         fasta="results/data/cleaned.fasta",
     log:
         "logs/clean_dataset.log",
@@ -92,9 +92,9 @@ rule prepare_dataset:
         unpack(split_inputs),
         lib=script_library("prepare_dataset"),
     output:
-        train="results/data/train.parquet",
-        val="results/data/val.parquet",
-        test="results/data/test.parquet",
+        train=DATA_FILES["train"],
+        val=DATA_FILES["val"],
+        test=DATA_FILES["test"],
         card="results/data/dataset_card.json",
         card_md="results/data/dataset_card.md",
     log:
@@ -109,3 +109,46 @@ rule prepare_dataset:
         data=split_options(),
     script:
         "../workflow/scripts/prepare_dataset.py"
+
+
+# The planted-motif task (config `data.synthetic`): sequences with class-specific motifs at
+# known positions, and those positions as a site table.
+rule make_synthetic:
+    input:
+        lib=script_library("make_synthetic"),
+    output:
+        table="results/data/synthetic/uniprot.tsv",
+        sites="results/data/synthetic/sites.tsv",
+    log:
+        "logs/make_synthetic.log",
+    conda:
+        "../envs/kneurons.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        job=JOB,
+        synthetic=config["data"]["synthetic"],
+    script:
+        "../workflow/scripts/make_synthetic.py"
+
+
+# The annotated sites of the user's UniProt table (active, binding, metal-binding sites), for
+# site recovery (rules/residues.smk).
+rule extract_sites:
+    input:
+        unpack(dataset_sources),
+        lib=script_library("extract_sites"),
+    output:
+        "results/data/sites.tsv",
+    log:
+        "logs/extract_sites.log",
+    conda:
+        "../envs/kneurons.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        job=JOB,
+    script:
+        "../workflow/scripts/extract_sites.py"

@@ -16,9 +16,9 @@ ruleorder: evaluate_masked_model > evaluate_masked
 
 rule mean_activations:
     input:
-        checkpoint="results/models/{model}/model.pt",
+        checkpoint=model_file("{model}"),
         lib=script_library("mean_activations"),
-        train="results/data/train.parquet",
+        train=DATA_FILES["train"],
     output:
         vocab.MEANS_FILE,
     log:
@@ -43,9 +43,9 @@ rule mean_activations:
 
 rule evaluate_unmasked:
     input:
-        checkpoint="results/models/{model}/model.pt",
+        checkpoint=model_file("{model}"),
         lib=script_library("evaluate_unmasked"),
-        test="results/data/test.parquet",
+        test=DATA_FILES["test"],
     output:
         vocab.UNMASKED_FILE,
     log:
@@ -67,9 +67,9 @@ rule evaluate_unmasked:
 
 rule evaluate_masked:
     input:
-        checkpoint="results/models/{model}/model.pt",
+        checkpoint=model_file("{model}"),
         lib=script_library("evaluate_masked"),
-        test="results/data/test.parquet",
+        test=DATA_FILES["test"],
         selections=eval_selections,
         means=eval_mean_files,
     output:
@@ -95,11 +95,13 @@ rule evaluate_masked:
         "../workflow/scripts/evaluate_masked.py"
 
 
-rule evaluate_masked_model:
+# Small models: one job per (model, mode, scope, direction) for every layer type (config
+# `evaluation.jobs`); the same job body as evaluate_masked.
+use rule evaluate_masked as evaluate_masked_model with:
     input:
-        checkpoint="results/models/{model}/model.pt",
+        checkpoint=model_file("{model}"),
         lib=script_library("evaluate_masked"),
-        test="results/data/test.parquet",
+        test=DATA_FILES["test"],
         selections=model_eval_selections,
         means=eval_mean_files,
     output:
@@ -111,18 +113,8 @@ rule evaluate_masked_model:
     wildcard_constraints:
         model=PER_MODEL_PATTERN,
         scope=one_of(LAYER_TYPE_SCOPES),
-    conda:
-        "../envs/kneurons.yaml"
-    threads: model_threads(2)
-    resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=gpu_count(),
-        gpu_percent=gpu_share("forward", EVALUATION["max_tokens"]),
     params:
         job=JOB,
         group_ranking=None,
         max_tokens=EVALUATION["max_tokens"],
         store=vocab.STORE_DIR,
-    script:
-        "../workflow/scripts/evaluate_masked.py"

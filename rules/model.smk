@@ -29,14 +29,14 @@ rule fetch_pretrained:
 
 rule finetune:
     input:
-        train="results/data/train.parquet",
+        train=DATA_FILES["train"],
         lib=script_library("finetune"),
-        val="results/data/val.parquet",
-        test="results/data/test.parquet",
+        val=DATA_FILES["val"],
+        test=DATA_FILES["test"],
         card="results/data/dataset_card.json",
         weights=pretrained_weights,
     output:
-        checkpoint="results/models/{model}/model.pt",
+        checkpoint=model_file("{model}"),
         info="results/models/{model}/model.json",
         metrics="results/models/{model}/metrics.json",
         history="results/models/{model}/training_log.tsv",

@@ -8,9 +8,9 @@ include: "inputs/profiles.smk"
 
 rule profile_neurons:
     input:
-        checkpoint="results/models/{model}/model.pt",
+        checkpoint=model_file("{model}"),
         lib=script_library("profile_neurons"),
-        test="results/data/test.parquet",
+        test=DATA_FILES["test"],
         sites=sites_table(),
         selections=profile_selections,
     output:

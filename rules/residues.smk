@@ -5,50 +5,11 @@
 include: "inputs/residues.smk"
 
 
-rule make_synthetic:
-    input:
-        lib=script_library("make_synthetic"),
-    output:
-        table="results/data/synthetic/uniprot.tsv",
-        sites="results/data/synthetic/sites.tsv",
-    log:
-        "logs/make_synthetic.log",
-    conda:
-        "../envs/kneurons.yaml"
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        job=JOB,
-        synthetic=config["data"]["synthetic"],
-    script:
-        "../workflow/scripts/make_synthetic.py"
-
-
-rule extract_sites:
-    input:
-        unpack(dataset_sources),
-        lib=script_library("extract_sites"),
-    output:
-        "results/data/sites.tsv",
-    log:
-        "logs/extract_sites.log",
-    conda:
-        "../envs/kneurons.yaml"
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        job=JOB,
-    script:
-        "../workflow/scripts/extract_sites.py"
-
-
 rule map_residues:
     input:
-        checkpoint="results/models/{model}/model.pt",
+        checkpoint=model_file("{model}"),
         lib=script_library("map_residues"),
-        test="results/data/test.parquet",
+        test=DATA_FILES["test"],
         sites=sites_table(),
         selection=residue_selection,
     output:

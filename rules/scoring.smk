@@ -11,9 +11,9 @@ include: "inputs/scoring.smk"
 
 rule score_neurons:
     input:
-        checkpoint="results/models/{model}/model.pt",
+        checkpoint=model_file("{model}"),
         lib=script_library("score_neurons"),
-        train="results/data/train.parquet",
+        train=DATA_FILES["train"],
     output:
         layer_score_files(),
     log:

@@ -11,29 +11,29 @@ import pandas as pd
 import pytest
 import torch
 
+from kneurons.classes.effects import effects_table
+from kneurons.classes.figures import plot_class_matrix
 from kneurons.classes.masks import (
     per_sequence,
     scaled_fingerprint,
     scaled_masks,
     true_class_probability,
 )
-from kneurons.classes.report import (
+from kneurons.classes.rankings import (
     alternative_of_factor,
     class_eval_frame,
-    class_findings,
     class_rankings,
-    format_factor,
     operation_of,
-    plot_class_matrix,
     shared_units,
-    specificity_section,
 )
-from kneurons.classes.stats import effects_table, majority_rate, sink, specificity_table
+from kneurons.classes.report import class_findings, specificity_section
+from kneurons.classes.stats import majority_rate, sink, specificity_table
 from kneurons.evaluation.masked import predict_masked
 from kneurons.evaluation.masking import mask_fingerprint, unit_masks
 from kneurons.model.batching import tokenize
 from kneurons.model.classifier import Architecture, EsmClassifier, alphabet, build_random
 from kneurons.model.predict import prepare_batches
+from kneurons.vocab import format_retention
 
 CLASS_RESIDUES = "ACD"  # ffn_in unit c fires on residue CLASS_RESIDUES[c]
 
@@ -138,7 +138,7 @@ def test_factor_words():
         "amplify",
     ]
     assert [alternative_of_factor(f) for f in (0, 0.5, 1, 2)] == ["less", "less", None, "greater"]
-    assert format_factor(2.0) == "2" and format_factor(0.5) == "0.5"
+    assert format_retention(2.0) == "2" and format_retention(0.5) == "0.5"
 
 
 def ranking(tops: dict[int, list[int]], n_units: int = 4) -> pd.DataFrame:

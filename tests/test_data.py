@@ -23,12 +23,14 @@ from workflow_helpers import schema_defaults
 from kneurons.data.clean import (
     DROP_REASONS,
     OUTPUT_COLUMNS,
-    SPLIT_METHODS,
-    DatasetOptions,
     clean_dataset,
     clean_sequences,
-    ec_label,
     label_rows,
+)
+from kneurons.data.options import (
+    SPLIT_METHODS,
+    DatasetOptions,
+    ec_label,
     options_from_config,
     parse_ec_numbers,
 )

@@ -19,8 +19,9 @@ import pytest
 import yaml
 
 from kneurons.data import homology
-from kneurons.data.clean import DatasetOptions, clean_dataset
+from kneurons.data.clean import clean_dataset
 from kneurons.data.homology import HIT_FIELDS, cross_split_pairs, join_clusters
+from kneurons.data.options import DatasetOptions
 from kneurons.data.split import homology_split, split_dataset
 from kneurons.errors import DataError
 

@@ -10,26 +10,26 @@ from scipy import stats
 from kneurons.model.batching import tokenize
 from kneurons.model.classifier import alphabet
 from kneurons.model.hooks import captured_outputs
-from kneurons.profiles.report import pooled_overlap, profiles_section
-from kneurons.profiles.scan import (
+from kneurons.profiles.composition import (
     AMINO_ACIDS,
     COMPOSITION_COLUMNS,
     UNIT_COLUMNS,
-    WINDOW_COLUMNS,
     background_composition,
-    cutoff_ties,
     enrichment,
     expected_fractions,
-    logo_matrix,
-    peaks_of,
-    plot_logos,
-    profile_neurons,
-    profiles_markdown,
-    scan_peaks,
     site_overlap,
+    window_composition,
+)
+from kneurons.profiles.figures import logo_matrix, plot_logos
+from kneurons.profiles.report import pooled_overlap, profiles_markdown, profiles_section
+from kneurons.profiles.scan import (
+    WINDOW_COLUMNS,
+    cutoff_ties,
+    peaks_of,
+    profile_neurons,
+    scan_peaks,
     top_units,
     top_windows,
-    window_composition,
 )
 
 

@@ -7,7 +7,7 @@ import torch
 from kneurons.model.classifier import Architecture, EsmClassifier, alphabet, build_random
 from kneurons.model.train import TrainOptions, finetune
 from kneurons.progress import Progress, format_duration, format_rate
-from kneurons.scoring.engine import (
+from kneurons.scoring.methods import (
     activation_scores,
     grad_x_activation_scores,
     integrated_gradients_scores,
@@ -188,7 +188,7 @@ def test_fine_tuning_logs_its_progress(caplog, monkeypatch):
 
 
 def test_scoring_logs_a_final_line_per_method(caplog, tiny_model, tiny_tokens):
-    caplog.set_level(logging.INFO, logger="kneurons.scoring.engine")
+    caplog.set_level(logging.INFO, logger="kneurons.scoring")
     labels = [i % 2 for i in range(len(tiny_tokens))]
     n = len(tiny_tokens)
     activation_scores(tiny_model, tiny_tokens, labels, "key", [1])

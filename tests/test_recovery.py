@@ -2,20 +2,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kneurons.data.sites import parse_site_features, sites_from_uniprot
+from kneurons.residues.figures import plot_site_recovery
 from kneurons.residues.recovery import (
     align_maps,
     auroc,
     completeness_note,
     contrast_maps,
     contrast_verdicts,
-    parse_site_features,
     plain_rows,
-    plot_site_recovery,
     recovery_markdown,
     recovery_table,
     scale_by_sequence,
     site_recovery,
-    sites_from_uniprot,
 )
 
 

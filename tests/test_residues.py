@@ -7,7 +7,7 @@ from kneurons.model.batching import tokenize
 from kneurons.model.classifier import alphabet, get_module
 from kneurons.residues.maps import completeness_summary, ig_map, ig_maps, residue_maps
 from kneurons.residues.recovery import site_recovery
-from kneurons.scoring.engine import quadrature_rule
+from kneurons.scoring.quadrature import quadrature_rule
 
 
 @pytest.fixture

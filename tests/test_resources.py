@@ -1,9 +1,9 @@
-"""kneurons.resources: a GPU job's estimated memory and its share of the GPU."""
+"""kneurons.model.resources: a GPU job's estimated memory and its share of the GPU."""
 
 import pytest
 
+from kneurons.model.resources import gpu_memory_mb, gpu_percent, parameters
 from kneurons.model.spec import Architecture
-from kneurons.resources import gpu_memory_mb, gpu_percent, parameters
 
 ESM2_8M = Architecture(6, 320, 20)
 ESM2_650M = Architecture(33, 1280, 20)

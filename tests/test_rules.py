@@ -35,6 +35,10 @@ def rule_code() -> dict[str, tuple[str, str]]:
                 code[name] = ("script", script.group(1))
             elif run:
                 code[name] = ("run", run.group(1))
+    # `use rule A as B with:` runs A's code
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for parent, child in re.findall(r"^use rule (\w+) as (\w+) with:", smk.read_text(), re.M):
+            code[child] = code[parent]
     return code
 
 

@@ -10,20 +10,7 @@ from kneurons.io import write_parquet
 from kneurons.model.batching import pad
 from kneurons.model.classifier import get_module
 from kneurons.model.hooks import forward_hooks
-from kneurons.scoring.engine import (
-    _Part,
-    _to_split,
-    activation_scores,
-    completeness_tolerance,
-    gap_summary,
-    grad_x_activation_scores,
-    gradient_integrals,
-    integrated_gradients_scores,
-    panel_integrals,
-    quadrature_rule,
-    score_neurons,
-    score_table,
-)
+from kneurons.scoring.adaptive import _Part, _to_split, gap_summary
 from kneurons.scoring.files import (
     count_per_class,
     examples_per_class,
@@ -33,6 +20,15 @@ from kneurons.scoring.files import (
     split_halves,
     stratified_counts,
 )
+from kneurons.scoring.integrals import gradient_integrals, panel_integrals
+from kneurons.scoring.methods import (
+    activation_scores,
+    grad_x_activation_scores,
+    integrated_gradients_scores,
+    score_neurons,
+    score_table,
+)
+from kneurons.scoring.quadrature import completeness_tolerance, quadrature_rule
 from kneurons.selection.ranking import all_class_rows
 from kneurons.vocab import ALL_CLASSES, LAYER_TYPES, QUADRATURES
 

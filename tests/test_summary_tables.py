@@ -1,5 +1,6 @@
-"""Tests for kneurons.summary.tables on a small synthetic evaluation table. The evaluation rows
-built here (`eval_row`, `eval_rows`, `with_correct`) serve the other test_summary_* modules."""
+"""Tests for kneurons.summary.tables and kneurons.summary.baseline on a small synthetic
+evaluation table. The evaluation rows built here (`eval_row`, `eval_rows`, `with_correct`) serve
+the other test_summary_* modules."""
 
 from __future__ import annotations
 
@@ -10,13 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kneurons.summary.tables import (
-    REQUIRED_COLUMNS,
-    add_statistics,
-    collect,
-    random_band,
-    variants,
-)
+from kneurons.summary.baseline import add_statistics, random_band
+from kneurons.summary.tables import REQUIRED_COLUMNS, collect, variants
 
 MODEL = "esm2_t6_8M"
 CLASSES = ("1", "2", "3")
@@ -315,7 +311,7 @@ def test_tests_against_random_by_hand_and_against_scipy():
 def test_a_tie_with_a_seed_at_the_floor_is_no_finding():
     """19 seeds at the floor 0.25 and one at 0.30; the method at 0.30 ties that seed: the old
     t-test gave p 2.7e-4; the rank guard makes it at least 2 / 21 and no finding."""
-    from kneurons.summary.tables import is_finding
+    from kneurons.summary.baseline import is_finding
 
     n = 20
     floor = np.zeros(n, dtype=bool)

@@ -16,11 +16,11 @@ from test_summary_tables import (
     with_correct,
 )
 
+from kneurons.summary.baseline import add_statistics
 from kneurons.summary.findings import findings_section, markdown_to_rst
 from kneurons.summary.html import markdown_to_html
 from kneurons.summary.overlap import enrichment_tables
 from kneurons.summary.sections import ground_truth_section, published_figures
-from kneurons.summary.tables import add_statistics
 from kneurons.summary.text import (
     caution_notes,
     dataset_markdown,

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kneurons.data.clean import DatasetOptions, clean_dataset
+from kneurons.data.clean import clean_dataset
+from kneurons.data.options import DatasetOptions
 from kneurons.data.split import split_dataset
 from kneurons.data.synthetic import (
     ClassSpec,

@@ -15,7 +15,7 @@ CLASS_RETENTIONS = retention_names(
     CLASS_SPECIFIC["retention"],
     smallest_pool(per_layer=False),
 )
-CLASS_FACTORS = [format_factor(f) for f in CLASS_SPECIFIC["factors"]]
+CLASS_FACTORS = [vocab.format_retention(f) for f in CLASS_SPECIFIC["factors"]]
 
 
 def class_eval_files(model):
@@ -100,7 +100,7 @@ def class_summary_inputs(wildcards):
             for method in SELECTION_METHODS
             for layer_type in LAYER_TYPES
         ],
-        "test": "results/data/test.parquet",
+        "test": DATA_FILES["test"],
         "card": "results/data/dataset_card.json",
     }
 
@@ -128,7 +128,7 @@ def check_class_config():
                 "random seeds"
             )
     for factor in CLASS_SPECIFIC["factors"]:
-        if not re.fullmatch(r"\d+(\.\d+)?", format_factor(factor)):
+        if not re.fullmatch(r"\d+(\.\d+)?", vocab.format_retention(factor)):
             config_error(
                 f"class_specific.factors: {factor!r} does not print as a plain number "
                 "(paths name it); use e.g. 0, 0.5, 2"

@@ -24,7 +24,7 @@ def dataset_sources(wildcards):
 
 
 def split_inputs(wildcards):
-    inputs = {"table": "results/data/cleaned.parquet"}
+    inputs = {"table": DATA_FILES["cleaned"]}
     if config["data"]["split"]["method"] == "homology":
         inputs["clusters"] = "results/data/homology/clusters.tsv"
         inputs["hits"] = "results/data/homology/hits.tsv"

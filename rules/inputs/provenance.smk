@@ -33,17 +33,17 @@ def provenance_inputs(wildcards):
         return {"inputs": SPLITS, "outputs": outputs}
     if kind == "scores":
         return {
-            "inputs": [model_file(model), "results/data/train.parquet"],
+            "inputs": [model_file(model), DATA_FILES["train"]],
             "outputs": score_files(model, METHODS, LAYER_TYPES),
         }
     if kind == "eval":
         return {
-            "inputs": [model_file(model), "results/data/test.parquet"],
+            "inputs": [model_file(model), DATA_FILES["test"]],
             "outputs": eval_files(model),
         }
     if kind == "profiles":
         return {
-            "inputs": [model_file(model), "results/data/test.parquet"],
+            "inputs": [model_file(model), DATA_FILES["test"]],
             "outputs": [
                 f"results/profiles/{model}/windows.parquet",
                 f"results/profiles/{model}/composition.parquet",
@@ -51,7 +51,7 @@ def provenance_inputs(wildcards):
         }
     if kind == "classes":
         return {
-            "inputs": [model_file(model), "results/data/test.parquet"],
+            "inputs": [model_file(model), DATA_FILES["test"]],
             "outputs": class_eval_files(model),
         }
     summary = [

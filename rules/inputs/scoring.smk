@@ -13,7 +13,7 @@ def scoring_params(wildcards):
 
 
 def scoring_kind(wildcards):
-    """What a scoring job's passes keep on the GPU (kneurons.resources)."""
+    """What a scoring job's passes keep on the GPU (kneurons.model.resources)."""
     return "forward" if wildcards.method == "activation" else "gradient"
 
 

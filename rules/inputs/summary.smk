@@ -95,7 +95,7 @@ def summary_inputs(wildcards):
         "unmasked": vocab.UNMASKED_FILE.format(model=model),
         "selections": summary_selection_files(wildcards),
         "card": "results/data/dataset_card.json",
-        "test": "results/data/test.parquet",
+        "test": DATA_FILES["test"],
         "metrics": f"results/models/{model}/metrics.json",
         "history": f"results/models/{model}/training_log.tsv",
     }

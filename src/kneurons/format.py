@@ -1,11 +1,15 @@
-"""Cells and pipe tables of the markdown pages: how numbers, intervals and p-values print."""
+"""Cells and pipe tables of the markdown pages: how numbers, intervals and p-values print, and
+in which order methods and targets are listed."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+
+from kneurons.vocab import NONE, RANDOM, TARGET_ORDER, order_of
 
 MISSING_CELL = "—"
 
@@ -80,3 +84,14 @@ def cell(value) -> str:
 def class_header(label) -> str:
     """A class as a column header: "EC 3" (or "EC 3.4"); "0" is the non-enzyme class."""
     return "non-enzyme" if str(label) == "0" else f"EC {label}"
+
+
+def method_order(methods: Iterable[str]) -> list[str]:
+    """Selection methods in alphabetical order, with the random baseline last."""
+    methods = set(methods)
+    return sorted(m for m in methods if m != RANDOM) + ([RANDOM] if RANDOM in methods else [])
+
+
+def target_order(targets: Iterable[str]) -> list[str]:
+    """Layer types first (query, key, value, ...), then the groups (qkv, all), then others."""
+    return order_of(set(targets) - {NONE}, TARGET_ORDER)

@@ -54,6 +54,8 @@ ALL_CLASSES = -1  # `label` of the all-class rows of score and selection files
 UnitKey = tuple[str, int]
 
 # Output paths, relative to the working directory; `{...}` are the Snakemake wildcards.
+DATA_FILE = "results/data/{split}.parquet"  # split: train, val, test, cleaned
+MODEL_FILE = "results/models/{model}/model.pt"
 SCORE_FILE = "results/scores/{model}/{method}/{layer_type}/layer{layer}.parquet"
 SELECTION_FILE = "results/selection/{model}/{scope}/{method}/{target}.parquet"
 MEANS_FILE = "results/activations/{model}/{layer_type}.parquet"

@@ -1,20 +1,18 @@
-"""Snakemake adapter: the class-specific targets of one model summarised (`kneurons.classes.report`,
-`kneurons.classes.stats`): per evaluated class, per selected class the own-class, off-target,
-input and output effects against random units with their calls, the markdown section and one
-matrix figure per (method, layer type). Resamples test sequences within classes and, where the
+"""Snakemake adapter: the class-specific targets of one model summarised (`kneurons.classes.stats`,
+`kneurons.classes.effects`, `kneurons.classes.report`, `kneurons.classes.figures`): per
+evaluated class, per selected class the own-class, off-target, input and output effects against
+random units with their calls, the markdown section and one matrix figure per (method, layer
+type). Resamples test sequences within classes and, where the
 test set has a `cluster` column, by homology cluster; one-sided tests at `alpha`."""
 
 import pandas as pd
 import pyarrow.parquet as pq
 
-from kneurons.classes.report import (
-    class_names,
-    plot_class_matrix,
-    read_class_evals,
-    shared_units,
-    specificity_section,
-)
-from kneurons.classes.stats import effects_table, specificity_table
+from kneurons.classes.effects import effects_table
+from kneurons.classes.figures import plot_class_matrix
+from kneurons.classes.rankings import class_names, read_class_evals, shared_units
+from kneurons.classes.report import specificity_section
+from kneurons.classes.stats import specificity_table
 from kneurons.io import atomic_write, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.selection.ranking import read_selections

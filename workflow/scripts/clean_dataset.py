@@ -6,8 +6,9 @@ prepare_dataset, which writes it into the dataset card.
 
 import json
 
-from kneurons.data.clean import clean_dataset, options_from_config
+from kneurons.data.clean import clean_dataset
 from kneurons.data.homology import fasta_text
+from kneurons.data.options import options_from_config
 from kneurons.data.tsv import read_uniprot_tsv
 from kneurons.errors import DataError
 from kneurons.io import atomic_write, file_sha256, origin_of, write_parquet

@@ -1,7 +1,7 @@
 """Snakemake adapter: the class-specific targets of one (model, layer type) (rule
 evaluate_classes), or of every layer type of a model (evaluate_classes_model): for every method,
 factor and retention level, each class's own top units multiplied by the factor (a random
-seed's units: one row, the baseline), the whole test set evaluated (`kneurons.classes.report`).
+seed's units: one row, the baseline), the whole test set evaluated (`kneurons.classes.rankings`).
 
 One job writes one file per (layer type, method, factor, retention), read from its output
 paths; the model is loaded and the test set
@@ -17,19 +17,18 @@ import pandas as pd
 import torch
 
 from kneurons.classes.masks import per_sequence, scaled_fingerprint, scaled_masks
-from kneurons.classes.report import (
+from kneurons.classes.rankings import (
     CLASS_EVAL_FILE,
     class_eval_frame,
     class_rankings,
     operation_of,
 )
-from kneurons.evaluation.masked import predict_masked
+from kneurons.evaluation.masked import stored_logits
 from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.model.batching import tokenize
 from kneurons.model.classifier import alphabet, load_classifier
 from kneurons.model.predict import prepare_batches
-from kneurons.progress import Progress
 from kneurons.selection.ranking import selected
 from kneurons.store import Store, files_fingerprint
 from kneurons.vocab import SELECTION_FILE, parse_method, parse_path
@@ -63,18 +62,12 @@ def main(snakemake):
     shape = (len(test), len(classes))
 
     base_key = store.key(scaled_fingerprint({}))
-    masks, logits = {}, {}
-
-    def want(key, mask):
-        if key in masks or key in logits:
-            return
-        cached = store.load_array(key, shape)
-        if cached is None:
-            masks[key] = mask
-        else:
-            logits[key] = torch.from_numpy(cached)
-
-    want(base_key, {})
+    masks = {base_key: {}}
+    selections = {
+        (names["target"], names["method"]): path
+        for path in snakemake.input.selections
+        for names in [parse_path(SELECTION_FILE, path)]
+    }
     targets = []  # (out, [(row, key)])
     rankings = {}
     for out in snakemake.output:
@@ -83,16 +76,14 @@ def main(snakemake):
         layer_type = names["layer_type"]
         family, seed = parse_method(method)
         if (layer_type, method) not in rankings:
-            path = SELECTION_FILE.format(
-                model=w.model, scope="layer_type", method=method, target=layer_type
-            )
+            path = selections[layer_type, method]
             rankings[layer_type, method] = class_rankings(pd.read_parquet(path), family)
         rows = []
         for label, units in rankings[layer_type, method].items():
             selection = units.assign(selected=selected(units, float(retention)))
             mask = scaled_masks(selection, factor)
             key = store.key(scaled_fingerprint(mask))
-            want(key, mask)
+            masks.setdefault(key, mask)
             row = {
                 "model": w.model,
                 "method": method,
@@ -111,24 +102,12 @@ def main(snakemake):
         targets.append((out, rows))
     setup = time.perf_counter() - started
 
-    todo = list(masks)
-    progress = Progress(log, "class-specific evaluation", len(todo) * len(batches),
-                        unit="mask x batch")  # fmt: skip
     forward = time.perf_counter()
-    computed = predict_masked(
-        model,
-        batches,
-        [masks[key] for key in todo],
-        device,
-        max_tokens=params.max_tokens,
-        progress=progress,
-    )
-    if todo:
-        progress.done()
+    logits, todo = stored_logits(
+        store, masks, shape, model, batches, device, params.max_tokens, log=log,
+        what="class-specific evaluation",
+    )  # fmt: skip
     forward = time.perf_counter() - forward
-    for key, values in zip(todo, computed, strict=True):
-        store.save_array(key, values.numpy())
-        logits[key] = values
 
     unchanged = {f"base_{k}": v for k, v in per_sequence(logits[base_key], y_true).items()}
     n_rows = 0

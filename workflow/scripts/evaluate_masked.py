@@ -14,14 +14,13 @@ import time
 import pandas as pd
 import torch
 
-from kneurons.evaluation.masked import evaluation_frame, predict_masked
+from kneurons.evaluation.masked import evaluation_frame, stored_logits
 from kneurons.evaluation.masking import mask_fingerprint, unit_masks
 from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.model.batching import tokenize
 from kneurons.model.classifier import alphabet, load_classifier
 from kneurons.model.predict import prepare_batches
-from kneurons.progress import Progress
 from kneurons.selection.ranking import pick, selected
 from kneurons.store import Store, files_fingerprint
 from kneurons.vocab import EVAL_FILE, SELECTION_FILE, is_group, parse_method, parse_path
@@ -68,42 +67,28 @@ def main(snakemake):
     for out in snakemake.output:
         names = parse_path(EVAL_FILE, out)
         wanted.setdefault((names["target"], names["method"]), []).append((names["retention"], out))
-    targets, masks, logits = [], {}, {}
+    selections = {
+        (names["target"], names["method"]): path
+        for path in snakemake.input.selections
+        for names in [parse_path(SELECTION_FILE, path)]
+    }
+    targets, masks = [], {}
     for (target, method), levels in wanted.items():
-        path = SELECTION_FILE.format(model=w.model, scope=w.scope, method=method, target=target)
-        units = pick(pd.read_parquet(path), group_ranking=ranking)
+        units = pick(pd.read_parquet(selections[target, method]), group_ranking=ranking)
         for name, out in levels:
             retention = float(name)
             selection = units.assign(selected=selected(units, retention))
             mask = unit_masks(selection, w.direction)
             key = store.key(mask_fingerprint(mask))
             targets.append((target, method, retention, selection, key, out))
-            if key not in logits and key not in masks:
-                cached = store.load_array(key, shape)
-                if cached is None:
-                    masks[key] = mask
-                else:
-                    logits[key] = torch.from_numpy(cached)
+            masks.setdefault(key, mask)
     setup = time.perf_counter() - started
 
-    todo = list(masks)
-    progress = Progress(log, "masked evaluation", len(todo) * len(batches), unit="mask x batch")
     forward = time.perf_counter()
-    computed = predict_masked(
-        model,
-        batches,
-        [masks[key] for key in todo],
-        device,
-        max_tokens=params.max_tokens,
-        means=means,
-        progress=progress,
+    logits, todo = stored_logits(
+        store, masks, shape, model, batches, device, params.max_tokens, means, log
     )
-    if todo:
-        progress.done()
     forward = time.perf_counter() - forward
-    for key, values in zip(todo, computed, strict=True):
-        store.save_array(key, values.numpy())
-        logits[key] = values
 
     for target, method, retention, selection, key, out in targets:
         family, seed = parse_method(method)

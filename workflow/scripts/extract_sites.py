@@ -2,9 +2,9 @@
 
 import pandas as pd
 
+from kneurons.data.sites import sites_from_uniprot
 from kneurons.io import atomic_write
 from kneurons.jobs import run_job, start_job
-from kneurons.residues.recovery import sites_from_uniprot
 
 
 def main(snakemake):

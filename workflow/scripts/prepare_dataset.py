@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from kneurons.data.clean import options_from_config
 from kneurons.data.homology import clusters_from_files
+from kneurons.data.options import options_from_config
 from kneurons.data.split import card_markdown, split_dataset
 from kneurons.io import (
     atomic_write,

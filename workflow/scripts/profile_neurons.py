@@ -8,7 +8,9 @@ import pandas as pd
 from kneurons.io import atomic_write, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.model.classifier import alphabet, load_classifier
-from kneurons.profiles.scan import plot_logos, profile_neurons, profiles_markdown, top_units
+from kneurons.profiles.figures import plot_logos
+from kneurons.profiles.report import profiles_markdown
+from kneurons.profiles.scan import profile_neurons, top_units
 from kneurons.scoring.files import pick_examples
 from kneurons.vocab import SELECTION_FILE, parse_path
 

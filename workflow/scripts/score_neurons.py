@@ -22,8 +22,9 @@ from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.model.batching import tokenize
 from kneurons.model.classifier import alphabet, load_classifier
-from kneurons.scoring.engine import gap_summary, score_neurons, score_table
+from kneurons.scoring.adaptive import gap_summary
 from kneurons.scoring.files import count_per_class, pick_stratified
+from kneurons.scoring.methods import score_neurons, score_table
 from kneurons.store import Store, files_fingerprint
 from kneurons.vocab import SCORE_FILE, parse_path
 

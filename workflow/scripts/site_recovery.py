@@ -4,12 +4,8 @@ import pandas as pd
 
 from kneurons.io import atomic_write, read_parquet_metadata, write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.residues.recovery import (
-    completeness_note,
-    plot_site_recovery,
-    recovery_markdown,
-    recovery_table,
-)
+from kneurons.residues.figures import plot_site_recovery
+from kneurons.residues.recovery import completeness_note, recovery_markdown, recovery_table
 
 
 def main(snakemake):

@@ -10,11 +10,12 @@ import json
 
 import pandas as pd
 
-from kneurons.io import atomic_write, read_parquet_metadata, write_parquet
+from kneurons.io import atomic_write, write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.scoring.files import examples_per_class
+from kneurons.scoring.files import completeness_table, examples_per_class
 from kneurons.selection.ranking import read_selections
 from kneurons.selection.stability import read_method_scores, split_half_stability
+from kneurons.summary.baseline import add_statistics
 from kneurons.summary.findings import findings_section, markdown_to_rst, scoring_sample_note
 from kneurons.summary.html import markdown_to_html
 from kneurons.summary.overlap import class_overlap, enrichment_tables
@@ -25,45 +26,13 @@ from kneurons.summary.plots import (
     plot_stability,
     plot_type_enrichment,
 )
-from kneurons.summary.tables import add_statistics, collect
+from kneurons.summary.tables import collect
 from kneurons.summary.text import (
     caution_notes,
     dataset_markdown,
     finetuning_markdown,
     markdown_summary,
 )
-
-COMPLETENESS_COLUMNS = [
-    "model",
-    "layer_type",
-    "layer",
-    "n_examples",
-    "gap_mean",
-    "gap_mean_abs",
-    "gap_max_abs",
-    "delta_mean_abs",
-    "rel_gap_max",
-    "steps_max",
-    "n_above_tolerance",
-]
-
-
-def completeness_table(model, paths):
-    """One row per integrated-gradients score file: its completeness summary (metadata)."""
-    rows = []
-    for path in paths:
-        meta = read_parquet_metadata(path)
-        if meta.get("method") != "integrated_gradients" or "completeness" not in meta:
-            continue
-        rows.append(
-            {
-                "model": model,
-                "layer_type": meta["layer_type"],
-                "layer": meta["layer"],
-                **meta["completeness"],
-            }
-        )
-    return pd.DataFrame(rows).reindex(columns=COMPLETENESS_COLUMNS)
 
 
 def write_text(path, text):

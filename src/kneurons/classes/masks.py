@@ -1,4 +1,4 @@
-"""The masks of the class-specific targets (`kneurons.classes.report`): class c's top r% units of
+"""The masks of the class-specific targets (`kneurons.classes.rankings`): class c's top r% units of
 one layer type multiplied by a factor, every other unit untouched.
 
 A module's output is multiplied by its mask, so `kneurons.model.predict.predict_masked` evaluates
@@ -60,9 +60,10 @@ def true_class_probability(logits: torch.Tensor, labels) -> np.ndarray:
 
 
 def per_sequence(logits: torch.Tensor, labels) -> dict:
-    """The per-sequence columns of a CLASS_EVAL_FILE row under `logits` (`kneurons.classes.report`):
-    the true class's probability, whether the prediction is right, the predicted class, and
-    every class's probability flattened sequence by sequence (float32)."""
+    """The per-sequence columns of a CLASS_EVAL_FILE row under `logits`
+    (`kneurons.classes.rankings`): the true class's probability, whether the prediction is
+    right, the predicted class, and every class's probability flattened sequence by sequence
+    (float32)."""
     labels = np.asarray(labels, dtype=np.int64)
     probs = class_probabilities(logits)
     predicted = logits.argmax(1).numpy()

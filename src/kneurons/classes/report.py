@@ -1,181 +1,21 @@
-"""Class-specific knowledge neurons: suppress or amplify each class's own top units and measure
-what happens to every class (the causal test of Dai et al. 2022, per EC class).
-
-Targets (rule `evaluate_classes`, one cached file per (model, layer type, method, factor,
-retention), `CLASS_EVAL_FILE`): for every class c, the top r% units of one layer type (all its
-layers) ranked by class c's own scores (the `label = c` rows of the score and selection files)
-are multiplied by `factor` (0 suppresses them, 2 doubles their output), every other unit runs
-normally, and the whole test set is evaluated. A random seed's file holds one row: its random
-units (ranked by the seed's scores, not by any class) of the same size, the baseline. Each row
-keeps, per test sequence, with and without the change: the probability of the true class and
-whether the prediction is right (`true_prob`, `correct`, `base_true_prob`, `base_correct`), the
-predicted class (`predicted`, `base_predicted`), and every class's probability (`probs`,
-`base_probs`: N x K values flattened sequence by sequence, float32; sequence i's K
-probabilities are entries i*K to i*K + K - 1).
-
-Measures and calls (`kneurons.classes.stats`): the own-class effect against random units and
-against the other classes' units, the largest off-target effect against random, whether the
-set knows class c's inputs or pushes the output toward or away from c whatever the input, and
-whether the changed model collapses onto one class; a set is class-specific only when all of
-them agree.
-
-Refinement (`shared_units`): a unit in the top set of more than `shared_fraction` of the
-classes is shared (it ranks high for most classes: general machinery, not one class's
-knowledge); the table counts, per class, how many of its selected units are shared and how many
-remain class-specific.
-
-The summary's words (`specificity_section`, `class_findings`) and the figure
-(`plot_class_matrix`) read the table of `kneurons.classes.stats`. Imports no torch (the masks are
-built in `kneurons.classes.masks`).
+"""The summary's words on the class-specific targets (`kneurons.classes.rankings`): the section
+(`specificity_section`: what the four questions are, per operation and retention a table of each
+method's own-class effect, its largest off-target effect and the call per class, and a sentence
+per (method, layer type)) and the Findings bullets (`class_findings`). Both read the table of
+`kneurons.classes.stats`. Imports no torch.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Mapping, Sequence
-
 import numpy as np
 import pandas as pd
 
+from kneurons.classes.rankings import FEW_TEST_SEQUENCES, SINK_EXCESS, SINK_SHARE, operation_of
 from kneurons.format import class_header, fmt_delta, fmt_p, fmt_signed, md_table, pct
-from kneurons.selection.ranking import pick, selected
-from kneurons.vocab import ALL_CLASSES, RANDOM, TARGET_ORDER, format_retention, order_of
-
-CLASS_EVAL_FILE = "results/classes/{model}/{layer_type}/{method}/x{factor}/top{retention}.parquet"
-# One class-specific evaluation: the key columns of a CLASS_EVAL_FILE row.
-CLASS_KEY_COLUMNS = (
-    "model",
-    "method",
-    "method_family",
-    "seed",
-    "layer_type",
-    "factor",
-    "operation",
-    "retention",
-    "label",
-    "selected_class",
-)
-# per test sequence (N values a row) and per (test sequence, class) (N x K values, flattened)
-SEQUENCE_COLUMNS = (
-    "true_prob",
-    "correct",
-    "predicted",
-    "base_true_prob",
-    "base_correct",
-    "base_predicted",
-)
-PROBABILITY_COLUMNS = ("probs", "base_probs")
-VECTOR_COLUMNS = (*SEQUENCE_COLUMNS, *PROBABILITY_COLUMNS)
-GROUP = ["layer_type", "factor", "retention"]  # the cells in which methods meet random
-FEW_TEST_SEQUENCES = 5  # a class with fewer test sequences is flagged in the summary
-# Sink collapse (kneurons.classes.stats.sink): a changed model that answers one class for at least
-# SINK_SHARE of the test sequences while that class is at least SINK_EXCESS less of the test set
-SINK_SHARE = 0.8
-SINK_EXCESS = 0.3
-
-
-def format_factor(value: float | str) -> str:
-    """0 -> "0", 2.0 -> "2", 0.5 -> "0.5": the {factor} wildcard as written in paths (as
-    `vocab.format_retention` writes a level)."""
-    return format_retention(value)
-
-
-def operation_of(factor: float) -> str:
-    """What multiplying units by `factor` does: suppress (0), dampen (between 0 and 1),
-    identity (1), amplify (above 1)."""
-    factor = float(factor)
-    if factor == 0:
-        return "suppress"
-    if factor < 1:
-        return "dampen"
-    return "identity" if factor == 1 else "amplify"
-
-
-def alternative_of_factor(factor: float) -> str | None:
-    """The one-sided direction a class-specific selection should move its class: suppressing
-    or dampening lowers it (less), amplifying raises it (greater); identity has none."""
-    operation = operation_of(factor)
-    if operation == "identity":
-        return None
-    return "greater" if operation == "amplify" else "less"
-
-
-def class_rankings(ranking: pd.DataFrame, method_family: str) -> dict[int, pd.DataFrame]:
-    """label -> the rows of a selection file (scope layer_type) to select from: each class's
-    own ranking for a scored method (labels >= 0), the all-class ranking (label -1) for a
-    random seed, whose units are not tied to any class."""
-    if method_family == RANDOM:
-        return {ALL_CLASSES: pick(ranking)}
-    labels = sorted(int(x) for x in ranking["label"].unique() if int(x) != ALL_CLASSES)
-    if not labels:
-        raise ValueError(
-            "the selection has no per-class rankings (scoring.per_class must be true for the "
-            "class-specific targets)"
-        )
-    return {label: pick(ranking, label=label) for label in labels}
-
-
-def class_eval_frame(rows: Sequence[dict]) -> pd.DataFrame:
-    """Rows of a CLASS_EVAL_FILE, typed for parquet."""
-    frame = pd.DataFrame(list(rows))
-    frame["seed"] = frame["seed"].astype("Int64")
-    frame["label"] = frame["label"].astype("int64")
-    frame["selected_class"] = frame["selected_class"].astype("string")
-    return frame
-
-
-def shared_units(
-    rankings: Mapping[tuple[str, str], pd.DataFrame],
-    retentions: Sequence[float],
-    shared_fraction: float = 0.5,
-) -> pd.DataFrame:
-    """Refinement of each class's top set: (method, layer type) -> selection file rows (scope
-    layer_type) with per-class rankings. Per (method, layer type, retention, class): units
-    selected, how many of them are also in the top set of more than `shared_fraction` of the
-    classes (`n_shared`), and how many remain (`n_specific`)."""
-    rows = []
-    for (method, layer_type), ranking in rankings.items():
-        labels = sorted(int(x) for x in ranking["label"].unique() if int(x) != ALL_CLASSES)
-        if len(labels) < 2:
-            continue
-        for retention in retentions:
-            top = {}
-            for label in labels:
-                units = pick(ranking, label=label)
-                chosen = units[selected(units, float(retention))]
-                top[label] = set(zip(chosen["layer"], chosen["neuron"], strict=True))
-            how_many = pd.Series([u for s in top.values() for u in s]).value_counts()
-            is_shared = set(how_many.index[how_many > shared_fraction * len(labels)])
-            for label, units in top.items():
-                n_shared = len(units & is_shared)
-                rows.append(
-                    {
-                        "method": method,
-                        "layer_type": layer_type,
-                        "retention": float(retention),
-                        "label": label,
-                        "n_selected_units": len(units),
-                        "n_shared": n_shared,
-                        "n_specific": len(units) - n_shared,
-                    }
-                )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "method",
-            "layer_type",
-            "retention",
-            "label",
-            "n_selected_units",
-            "n_shared",
-            "n_specific",
-        ],
-    )
-
+from kneurons.vocab import RANDOM, TARGET_ORDER, format_retention, order_of
 
 # ---------------------------------------------------------------------------------------------
-# The summary's words and the figure
+# The summary's words
 
 KIND_WORDS = {  # effect_kind -> plain words
     "specific": "class-specific",
@@ -356,7 +196,7 @@ def specificity_section(
     verdicts = []
     for (factor, retention), cell in scored.groupby(["factor", "retention"], sort=True):
         operation = operation_of(factor)
-        lines += [f"{h}# {operation} (×{format_factor(factor)}), top {pct(retention)} of each "
+        lines += [f"{h}# {operation} (×{format_retention(factor)}), top {pct(retention)} of each "
                   "class's units", ""]  # fmt: skip
         markdown, parts = _cell_table(cell)
         lines += [markdown, ""]
@@ -443,7 +283,7 @@ def class_findings(table: pd.DataFrame | None, alpha: float = 0.05) -> list[str]
     alpha = float(table["alpha"].iloc[0]) if "alpha" in table.columns else alpha
     bullets = []
     for (factor, retention), cell in scored.groupby(["factor", "retention"], sort=True):
-        what = f"{operation_of(factor)} ×{format_factor(factor)}, top {pct(retention)}"
+        what = f"{operation_of(factor)} ×{format_retention(factor)}, top {pct(retention)}"
         hits = []
         for (method, layer_type), sub in cell.groupby(["method", "layer_type"], sort=True):
             found = sub[sub["specific"].astype(bool)]
@@ -511,7 +351,7 @@ def _verdict(sub: pd.DataFrame, operation: str, factor: float, retention: float)
         "identity": "leaving",
     }[operation]
     text = (
-        f"{r['method']}, {r['layer_type']}, top {pct(retention)} (×{format_factor(factor)}): "
+        f"{r['method']}, {r['layer_type']}, top {pct(retention)} (×{format_retention(factor)}): "
         f"{what} each class's own units changes that class's true-class probability by "
         f"{_range(own)}; "
     )
@@ -527,82 +367,3 @@ def _verdict(sub: pd.DataFrame, operation: str, factor: float, retention: float)
     )
     rest = [_kind_sentence(sub, kind) for kind in KIND_WORDS if kind != "specific"]
     return text + head + "; " + "; ".join(x for x in rest if x) + "."
-
-
-def plot_class_matrix(
-    effects: pd.DataFrame, path_png: str | os.PathLike, method: str, layer_type: str
-) -> None:
-    """Matrices of one method and layer type, a column of panels per (factor, retention), rows
-    the class whose own units were changed, columns the evaluated class. Top: the change of
-    the evaluated class's mean true-class probability minus the random units' mean change (a
-    class-specific selection is a strong diagonal; a strong off-diagonal cell is off-target
-    damage). Bottom: the change of the log-odds of the SELECTED class's probability p(c) on the
-    evaluated class's sequences (knowledge of class-c inputs: the diagonal alone; an output
-    push: the whole row alike). Blue lowered, red raised. Writes a PNG and an SVG beside it."""
-    from kneurons.figures import pyplot, save_figure
-
-    plt = pyplot()
-    sub = effects[(effects["method"] == method) & (effects["layer_type"] == layer_type)]
-    if sub.empty:
-        fig, ax = plt.subplots(figsize=(5, 1.5))
-        ax.axis("off")
-        ax.text(0.5, 0.5, f"no class-specific rows for {method}, {layer_type}", ha="center")
-        save_figure(fig, path_png)
-        return
-    column = "corrected_delta_prob"
-    if sub[column].isna().all():
-        column = "delta_prob"
-    pairs = zip(sub["factor"].astype(float), sub["retention"].astype(float), strict=True)
-    cells = sorted(set(pairs))
-    classes = sorted(sub["evaluated_class"].unique(), key=str)
-    fig, axes = plt.subplots(
-        2, len(cells), figsize=(1.6 + 0.55 * len(classes) * len(cells) + 1.2 * len(cells), 8.2),
-        squeeze=False, gridspec_kw={"hspace": 0.55},
-    )  # fmt: skip
-    corrected = column.startswith("corrected")
-    rows = [
-        (column, "evaluated class's true-class p", "Δ" + (" − random mean" if corrected else "")),
-        ("delta_selected_logodds", "p(units' class) on the evaluated class", "Δ log-odds"),
-    ]
-    for axes_row, (value, what, label) in zip(axes, rows, strict=True):
-        limit = float(np.nanmax(np.abs(sub[value].to_numpy()), initial=0.0)) or 1.0
-        image = None
-        for ax, (factor, retention) in zip(axes_row, cells, strict=True):
-            part = sub[(sub["factor"] == factor) & (sub["retention"] == retention)]
-            image = _matrix_panel(ax, part, value, classes, limit)
-            operation = f"{operation_of(factor)} ×{format_factor(factor)}, top {pct(retention)}"
-            ax.set_title(f"{operation}\n{what}", fontsize=8)
-        axes_row[0].set_ylabel("units of class", fontsize=8)
-        fig.colorbar(image, ax=list(axes_row), shrink=0.8, label=label)
-    title = f"{method}, {layer_type}: each class's own units, per evaluated class"
-    fig.suptitle(title, fontsize=10)
-    save_figure(fig, path_png)
-
-
-def _matrix_panel(ax, part: pd.DataFrame, value: str, classes: list, limit: float):
-    grid = part.pivot_table(
-        index="selected_class", columns="evaluated_class", values=value, aggfunc="mean"
-    ).reindex(index=classes, columns=classes)
-    image = ax.imshow(grid.to_numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
-    for (r, c), v in np.ndenumerate(grid.to_numpy()):
-        if np.isfinite(v):
-            ax.text(c, r, f"{v:+.2f}", ha="center", va="center", fontsize=7)
-    labels = [class_header(c) for c in classes]
-    ax.set_xticks(range(len(classes)), labels, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(classes)), labels, fontsize=8)
-    ax.set_xlabel("evaluated class", fontsize=8)
-    return image
-
-
-def read_class_evals(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
-    """Several CLASS_EVAL_FILEs as one table."""
-    frames = [pd.read_parquet(p) for p in paths]
-    if not frames:
-        return pd.DataFrame(columns=[*CLASS_KEY_COLUMNS, *VECTOR_COLUMNS])
-    return pd.concat(frames, ignore_index=True)
-
-
-def class_names(card_path: str | os.PathLike) -> list[str]:
-    """The classes of the dataset card, in label order."""
-    with open(card_path) as fh:
-        return [str(c) for c in json.load(fh)["classes"]]

@@ -1,4 +1,4 @@
-"""Statistics of the class-specific targets (`kneurons.classes.report`): is a class's own set of
+"""Statistics of the class-specific targets (`kneurons.classes.rankings`): is a class's own set of
 units knowledge of that class's sequences, or something that merely looks like it?
 
 For a row (class c's own units multiplied by a factor; or a random seed's units, which serve
@@ -66,14 +66,18 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from kneurons.classes.report import (
+from kneurons.classes.effects import (
+    check_evals,
+    class_index,
+    logodds,
+    matrix,
+    probabilities,
+)
+from kneurons.classes.rankings import (
     CLASS_KEY_COLUMNS,
     GROUP,
-    PROBABILITY_COLUMNS,
-    SEQUENCE_COLUMNS,
     SINK_EXCESS,
     SINK_SHARE,
-    VECTOR_COLUMNS,
     alternative_of_factor,
 )
 from kneurons.statistics import (
@@ -87,57 +91,8 @@ from kneurons.statistics import (
 )
 from kneurons.vocab import RANDOM
 
-LOGODDS_EPS = 1e-6  # probabilities are clipped to [eps, 1 - eps] before taking log-odds
 # test -> its one-sided alternative ("factor": the factor's direction, `alternative_of_factor`)
 TESTS = {"own": "factor", "off": "less", "input": "factor", "output": "factor"}
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading the evaluations
-
-
-def _matrix(evals: pd.DataFrame, column: str) -> np.ndarray:
-    values = [np.asarray(v, dtype=np.float64) for v in evals[column]]
-    if not values:
-        return np.zeros((0, 0))
-    if len({len(v) for v in values}) != 1:
-        raise ValueError(f"{column}: rows cover different numbers of test sequences")
-    return np.vstack(values)
-
-
-def _probabilities(evals: pd.DataFrame, column: str, n: int) -> np.ndarray:
-    """(rows, n, classes) from the flattened per-row probability vectors."""
-    flat = _matrix(evals, column)
-    return flat.reshape(len(evals), n, -1)
-
-
-def _class_index(y_true, classes: Sequence[str]) -> dict[int, np.ndarray]:
-    y = np.asarray(y_true, dtype=np.int64)
-    return {e: np.flatnonzero(y == e) for e in range(len(classes)) if (y == e).any()}
-
-
-def check_evals(evals: pd.DataFrame, y_true, classes: Sequence[str]) -> None:
-    """Refuse evaluations without the per-sequence columns or of another test set."""
-    missing = [c for c in (*CLASS_KEY_COLUMNS, *VECTOR_COLUMNS) if c not in evals.columns]
-    if missing:
-        raise ValueError(
-            f"class-specific evaluations lack columns {missing} (written by an older "
-            "evaluate_classes: rerun it)"
-        )
-    n = len(np.asarray(y_true))
-    for columns, expected in ((SEQUENCE_COLUMNS, n), (PROBABILITY_COLUMNS, n * len(classes))):
-        lengths = {len(v) for column in columns for v in evals[column]}
-        if lengths and lengths != {expected}:
-            raise ValueError(
-                f"class-specific evaluations hold {sorted(lengths)} values per row where the "
-                f"test set ({n} sequences, {len(classes)} classes) needs {expected}: they were "
-                "computed on another test set"
-            )
-
-
-def _logodds(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, LOGODDS_EPS, 1.0 - LOGODDS_EPS)
-    return np.log(p) - np.log1p(-p)
 
 
 class _Data:
@@ -146,17 +101,17 @@ class _Data:
     def __init__(self, evals, y_true, classes, n_boot, seed, clusters):
         self.y = np.asarray(y_true, dtype=np.int64)
         n = len(self.y)
-        self.index = _class_index(self.y, classes)
+        self.index = class_index(self.y, classes)
         self.counts = resample_counts(n, n_boot, seed, strata=self.y, clusters=clusters)
-        probs = _probabilities(evals, "probs", n)
-        base_probs = _probabilities(evals, "base_probs", n)
-        self.true_delta = _matrix(evals, "true_prob") - _matrix(evals, "base_true_prob")
-        self.acc_delta = _matrix(evals, "correct") - _matrix(evals, "base_correct")
-        self.logodds_delta = _logodds(probs) - _logodds(base_probs)
+        probs = probabilities(evals, "probs", n)
+        base_probs = probabilities(evals, "base_probs", n)
+        self.true_delta = matrix(evals, "true_prob") - matrix(evals, "base_true_prob")
+        self.acc_delta = matrix(evals, "correct") - matrix(evals, "base_correct")
+        self.logodds_delta = logodds(probs) - logodds(base_probs)
         self.prob_delta = probs - base_probs
-        self.predicted = _matrix(evals, "predicted").astype(np.int64)
-        self.base_predicted = _matrix(evals.iloc[:1], "base_predicted")[0].astype(np.int64)
-        self.base_correct = _matrix(evals.iloc[:1], "base_correct")[0]
+        self.predicted = matrix(evals, "predicted").astype(np.int64)
+        self.base_predicted = matrix(evals.iloc[:1], "base_predicted")[0].astype(np.int64)
+        self.base_correct = matrix(evals.iloc[:1], "base_correct")[0]
 
     def mean(self, values: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Observed (R,) and resampled (R, B) means of per-sequence values (R, N) over idx."""
@@ -319,7 +274,7 @@ def specificity_table(
     model's accuracy against chance (the majority-class rate). Random rows appear once per
     class (their units serve every class) with the effects but no tests. `clusters` (one per
     test sequence) resamples homology clusters whole; `shared`
-    (`kneurons.classes.report.shared_units`)
+    (`kneurons.classes.rankings.shared_units`)
     adds the refinement counts. Empty with fewer than two classes with test sequences.
 
     Columns besides the keys (Δ: changed minus unchanged model; "minus random": minus the mean
@@ -341,7 +296,7 @@ def specificity_table(
       `base_accuracy_ci_low`, `base_above_chance_p` (exact one-sided binomial test),
       `chance` (majority-class rate), `majority_label`, `model_at_chance`."""
     check_evals(evals, y_true, classes)
-    data_index = _class_index(y_true, classes)
+    data_index = class_index(y_true, classes)
     if len(data_index) < 2 or evals.empty:
         return pd.DataFrame()
     base = evals.reset_index(drop=True)
@@ -459,71 +414,4 @@ def _add_chance(table: pd.DataFrame, data: _Data, level: float, alpha: float) ->
     if at_chance:
         table.loc[table["effect_kind"] == "specific", "effect_kind"] = "at-chance"
     table["specific"] = table["effect_kind"] == "specific"
-    return table
-
-
-# ---------------------------------------------------------------------------------------------
-# Per evaluated class (the matrix behind the figure)
-
-
-def _selected_change(probs: np.ndarray, base_probs: np.ndarray, c: int) -> dict:
-    """Mean change of p(c) and of its log-odds over some sequences ((n, K) each); NaN for a
-    random row (c < 0: no selected class)."""
-    if c < 0:
-        return {"delta_selected_prob": np.nan, "delta_selected_logodds": np.nan}
-    changed, unchanged = probs[:, c], base_probs[:, c]
-    return {
-        "delta_selected_prob": float((changed - unchanged).mean()),
-        "delta_selected_logodds": float((_logodds(changed) - _logodds(unchanged)).mean()),
-    }
-
-
-def effects_table(evals: pd.DataFrame, y_true, classes: Sequence[str]) -> pd.DataFrame:
-    """One row per (evaluation row, evaluated class e): e's accuracy and mean true-class
-    probability with and without the change, their changes (`delta_acc`, `delta_prob`), the
-    changes corrected by the mean change of the random rows of the same (layer type, factor,
-    retention) (`corrected_delta_*`; NaN without random rows); `delta_selected_prob` and
-    `delta_selected_logodds`: the change of the SELECTED class's probability p(c) on e's
-    sequences, and of its log-odds (the output view: the log-odds move alike along a row when
-    the units push the output whatever the input; NaN for random rows);
-    `share_predicted` / `base_share_predicted`: the share of all test sequences predicted as e
-    with and without the change (a sink shows as one class near 1)."""
-    check_evals(evals, y_true, classes)
-    base = evals.reset_index(drop=True)
-    y = np.asarray(y_true, dtype=np.int64)
-    index = _class_index(y, classes)
-    probs = _probabilities(base, "probs", len(y))
-    base_probs = _probabilities(base, "base_probs", len(y))
-    values = {
-        "prob": (_matrix(base, "true_prob"), _matrix(base, "base_true_prob")),
-        "acc": (_matrix(base, "correct"), _matrix(base, "base_correct")),
-    }
-    predicted = _matrix(base, "predicted").astype(np.int64)
-    base_predicted = _matrix(base.iloc[:1], "base_predicted")[0].astype(np.int64)
-    rows = []
-    for i, row in base.iterrows():
-        key = {c: row[c] for c in CLASS_KEY_COLUMNS}
-        c = int(row["label"])
-        for e, idx in index.items():
-            out = {**key, "evaluated_label": e, "evaluated_class": str(classes[e])}
-            out["n_evaluated"] = len(idx)
-            for name, (changed, unchanged) in values.items():
-                out[f"base_{name}"] = float(unchanged[i, idx].mean())
-                out[name] = float(changed[i, idx].mean())
-                out[f"delta_{name}"] = out[name] - out[f"base_{name}"]
-            out.update(_selected_change(probs[i, idx], base_probs[i, idx], c))
-            out["share_predicted"] = float(np.mean(predicted[i] == e))
-            out["base_share_predicted"] = float(np.mean(base_predicted == e))
-            rows.append(out)
-    table = pd.DataFrame(rows)
-    if table.empty:
-        return table
-    is_random = table["method_family"] == RANDOM
-    for name in values:
-        mean_random = table[is_random].groupby([*GROUP, "evaluated_label"])[f"delta_{name}"].mean()
-        keys = pd.MultiIndex.from_frame(table[[*GROUP, "evaluated_label"]])
-        table[f"corrected_delta_{name}"] = (
-            table[f"delta_{name}"].to_numpy() - mean_random.reindex(keys).to_numpy()
-        )
-    table["seed"] = table["seed"].astype("Int64")
     return table

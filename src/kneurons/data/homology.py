@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kneurons.data.clean import SPLIT_NAMES, DatasetOptions
+from kneurons.data.options import SPLIT_NAMES, DatasetOptions
 from kneurons.errors import DataError
 
 HIT_FIELDS = ("query", "target", "fident", "alnlen", "qcov", "tcov", "evalue")

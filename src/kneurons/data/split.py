@@ -13,13 +13,11 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from kneurons.data.clean import (
-    DROP_REASONS,
+from kneurons.data.clean import DROP_REASONS, OUTPUT_COLUMNS, length_stats
+from kneurons.data.options import (
     NON_ENZYME,
-    OUTPUT_COLUMNS,
     SPLIT_NAMES,
     DatasetOptions,
-    length_stats,
     options_to_dict,
     sort_labels,
 )
@@ -102,7 +100,7 @@ def homology_split(df, fractions, seed) -> pd.Series:
     return pd.Series(names, index=df.index, name="split").astype(str)
 
 
-# Split methods by config name (the options accept `kneurons.data.clean.SPLIT_METHODS`, the same
+# Split methods by config name (the options accept `kneurons.data.options.SPLIT_METHODS`, the same
 # names): (df, fractions, seed) -> split name per row. `df` has the columns `accession`,
 # `ec_class` and `cluster` (each row its own cluster for `random`).
 SPLITTERS: dict[str, Callable[[pd.DataFrame, tuple, int], pd.Series]] = {

@@ -35,7 +35,7 @@ from urllib3.exceptions import ConnectTimeoutError
 from urllib3.util.retry import Retry
 
 from kneurons import __version__
-from kneurons.data.clean import EC_CLASSES
+from kneurons.data.options import EC_CLASSES
 from kneurons.errors import DataError
 from kneurons.io import atomic_path, file_sha256
 from kneurons.progress import Progress

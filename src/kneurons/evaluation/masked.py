@@ -12,6 +12,7 @@ import torch
 from kneurons.model.classifier import EsmClassifier, get_module
 from kneurons.model.hooks import forward_hooks
 from kneurons.model.predict import Batches, classification_metrics
+from kneurons.progress import Progress
 from kneurons.vocab import UnitKey
 
 
@@ -80,6 +81,48 @@ def predict_masked(
             if progress is not None:
                 progress.update(copies)
     return outs
+
+
+def stored_logits(
+    store,
+    masks: Mapping[str, Mapping[UnitKey, torch.Tensor]],
+    shape: tuple[int, int],
+    model: EsmClassifier,
+    batches: Batches,
+    device: torch.device,
+    max_tokens: int,
+    means: Mapping[UnitKey, torch.Tensor] | None = None,
+    log=None,
+    what: str = "masked evaluation",
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The logits (N, C) of every mask in `masks` (store key -> mask): from the store
+    (`kneurons.store.Store`, entries checked on load) where it holds them, the rest computed
+    several masks per pass (`predict_masked`) and saved. The loop of every masked-evaluation job
+    (plain and class-specific). Returns the logits by key and the keys that were computed."""
+    logits, todo = {}, {}
+    for key, mask in masks.items():
+        cached = store.load_array(key, shape)
+        if cached is None:
+            todo[key] = mask
+        else:
+            logits[key] = torch.from_numpy(cached)
+    keys = list(todo)
+    progress = Progress(log, what, len(keys) * len(batches), unit="mask x batch")
+    computed = predict_masked(
+        model,
+        batches,
+        [todo[key] for key in keys],
+        device,
+        max_tokens=max_tokens,
+        means=means,
+        progress=progress,
+    )
+    if keys:
+        progress.done()
+    for key, values in zip(keys, computed, strict=True):
+        store.save_array(key, values.numpy())
+        logits[key] = values
+    return logits, keys
 
 
 def _stacked_hook(scale: torch.Tensor, fill: torch.Tensor | None):

@@ -3,7 +3,7 @@
 The classifier runs fair-esm's `ESM2` in three parts instead of calling `ESM2.forward`: `embed`
 (as fair-esm does it), fair-esm's own transformer layers, and `classify` (final layer norm, mean
 over residues, linear head); the LM and contact heads are skipped. The gradient engine
-(`kneurons.scoring.engine`) reuses `embed` and `classify` around its batch-first layers
+(`kneurons.scoring.integrals`) reuses `embed` and `classify` around its batch-first layers
 (`kneurons.model.transformer`). `tests/test_model.py` checks the forward against fair-esm's own.
 """
 

@@ -1,4 +1,4 @@
-"""fair-esm's transformer layers, batch first, for the gradient engine (`kneurons.scoring.engine`).
+"""fair-esm's transformer layers, batch first, for the IG engine (`kneurons.scoring.integrals`).
 
 `BatchFirstLayers` computes what fair-esm's `TransformerLayer.forward` computes (pre-LN attention
 with rotary q/k, pre-LN GELU FFN), with the same modules and weights, but:

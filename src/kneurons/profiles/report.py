@@ -7,7 +7,9 @@ one row per (method, layer type, unit) with, per site kind K, `n_windows`, `n_in
 whose peak lies in a site of kind K) and `expected_K` (the share of all scanned residues inside
 such sites: the chance that a peak drawn at random lands in one). Pooled over a (method, layer
 type)'s units, the windows are treated as independent draws: the p-values are a rough guide (two
-units can peak in the same sequence), the fractions and ratios are the result. Imports no torch.
+units can peak in the same sequence), the fractions and ratios are the result. Also the profiles
+job's own page, neuron_profiles.md (`profiles_markdown`, from the `Profiles` of
+`kneurons.profiles.composition`). Imports no torch.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from kneurons.format import MISSING_CELL, fmt_p, md_table
+from kneurons.format import MISSING_CELL, class_header, fmt_g, fmt_p, md_table
+from kneurons.profiles.composition import Profiles, binomial_sf
 from kneurons.residues.recovery import SITE_KINDS
 from kneurons.vocab import LAYER_TYPES, SCORING_METHODS, order_of, random_method
 
@@ -54,15 +57,6 @@ def site_kinds(table: pd.DataFrame) -> list[str]:
 def method_sequence(methods) -> list[str]:
     """Scoring methods in their vocabulary order, then the random reference."""
     return order_of(methods, [*SCORING_METHODS, REFERENCE])
-
-
-def binomial_sf(k: int, n: int, p: float) -> float:
-    """One-sided P(X >= k) for X ~ Binomial(n, p): how surprising k hits of n are at chance p."""
-    if n == 0 or k <= 0:
-        return 1.0
-    if p <= 0:
-        return 0.0
-    return float(stats.binom.sf(k - 1, n, min(p, 1.0)))
 
 
 def pooled_overlap(table: pd.DataFrame) -> pd.DataFrame:
@@ -244,4 +238,87 @@ def profiles_section(table: pd.DataFrame, level: int = 2) -> str:
             if row["method"] != REFERENCE:
                 lines.append(f"- {overlap_sentence(row)}")
     lines.append("")
+    return "\n".join(lines)
+
+
+def _sorted_pairs(table: pd.DataFrame) -> list[tuple[str, str]]:
+    types = order_of(table["layer_type"], LAYER_TYPES)
+    methods = method_sequence(table["method"])
+    present = set(zip(table["method"], table["layer_type"], strict=True))
+    return [(m, lt) for lt in types for m in methods if (m, lt) in present]
+
+
+def profiles_markdown(profiles: Profiles, model: str, n_examples: int = 3) -> str:
+    """neuron_profiles.md: per layer type and method, the top units with their most enriched
+    residues, site overlap and `n_examples` most active windows, and a sentence per site kind
+    comparing the units' overlap with random-0's."""
+    table, windows = profiles.table, profiles.windows
+    kinds = site_kinds(table)
+    top_k, half_width = profiles.top_k, profiles.half_width
+    lines = [
+        f"# Neuron profiles: {model}",
+        "",
+        f"{profiles.n_sequences} test sequences ({profiles.n_residues} residues) scanned in one "
+        "forward pass. For the top units of each method's all-class ranking of each layer type "
+        f"(over all its layers): the {top_k} sequences where the unit is most active, one window "
+        f"each (peak residue ± {half_width}, clipped to the sequence). Most active: largest "
+        "|activation| (query, key, value, attn_out, ffn_out: the sign of these units carries no "
+        "meaning of its own), largest signed activation for ffn_in (read before the GELU). "
+        f"{REFERENCE} is the random reference: units drawn without looking at the task. Enriched "
+        "residues: log2 of the windows' frequency (with a pseudocount) over the background of all "
+        "scanned residues. Ties at cut: scanned sequences whose peak equals the weakest kept "
+        "window's (1 = a clean cut; more, e.g. for layer-0 units, which see each residue alone: "
+        "the kept windows among them were drawn at random, seeded).",
+        "",
+    ]
+    if profiles.n_sequences <= top_k:
+        lines += [
+            f"**Only {profiles.n_sequences} sequences for {top_k} windows per unit**: every unit "
+            "has a window in every sequence, so only where it peaks tells units apart (raise "
+            "profiles.n_sequences or lower profiles.top_k).",
+            "",
+        ]
+    if kinds:
+        chance = ", ".join(f"{k} {100 * profiles.expected[k]:.1f}%" for k in kinds)
+        lines += [f"Share of scanned residues inside sites (chance of a peak): {chance}.", ""]
+    else:
+        lines += ["The input has no site annotations: composition only.", ""]
+    pooled = pooled_overlap(table)
+    for method, layer_type in _sorted_pairs(table):
+        units = table[(table["method"] == method) & (table["layer_type"] == layer_type)]
+        lines += [f"## {layer_type}: {method}", ""]
+        part = pooled[(pooled["method"] == method) & (pooled["layer_type"] == layer_type)]
+        for _, row in part.iterrows():
+            lines.append(f"- {overlap_sentence(row)}")
+        if len(part):
+            lines.append("")
+        header = ["rank", "unit", "mean response", "ties at cut", "top residues (log2 enr.)"]
+        header += [f"{k} (p)" for k in kinds] + ["top class", "most active windows"]
+        align = ["r", "l", "r", "r", "l", *["r"] * len(kinds), "l", "l"]
+        rows = []
+        for unit in units.sort_values("rank").itertuples(index=False):
+            mine = windows[
+                (windows["method"] == method)
+                & (windows["layer_type"] == layer_type)
+                & (windows["layer"] == unit.layer)
+                & (windows["neuron"] == unit.neuron)
+            ].sort_values("window_rank")
+            ties = str(unit.cutoff_ties) if hasattr(unit, "cutoff_ties") else MISSING_CELL
+            cells = [str(unit.rank), f"L{unit.layer} #{unit.neuron}", fmt_g(unit.mean_response),
+                     ties, unit.top_residues or MISSING_CELL]  # fmt: skip
+            for kind in kinds:
+                n_in = getattr(unit, f"n_inside_{kind}")
+                p = getattr(unit, f"p_{kind}")
+                cells.append(f"{n_in}/{unit.n_windows} ({fmt_p(p)})")
+            if unit.n_windows:
+                share = f"{100 * unit.top_class_share:.0f}%"
+                cells.append(f"{class_header(unit.top_class)} ({share})")
+            else:
+                cells.append(MISSING_CELL)
+            shown = [
+                f"{w.window}@{w.accession}:{w.position}" for w in mine.head(n_examples).itertuples()
+            ]
+            cells.append(" ".join(f"`{s}`" for s in shown))
+            rows.append(cells)
+        lines += [md_table(header, rows, align), ""]
     return "\n".join(lines)

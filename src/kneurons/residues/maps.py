@@ -8,7 +8,7 @@ all its layers; `kneurons.evaluation.masking.unit_masks`), two maps per residue:
   unselected units included, runs normally); the attribution of residue t is
   sum_{i selected} a_i(t) * integral of dF/da_i(t). Summed over tokens it equals
   F(1) - F(selected units of that module silenced) (completeness); the map sums the modules.
-  Computed by the scoring IG engine (`kneurons.scoring.engine.gradient_integrals`, masked, per
+  Computed by the scoring IG engine (`kneurons.scoring.integrals.gradient_integrals`, masked, per
   token).
 How well a map finds known sites is `kneurons.residues.recovery`.
 """
@@ -26,14 +26,9 @@ from kneurons.model.batching import tokenize
 from kneurons.model.classifier import EsmClassifier
 from kneurons.model.hooks import captured_outputs
 from kneurons.residues.recovery import MAP_VALUES
-from kneurons.scoring.engine import (
-    ATOL,
-    RTOL,
-    completeness_tolerance,
-    panel_integrals,
-    quadrature_rule,
-    refine_panels,
-)
+from kneurons.scoring.adaptive import refine_panels
+from kneurons.scoring.integrals import panel_integrals
+from kneurons.scoring.quadrature import ATOL, RTOL, completeness_tolerance, quadrature_rule
 from kneurons.vocab import UnitKey
 
 
@@ -68,7 +63,7 @@ def ig_maps(
     and the completeness of every (sequence, module) integral: a frame with `example`,
     `layer_type`, `layer`, `f0`, `f1`, `gap`, `steps` (nodes), `panels`, `above_tolerance`.
 
-    The same accuracy policy as the scores (`kneurons.scoring.engine.refine_panels`): an integral
+    The same accuracy policy as the scores (`kneurons.scoring.adaptive.refine_panels`): an integral
     whose |gap| exceeds atol + rtol |F(1) - F(0)| has the panels of its path that hold the gap
     halved,
     up to `max_steps` nodes (rtol None: one pass, nothing refined or judged). On a trained model

@@ -1,26 +1,25 @@
-"""How well residue maps find known sites: AUROC of site residues, tables, markdown and a plot.
+"""How well residue maps find known sites: AUROC of site residues, tables and markdown (the plot:
+`kneurons.residues.figures`).
 
 Sites are planted motifs (synthetic data; kinds `motif`, `decoy`) or annotated active/binding
-sites of a UniProt table (`active_site`, `binding_site`); a residue map (`kneurons.residues.maps`)
-has one row per (accession, position) and the columns of `MAP_VALUES`. A map recovers a site
-kind when its site residues outrank the other residues of the same sequence: AUROC 1, chance 0.5.
-Because a residue map follows the model's own focus through whatever units are kept, random
-selections already score high on planted motifs; a contrast map (a selection's map minus the mean
-map of the random selections of its size, `contrast_maps`) keeps what the selection adds, and its
-AUROC is set against the random seeds' own (leave-one-out) contrast AUROC.
+sites of a UniProt table (`active_site`, `binding_site`; `kneurons.data.sites`); a residue map
+(`kneurons.residues.maps`) has one row per (accession, position) and the columns of
+`MAP_VALUES`. A map recovers a site kind when its site residues outrank the other residues of
+the same sequence: AUROC 1, chance 0.5. Because a residue map follows the model's own focus
+through whatever units are kept, random selections already score high on planted motifs; a
+contrast map (a selection's map minus the mean map of the random selections of its size,
+`contrast_maps`) keeps what the selection adds, and its AUROC is set against the random seeds'
+own (leave-one-out) contrast AUROC.
 Imports no torch (this is the site_recovery job, separate from the residue maps).
 """
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from kneurons.figures import method_colors, pyplot, save_figure
 from kneurons.vocab import RANDOM, TARGET_ORDER, is_random, order_of, parse_method
 
 MAP_VALUES = ("activation", "ig")  # the value columns of a residue map
@@ -71,36 +70,6 @@ def site_recovery(maps: pd.DataFrame, sites: pd.DataFrame, value: str) -> dict:
         "n_sequences": len(per_sequence),
         "n_site_residues": int(positive.sum()),
     }
-
-
-_FEATURE = re.compile(r"(?:ACT_SITE|BINDING)\s+(\d+)(?:\.\.(\d+))?")
-
-
-def parse_site_features(text: str) -> list[tuple[int, int]]:
-    """(start, end) intervals from UniProt `ft_act_site` / `ft_binding` text.
-
-    E.g. 'ACT_SITE 57; /note="Proton acceptor"; BINDING 100..104; /ligand="ATP"'.
-    """
-    return [(int(a), int(b) if b else int(a)) for a, b in _FEATURE.findall(text or "")]
-
-
-def sites_from_uniprot(table: pd.DataFrame) -> pd.DataFrame:
-    """Annotated active and binding sites of a UniProt table (raw or renamed columns)."""
-    columns = {
-        "Active site": "active_site",
-        "ft_act_site": "active_site",
-        "Binding site": "binding_site",
-        "ft_binding": "binding_site",
-    }
-    accession = "Entry" if "Entry" in table.columns else "accession"
-    rows = []
-    for column, kind in columns.items():
-        if column not in table.columns:
-            continue
-        for acc, text in zip(table[accession], table[column], strict=True):
-            for start, end in parse_site_features(text):
-                rows.append({"accession": acc, "kind": kind, "start": start, "end": end})
-    return pd.DataFrame(rows, columns=["accession", "kind", "start", "end"])
 
 
 def _selection(frame: pd.DataFrame) -> tuple[str, str, float]:
@@ -468,7 +437,7 @@ def recovery_markdown(table: pd.DataFrame, model: str) -> str:
         lines += [f"## {kind}: {value} map", ""]
         lines.append("| method | map | " + " | ".join(columns) + " |")
         lines.append("| :--- | :--- |" + " ---: |" * len(columns))
-        for family in _method_order(part["method_family"].unique()):
+        for family in family_order(part["method_family"].unique()):
             for map_kind in MAP_KINDS:
                 rows = part[(part["method_family"] == family) & (part["map_kind"] == map_kind)]
                 if rows.empty:
@@ -502,7 +471,7 @@ def recovery_markdown(table: pd.DataFrame, model: str) -> str:
                 "",
             ]
         order = {c: i for i, c in enumerate(columns)}
-        for family in _method_order(mine["method_family"].unique()):
+        for family in family_order(mine["method_family"].unique()):
             rows = mine[mine["method_family"] == family]
             rows = rows.iloc[np.argsort([order.get(c, len(order)) for c in rows["column"]])]
             lines.append(_verdict_line(family, rows))
@@ -510,72 +479,7 @@ def recovery_markdown(table: pd.DataFrame, model: str) -> str:
     return "\n".join(lines)
 
 
-def _method_order(families) -> list[str]:
+def family_order(families) -> list[str]:
     """Method families alphabetically, the random baseline last."""
     families = set(families)
     return sorted(f for f in families if f != RANDOM) + ([RANDOM] if RANDOM in families else [])
-
-
-def plot_site_recovery(recovery: pd.DataFrame, path_png: str | os.PathLike) -> None:
-    """Bars: site AUROC of each method's residue maps, a panel row per (site kind, map) and a
-    panel per retention, plain maps left and contrast maps (minus the random selections' mean
-    map) right, a bar group per layer type; random seeds as mean with min-max whiskers; 0.5
-    dashed. Writes `path_png` and an SVG beside it."""
-    plt = pyplot()
-    if recovery is None or recovery.empty:
-        fig, ax = plt.subplots(figsize=(6, 2))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "no site annotations: nothing to recover", ha="center")
-        save_figure(fig, path_png)
-        return
-    recovery = with_map_kind(recovery)
-    kinds = order_of(recovery["site_kind"], SITE_KINDS)
-    panels = [(k, m) for k in kinds for m in MAP_VALUES if m in set(recovery["map"])]
-    retentions = sorted(recovery["retention"].unique(), reverse=True)
-    map_kinds = [k for k in MAP_KINDS if k in set(recovery["map_kind"])]
-    grid = [(r, mk) for mk in map_kinds for r in retentions]  # plain panels, then contrast
-    methods = _method_order(recovery["method_family"].unique())
-    colors = method_colors([m for m in methods if m != RANDOM])
-    nrows, ncols = len(panels), len(grid)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(1.2 + 3.8 * ncols, 0.8 + 2.6 * nrows), squeeze=False
-    )
-    width = 0.8 / max(1, len(methods))
-    for i, (kind, value) in enumerate(panels):
-        for j, (r, map_kind) in enumerate(grid):
-            ax = axes[i, j]
-            sub = recovery[
-                (recovery["site_kind"] == kind)
-                & (recovery["map"] == value)
-                & (recovery["retention"] == r)
-                & (recovery["map_kind"] == map_kind)
-            ]
-            types = order_of(sub["layer_type"], TARGET_ORDER)
-            x = np.arange(len(types))
-            for k, family in enumerate(methods):
-                offset = (k - (len(methods) - 1) / 2) * width
-                g = sub[sub["method_family"] == family].groupby("layer_type")["auroc_mean"]
-                mean = g.mean().reindex(types).to_numpy()
-                if family == RANDOM:
-                    lo = mean - g.min().reindex(types).to_numpy()
-                    hi = g.max().reindex(types).to_numpy() - mean
-                    ax.bar(x + offset, mean, width, color="0.75", label="random (min-max)",
-                           yerr=np.vstack([lo, hi]), capsize=2, ecolor="0.35")  # fmt: skip
-                else:
-                    ax.bar(x + offset, mean, width, color=colors[family], label=family)
-            ax.axhline(0.5, color="0.3", linestyle="--", linewidth=0.8)
-            ax.set_ylim(0, 1)
-            ax.set_xticks(x, types, fontsize=8)
-            what = f"{value} map" if map_kind == PLAIN else f"{value} map − random mean"
-            ax.set_title(f"{kind}, {what}, keep {float(r):g}%", fontsize=9)
-            if j == 0:
-                ax.set_ylabel("site AUROC")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    title = "Do the kept neurons act on the known sites? (0.5 = chance)"
-    if CONTRAST in map_kinds:
-        title += "\nleft: plain maps; right: contrast maps (random seeds: each minus the others)"
-    fig.suptitle(title, fontsize=10)
-    # the legend takes fixed room whatever the panel count; tight_layout makes room for the title
-    fig.tight_layout(rect=(0, 0.4 / fig.get_figheight(), 1, 1))
-    save_figure(fig, path_png)

@@ -167,3 +167,25 @@ def write_random_scores(
         lines.append(f"{len(scores)} random scores (seed {seed}) written to {out_path}\n")
     with open(log_path, "w") as fh:
         fh.writelines(lines)
+
+
+# One row per integrated-gradients score file in the summary's `ig_completeness.parquet`.
+COMPLETENESS_COLUMNS = [
+    "model", "layer_type", "layer", "n_examples", "gap_mean", "gap_mean_abs", "gap_max_abs",
+    "delta_mean_abs", "rel_gap_max", "steps_max", "n_above_tolerance",
+]  # fmt: skip
+
+
+def completeness_table(model: str, paths: Sequence[str]) -> pd.DataFrame:
+    """One row per integrated-gradients score file among `paths`: the completeness summary its
+    metadata records (`COMPLETENESS_COLUMNS`)."""
+    rows = []
+    for path in paths:
+        meta = read_parquet_metadata(path)
+        if meta.get("method") != "integrated_gradients" or "completeness" not in meta:
+            continue
+        rows.append(
+            {"model": model, "layer_type": meta["layer_type"], "layer": meta["layer"],
+             **meta["completeness"]}
+        )  # fmt: skip
+    return pd.DataFrame(rows).reindex(columns=COMPLETENESS_COLUMNS)

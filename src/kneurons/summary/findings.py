@@ -5,9 +5,9 @@ A cell (target, masking variant, retention) is a finding for a method when the m
 from random selections of the same size in the direction a knowledge-neuron method should
 (`keep`: more accuracy kept; `remove`: more lost; one-sided), with the Benjamini-Hochberg
 q-value of its test (`kneurons.statistics.random_test`) at or below α (`evaluation.alpha`, 0.05
-by default) and the interval of Δ excluding 0 (`kneurons.summary.tables.is_finding`). Before
+by default) and the interval of Δ excluding 0 (`kneurons.summary.baseline.is_finding`). Before
 any of it, the self-check: every random seed tested as a method against the others
-(`kneurons.summary.tables.self_check`); where more than α of those null tests come out as
+(`kneurons.summary.baseline.self_check`); where more than α of those null tests come out as
 findings, the section opens by saying the tests are not to be trusted for this run.
 """
 
@@ -18,18 +18,10 @@ from collections.abc import Sequence
 import pandas as pd
 
 from kneurons.classes.report import class_findings
-from kneurons.format import fmt, fmt_ci, fmt_delta, fmt_p, isnan, pct
+from kneurons.format import fmt, fmt_ci, fmt_delta, fmt_p, isnan, method_order, pct, target_order
 from kneurons.statistics import above_chance_p_value
-from kneurons.summary.tables import (
-    Statistics,
-    is_finding,
-    method_order,
-    per_class,
-    target_order,
-    unmasked_rows,
-    variant_rows,
-    variants,
-)
+from kneurons.summary.baseline import Statistics, is_finding
+from kneurons.summary.tables import per_class, unmasked_rows, variant_rows, variants
 from kneurons.vocab import RANDOM
 
 __all__ = ["findings_section", "is_finding", "has_claims", "markdown_to_rst"]
@@ -147,7 +139,7 @@ def _insensitive_targets(
     stats: Statistics, variant: Sequence[str], margin: float
 ) -> dict[str, float]:
     """Targets (keep direction) whose random selections are equivalent to the unmasked model at
-    every retention level (`kneurons.summary.tables.equivalence`: TOST within ±`margin`):
+    every retention level (`kneurons.summary.baseline.equivalence`: TOST within ±`margin`):
     target -> the lowest retention level tested."""
     if variant[2] != "keep" or stats.random.empty or "equivalent" not in stats.random:
         return {}
@@ -346,7 +338,7 @@ def findings_section(
     margin: float = 0.02,
 ) -> str:
     """## Findings: the answer first (see the module docstring), then what the run cannot tell;
-    `classes` (`kneurons.classes.report.specificity_table`) adds the class-specific findings.
+    `classes` (`kneurons.classes.stats.specificity_table`) adds the class-specific findings.
     `alpha`: the significance level of every finding; `margin`: the equivalence margin
     (accuracy)."""
     parts = ["## Findings", ""]

@@ -12,15 +12,13 @@ import numpy as np
 import pandas as pd
 
 from kneurons.figures import method_colors, pyplot, save_figure
+from kneurons.format import method_order, target_order
+from kneurons.summary.baseline import Statistics, add_statistics
 from kneurons.summary.tables import (
     OPTION_DEFAULTS,
-    Statistics,
-    add_statistics,
-    method_order,
     of_variant,
     one_model,
     per_class,
-    target_order,
     unmasked_rows,
     variant_rows,
     variants,

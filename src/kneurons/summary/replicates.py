@@ -6,7 +6,7 @@ A cell is one method's test against its random selections: (method, target, mode
 direction, retention) of `masked_eval.parquet` (`measure` accuracy), or (method, target, mode,
 scope, direction) of `auc.parquet`, the area under accuracy vs retention (`measure` auc,
 `retention` NaN). In each replicate it is a finding as in that model's Findings
-(`kneurons.summary.tables.is_finding`, the test `kneurons.summary.findings` applies: q ≤ alpha
+(`kneurons.summary.baseline.is_finding`, the test `kneurons.summary.findings` applies: q ≤ alpha
 and the Δ interval on the side the direction expects). `replicate_findings` counts, per cell,
 the replicates where it is one (k of N) beside every replicate's Δ; `replicate_markdown` says
 it in words, with the pairwise overlap of the replicates' selections
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from kneurons.format import fmt, fmt_signed, isnan, md_table, pct
-from kneurons.summary.tables import is_finding  # the Findings' test (summary.findings)
+from kneurons.summary.baseline import is_finding  # the Findings' test (summary.findings)
 from kneurons.vocab import DIRECTIONS, MODES, RANDOM, SCOPES, TARGET_ORDER, UNMASKED, order_of
 
 ACCURACY, AUC = "accuracy", "auc"

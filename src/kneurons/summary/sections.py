@@ -1,7 +1,10 @@
-"""The sections of summary.md, one function each, from the summary tables of one model: per
-masking variant the accuracy by target and retention, the AUC and per-class accuracy; the
-comparison with the published figures; ground truth (site recovery); where the selected units
-lie; the classes' overlap; IG completeness. Each returns markdown, or "" when it has no data.
+"""The sections of summary.md built on the summary's own tables of one model, one function each:
+per masking variant the accuracy by target and retention, the AUC and per-class accuracy; the
+comparison with the published figures; ground truth (the accuracy kept beside site recovery, whose
+cells and sentences are `kneurons.residues.report`); where the selected units lie; the classes'
+overlap. Each returns markdown, or "" when it has no data. The stages' own sections: stability
+(`kneurons.selection.report`), IG completeness (`kneurons.scoring.report`), class specificity
+(`kneurons.classes.report`), neuron profiles (`kneurons.profiles.report`).
 """
 
 from __future__ import annotations
@@ -20,32 +23,24 @@ from kneurons.format import (
     fmt,
     fmt_ci,
     fmt_delta,
-    fmt_g,
     fmt_p,
     md_table,
+    method_order,
     pct,
+    target_order,
 )
 from kneurons.residues.recovery import (
     CONTRAST,
     MAP_VALUES,
     MIN_CONTRAST_SEEDS,
-    NULL_SITE_KINDS,
     PLAIN,
     SITE_KINDS,
-    contrast_verdicts,
     missing_contrasts,
-    verdict_words,
     with_map_kind,
 )
-from kneurons.summary.tables import (
-    Statistics,
-    method_order,
-    of_variant,
-    per_class,
-    target_order,
-    unmasked_rows,
-    variant_rows,
-)
+from kneurons.residues.report import contrast_lines, recovery_cells
+from kneurons.summary.baseline import Statistics
+from kneurons.summary.tables import of_variant, per_class, unmasked_rows, variant_rows
 from kneurons.vocab import RANDOM, order_of
 
 PUBLISHED_VARIANT = ("zero", "qkv", "keep")
@@ -298,55 +293,6 @@ def published_section(stats: Statistics) -> str:
     )
 
 
-def _recovery_cells(rec: pd.DataFrame, family: str) -> dict[tuple[str, str], str]:
-    """(site kind, map) -> AUROC cell: the method's value, or random's mean ± std [min, max]."""
-    cells = {}
-    for (kind, value), rows in rec.groupby(["site_kind", "map"], sort=False):
-        values = rows["auroc_mean"].dropna()
-        if values.empty:
-            continue
-        if family == RANDOM:
-            std = values.std(ddof=1) if len(values) > 1 else 0.0
-            cells[kind, value] = (
-                f"{fmt(values.mean())} ± {fmt(std)} [{fmt(values.min())}, {fmt(values.max())}]"
-            )
-        else:
-            cells[kind, value] = fmt(values.iloc[0])
-    return cells
-
-
-def _contrast_lines(recovery: pd.DataFrame) -> list[str]:
-    """Per layer type and retention, in words: each method's contrast AUROC against the random
-    seeds' contrast spread, site kinds with a label first, then decoys (expected near 0.5)."""
-    verdicts = contrast_verdicts(recovery)
-    verdicts = verdicts[verdicts["verdict"] != ""]
-    lines = []
-    for retention in sorted(verdicts["retention"].unique(), reverse=True):
-        at_r = verdicts[verdicts["retention"] == retention]
-        for layer_type in target_order(at_r["layer_type"].unique()):
-            sub = at_r[at_r["layer_type"] == layer_type]
-            kinds = order_of(sub["site_kind"], SITE_KINDS)
-            kinds = [k for k in kinds if k not in NULL_SITE_KINDS] + [
-                k for k in kinds if k in NULL_SITE_KINDS
-            ]
-            parts = []
-            for kind in kinds:
-                for value in MAP_VALUES:
-                    rows = sub[(sub["site_kind"] == kind) & (sub["map"] == value)]
-                    if rows.empty:
-                        continue
-                    what = f"{kind} ({value} map" + (
-                        "; expected near 0.5)" if kind in NULL_SITE_KINDS else ")"
-                    )
-                    said = [
-                        f"{family} {verdict_words(rows[rows['method_family'] == family].iloc[0])}"
-                        for family in method_order(rows["method_family"].unique())
-                    ]
-                    parts.append(f"{what}: " + "; ".join(said))
-            lines.append(f"- {layer_type} {pct(retention)}: " + ". ".join(parts) + ".")
-    return lines
-
-
 def ground_truth_section(
     stats: Statistics,
     recovery: pd.DataFrame | None,
@@ -393,7 +339,7 @@ def ground_truth_section(
                     name = family
                 mine = sub[sub["method_family"] == family]
                 cells = {
-                    map_kind: _recovery_cells(mine[mine["map_kind"] == map_kind], family)
+                    map_kind: recovery_cells(mine[mine["map_kind"] == map_kind], family)
                     for map_kind in map_kinds
                 }
                 row = [layer_type, pct(retention), name, accuracy]
@@ -425,7 +371,7 @@ def ground_truth_section(
         "",
         md_table(header, rows, align),
     ]
-    lines = _contrast_lines(recovery) if CONTRAST in map_kinds else []
+    lines = contrast_lines(recovery) if CONTRAST in map_kinds else []
     if lines:
         parts += [
             "",
@@ -545,111 +491,3 @@ def overlap_section(overlap: pd.DataFrame | None) -> str:
             md_table(header, rows, ["l", "l", "r", "r", "r", "r", "r"]),
         ]
     )
-
-
-def completeness_section(completeness: pd.DataFrame | None) -> str:
-    """How closely integrated gradients' attributions sum to F(1) − F(0), per layer type."""
-    if completeness is None or completeness.empty:
-        return ""
-    completeness = completeness.copy()
-    for col in ("n_above_tolerance", "steps_max"):
-        if col not in completeness.columns:
-            completeness[col] = np.nan
-    agg = completeness.groupby("layer_type", sort=False).agg(
-        model=("model", "first"),
-        n_layers=("layer", "nunique"),
-        n_examples=("n_examples", "max"),
-        gap_mean_abs=("gap_mean_abs", "mean"),
-        gap_max_abs=("gap_max_abs", "max"),
-        delta_mean_abs=("delta_mean_abs", "mean"),
-        n_pairs=("n_examples", "sum"),
-        n_above=("n_above_tolerance", lambda x: x.sum(min_count=1)),
-        steps_max=("steps_max", "max"),
-    )
-    rows = []
-    for layer_type in target_order(agg.index):
-        rec = agg.loc[layer_type]
-        rows.append(
-            [
-                rec["model"],
-                layer_type,
-                str(int(rec["n_layers"])),
-                str(int(rec["n_examples"])) if pd.notna(rec["n_examples"]) else MISSING_CELL,
-                fmt_g(rec["gap_mean_abs"]),
-                fmt_g(rec["gap_max_abs"]),
-                fmt_g(rec["delta_mean_abs"]),
-                _steps_cell(rec["steps_max"]),
-                f"{int(rec['n_above'])} of {int(rec['n_pairs'])}"
-                if pd.notna(rec["n_above"])
-                else MISSING_CELL,
-            ]
-        )
-    header = ["model", "layer type", "layers", "examples", "mean |gap|", "max |gap|"]
-    header += ["mean |F(1) − F(0)|", "most steps", "above tolerance"]
-    return "\n".join(
-        [
-            "## Integrated-gradients completeness",
-            "",
-            "gap = sum of a module's IG attributions − (F(1) − F(0)) per example; mean |gap| and "
-            "mean |F(1) − F(0)| are averaged over layers, max |gap| is the largest over layers "
-            "and examples. Tolerance per (example, module): atol + rtol x |F(1) − F(0)| "
-            "(scoring.integrated_gradients); with adaptive refinement those above it have the "
-            "panels of their path that hold the gap halved, up to max_steps nodes. Above "
-            "tolerance: (example, module) integrals that still miss it, of all computed; their "
-            "attributions are approximate.",
-            "",
-            md_table(header, rows, align=["l", "l", "r", "r", "r", "r", "r", "r", "r"]),
-        ]
-    )
-
-
-def _steps_cell(value) -> str:
-    return MISSING_CELL if pd.isna(value) else str(int(value))
-
-
-def stability_section(stability: pd.DataFrame | None) -> str:
-    """Split-half (and, where given, across fine-tuning seeds) overlap of the top r% and the rank
-    correlation of the scores, per method and layer type."""
-    if stability is None or stability.empty:
-        return ""
-    parts = [
-        "## Stability of the selection",
-        "",
-        "Would the same neurons be chosen from other scoring examples? Each method's scores "
-        "are also computed on two disjoint halves of the scoring examples (alternating within "
-        "each class); J: Jaccard overlap of the two halves' top r% (over all layers of the "
-        "type), beside chance, the Jaccard two unrelated selections of that size have; "
-        "ρ: Spearman correlation of the two halves' scores over all units; ρ full: the "
-        "Spearman-Brown estimate for two full samples (each half has half the examples, so "
-        "split-half figures understate the full selection's stability). 1 = identical; "
-        "chance = the selection says nothing beyond its sample.",
-        "",
-    ]
-    for comparison, title in (("split_half", "Split halves of the scoring examples"),
-                              ("finetune_seed", "Across fine-tuning seeds")):  # fmt: skip
-        sub = stability[stability["comparison"] == comparison]
-        if sub.empty:
-            continue
-        retentions = sorted(sub["retention"].unique(), reverse=True)
-        header = ["models"] if comparison == "finetune_seed" else []
-        header += ["method", "layer type", *(f"J {pct(r)} (chance)" for r in retentions), "ρ"]
-        if comparison == "split_half":
-            header.append("ρ full")
-        rows = []
-        keys = ["model", "model_b", "method", "layer_type"]
-        for (model_a, model_b, method, layer_type), g in sub.groupby(keys, sort=False):
-            by_r = g.set_index("retention")
-            row = [f"{model_a} vs {model_b}"] if comparison == "finetune_seed" else []
-            row += [method, layer_type]
-            row += [
-                f"{fmt(by_r.at[r, 'jaccard'], 2)} ({fmt(by_r.at[r, 'jaccard_chance'], 3)})"
-                if r in by_r.index
-                else MISSING_CELL
-                for r in retentions
-            ]
-            row.append(fmt(g["spearman"].iloc[0], 2))
-            if comparison == "split_half":
-                row.append(fmt(g["spearman_brown"].iloc[0], 2))
-            rows.append(row)
-        parts += [f"### {title}", "", md_table(header, rows), ""]
-    return "\n".join(parts).rstrip()

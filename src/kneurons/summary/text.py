@@ -11,15 +11,12 @@ import pandas as pd
 from kneurons.classes.report import specificity_section
 from kneurons.format import cell, class_header, fmt, fmt_ci, md_table
 from kneurons.profiles.report import profiles_section
+from kneurons.scoring.report import completeness_section
+from kneurons.selection.report import stability_section
 from kneurons.summary import sections
+from kneurons.summary.baseline import Statistics, add_statistics
 from kneurons.summary.findings import findings_section
-from kneurons.summary.tables import (
-    Statistics,
-    add_statistics,
-    masked_rows,
-    unmasked_rows,
-    variants,
-)
+from kneurons.summary.tables import masked_rows, unmasked_rows, variants
 
 TITLE = "# Knowledge neurons: accuracy under neuron masking"
 # Below these, a test set (or one class of it) is flagged as too small to read much into.
@@ -194,8 +191,8 @@ def markdown_summary(
             sections.enrichment_section(by_type),
             sections.overlap_section(overlap),
         ]
-    blocks.append(sections.stability_section(stability))
-    blocks.append(sections.completeness_section(completeness))
+    blocks.append(stability_section(stability))
+    blocks.append(completeness_section(completeness))
     for block in blocks:
         if block:
             parts += [block, ""]
