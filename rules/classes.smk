@@ -68,7 +68,7 @@ rule class_specificity:
         table="results/summary/{model}/class_specificity.parquet",
         effects="results/summary/{model}/class_effects.parquet",
         markdown=report(
-            "results/summary/{model}/class_specificity.md",
+            vocab.CLASS_PAGE,
             caption="../report/class_specificity.rst",
             category="Class-specific neurons",
             labels={"model": "{model}", "page": "class specificity"},

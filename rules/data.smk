@@ -10,8 +10,8 @@ rule fetch_uniprot:
     input:
         lib=script_library("fetch_uniprot"),
     output:
-        tsv="results/data/uniprot.tsv.gz",
-        manifest="results/data/uniprot_manifest.json",
+        tsv=vocab.UNIPROT_DOWNLOAD,
+        manifest=vocab.UNIPROT_MANIFEST,
     log:
         "logs/fetch_uniprot.log",
     # On the submit host: compute nodes of many clusters have no internet.
@@ -35,7 +35,7 @@ rule clean_dataset:
         lib=script_library("clean_dataset"),
     output:
         table=DATA_FILES["cleaned"],
-        fasta="results/data/cleaned.fasta",
+        fasta=vocab.CLEANED_FASTA,
     log:
         "logs/clean_dataset.log",
     benchmark:
@@ -54,11 +54,11 @@ rule clean_dataset:
 
 rule cluster_sequences:
     input:
-        "results/data/cleaned.fasta",
+        vocab.CLEANED_FASTA,
     output:
-        clusters="results/data/homology/clusters.tsv",
-        hits="results/data/homology/hits.tsv",
-        version="results/data/homology/mmseqs_version.txt",
+        clusters=vocab.HOMOLOGY_CLUSTERS,
+        hits=vocab.HOMOLOGY_HITS,
+        version=vocab.MMSEQS_VERSION,
     log:
         "logs/cluster_sequences.log",
     benchmark:
@@ -95,7 +95,7 @@ rule prepare_dataset:
         train=DATA_FILES["train"],
         val=DATA_FILES["val"],
         test=DATA_FILES["test"],
-        card="results/data/dataset_card.json",
+        card=vocab.DATASET_CARD,
         card_md="results/data/dataset_card.md",
     log:
         "logs/prepare_dataset.log",
@@ -117,8 +117,8 @@ rule make_synthetic:
     input:
         lib=script_library("make_synthetic"),
     output:
-        table="results/data/synthetic/uniprot.tsv",
-        sites="results/data/synthetic/sites.tsv",
+        table=vocab.SYNTHETIC_TABLE,
+        sites=vocab.SYNTHETIC_SITES,
     log:
         "logs/make_synthetic.log",
     conda:
@@ -140,7 +140,7 @@ rule extract_sites:
         unpack(dataset_sources),
         lib=script_library("extract_sites"),
     output:
-        "results/data/sites.tsv",
+        vocab.SITES_TABLE,
     log:
         "logs/extract_sites.log",
     conda:

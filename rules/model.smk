@@ -9,7 +9,7 @@ rule fetch_pretrained:
     input:
         lib=script_library("fetch_pretrained"),
     output:
-        "results/models/{model}/weights.json",
+        vocab.WEIGHTS_RECORD,
     log:
         "logs/fetch_pretrained/{model}.log",
     priority: 100
@@ -33,12 +33,12 @@ rule finetune:
         lib=script_library("finetune"),
         val=DATA_FILES["val"],
         test=DATA_FILES["test"],
-        card="results/data/dataset_card.json",
+        card=vocab.DATASET_CARD,
         weights=pretrained_weights,
     output:
         checkpoint=model_file("{model}"),
-        info="results/models/{model}/model.json",
-        metrics="results/models/{model}/metrics.json",
+        info=vocab.MODEL_INFO,
+        metrics=vocab.MODEL_METRICS,
         history="results/models/{model}/training_log.tsv",
     log:
         "logs/finetune/{model}.log",

@@ -14,11 +14,11 @@ rule profile_neurons:
         sites=sites_table(),
         selections=profile_selections,
     output:
-        windows="results/profiles/{model}/windows.parquet",
-        composition="results/profiles/{model}/composition.parquet",
+        windows=vocab.PROFILE_WINDOWS,
+        composition=vocab.PROFILE_COMPOSITION,
         table="results/summary/{model}/neuron_profiles.parquet",
         markdown=report(
-            "results/summary/{model}/neuron_profiles.md",
+            vocab.PROFILES_PAGE,
             caption="../report/neuron_profiles.rst",
             category="Neuron profiles",
             labels={"model": "{model}", "page": "neuron profiles"},

@@ -42,7 +42,7 @@ rule score_neurons:
 # job per (model, seed, layer) like the scored methods.
 rule score_random:
     input:
-        info="results/models/{model}/model.json",
+        info=vocab.MODEL_INFO,
         lib=module_library("scoring.files"),
     output:
         layer_score_files(),

@@ -19,7 +19,7 @@ rule summarize:
         completeness="results/summary/{model}/ig_completeness.parquet",
         stability="results/summary/{model}/stability.parquet",
         self_check="results/summary/{model}/self_check.parquet",
-        findings="results/summary/{model}/findings.rst",
+        findings=vocab.FINDINGS_FILE,
         markdown="results/summary/{model}/summary.md",
         html=report(
             "results/summary/{model}/summary.html",
@@ -70,7 +70,7 @@ rule summarize:
 rule report_front:
     input:
         intro=os.path.join(workflow.basedir, "report/workflow.rst"),
-        findings=expand("results/summary/{model}/findings.rst", model=MODELS),
+        findings=expand(vocab.FINDINGS_FILE, model=MODELS),
         lib=module_library("summary.report"),
     output:
         FRONT_PAGE,

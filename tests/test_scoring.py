@@ -657,3 +657,16 @@ def test_examples_per_class_is_read_back_from_the_score_metadata(tmp_path):
     old = {"class_counts": {"0": 5, "2": 1}, "classes": ["1", "2", "3"]}
     assert examples_per_class(old) == {"1": 5, "2": 0, "3": 1}
     assert examples_per_class({"method": "random-0"}) == {}
+
+
+def test_one_accuracy_policy_for_scores_and_maps():
+    """The IG accuracy policy is one object (`AccuracyPolicy`), read from the scores' block and
+    the residue maps' block alike; its node limit is what both engines refine up to."""
+    from kneurons.scoring.quadrature import ATOL, RTOL, AccuracyPolicy
+
+    scores = AccuracyPolicy.from_config({"steps": 16, "quadrature": "gausslegendre",
+                                         "max_tokens": 8192, "max_steps": 128})  # fmt: skip
+    assert (scores.rtol, scores.atol, scores.adaptive, scores.node_limit) == (RTOL, ATOL, True, 128)
+    maps = AccuracyPolicy.from_config({"steps": 8, "adaptive": False, "n_sequences": 20})
+    assert maps.node_limit == 8  # not adaptive: one pass
+    assert AccuracyPolicy(steps=4, max_steps=None).node_limit == 64

@@ -101,14 +101,14 @@ def class_summary_inputs(wildcards):
             for layer_type in LAYER_TYPES
         ],
         "test": DATA_FILES["test"],
-        "card": "results/data/dataset_card.json",
+        "card": vocab.DATASET_CARD,
     }
 
 
 def class_targets():
     if not CLASS_SPECIFIC["enabled"]:
         return []
-    return expand("results/summary/{model}/class_specificity.md", model=MODELS)
+    return expand(vocab.CLASS_PAGE, model=MODELS)
 
 
 def check_class_config():

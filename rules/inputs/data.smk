@@ -12,11 +12,11 @@ def dataset_sources(wildcards):
     if data.get("input"):
         sources = {"table": staged(data["input"])}
     elif data.get("synthetic") is not None:
-        sources = {"table": "results/data/synthetic/uniprot.tsv"}
+        sources = {"table": vocab.SYNTHETIC_TABLE}
     else:
         sources = {
-            "table": "results/data/uniprot.tsv.gz",
-            "manifest": "results/data/uniprot_manifest.json",
+            "table": vocab.UNIPROT_DOWNLOAD,
+            "manifest": vocab.UNIPROT_MANIFEST,
         }
     if data.get("non_enzymes"):
         sources["non_enzymes"] = staged(data["non_enzymes"])
@@ -26,9 +26,9 @@ def dataset_sources(wildcards):
 def split_inputs(wildcards):
     inputs = {"table": DATA_FILES["cleaned"]}
     if config["data"]["split"]["method"] == "homology":
-        inputs["clusters"] = "results/data/homology/clusters.tsv"
-        inputs["hits"] = "results/data/homology/hits.tsv"
-        inputs["version"] = "results/data/homology/mmseqs_version.txt"
+        inputs["clusters"] = vocab.HOMOLOGY_CLUSTERS
+        inputs["hits"] = vocab.HOMOLOGY_HITS
+        inputs["version"] = vocab.MMSEQS_VERSION
     return inputs
 
 

@@ -47,4 +47,4 @@ def profile_logo(method, layer_type):
 def profile_targets():
     if not PROFILES["enabled"] or not profile_methods():
         return []
-    return expand("results/summary/{model}/neuron_profiles.md", model=MODELS)
+    return expand(vocab.PROFILES_PAGE, model=MODELS)

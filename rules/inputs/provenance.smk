@@ -26,10 +26,10 @@ def provenance_inputs(wildcards):
         sources = list(dataset_sources(wildcards).values())
         return {
             "inputs": sources,
-            "outputs": [*SPLITS, "results/data/dataset_card.json"],
+            "outputs": [*SPLITS, vocab.DATASET_CARD],
         }
     if kind == "models":
-        outputs = [model_file(model), f"results/models/{model}/metrics.json"]
+        outputs = [model_file(model), vocab.MODEL_METRICS.format(model=model)]
         return {"inputs": SPLITS, "outputs": outputs}
     if kind == "scores":
         return {
@@ -45,8 +45,8 @@ def provenance_inputs(wildcards):
         return {
             "inputs": [model_file(model), DATA_FILES["test"]],
             "outputs": [
-                f"results/profiles/{model}/windows.parquet",
-                f"results/profiles/{model}/composition.parquet",
+                vocab.PROFILE_WINDOWS.format(model=model),
+                vocab.PROFILE_COMPOSITION.format(model=model),
             ],
         }
     if kind == "classes":

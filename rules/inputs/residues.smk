@@ -40,8 +40,8 @@ def sites_table():
     """Planted motifs of the synthetic data, or sites annotated in the input TSV."""
     data = config["data"]
     if not data.get("input") and data.get("synthetic") is not None:
-        return "results/data/synthetic/sites.tsv"
-    return "results/data/sites.tsv"
+        return vocab.SYNTHETIC_SITES
+    return vocab.SITES_TABLE
 
 
 def residue_targets():

@@ -94,9 +94,9 @@ def summary_inputs(wildcards):
         "evals": eval_files(model),
         "unmasked": vocab.UNMASKED_FILE.format(model=model),
         "selections": summary_selection_files(wildcards),
-        "card": "results/data/dataset_card.json",
+        "card": vocab.DATASET_CARD,
         "test": DATA_FILES["test"],
-        "metrics": f"results/models/{model}/metrics.json",
+        "metrics": vocab.MODEL_METRICS.format(model=model),
         "history": f"results/models/{model}/training_log.tsv",
     }
     # split-half stability of every scored method; IG's completeness gaps (files' metadata)

@@ -8,6 +8,7 @@ from kneurons.jobs import run_job, start_job
 from kneurons.model.classifier import alphabet, load_classifier
 from kneurons.residues.maps import completeness_summary, plot_residue_maps, residue_maps
 from kneurons.scoring.files import pick_examples
+from kneurons.scoring.quadrature import AccuracyPolicy
 from kneurons.selection.ranking import pick, selected
 
 
@@ -25,11 +26,11 @@ def main(snakemake):
     if len(sites):  # map sequences that have sites first: they are what the recovery measures
         test = test[test["accession"].isin(set(sites["accession"]))]
     examples = pick_examples(test, params["n_sequences"], params["seed"])
-    policy = {key: params[key] for key in ("rtol", "atol", "max_steps")}
-    if not params["adaptive"]:
-        policy["max_steps"] = params["steps"]  # one pass, still judged against the tolerance
-    maps, completeness = residue_maps(model, alphabet(), examples, masks, steps=params["steps"],
-                                      quadrature=params["quadrature"], **policy)  # fmt: skip
+    accuracy = AccuracyPolicy.from_config(params)  # the scores' policy object
+    # not adaptive: one pass, still judged against the tolerance
+    policy = {"rtol": accuracy.rtol, "atol": accuracy.atol, "max_steps": accuracy.node_limit}
+    maps, completeness = residue_maps(model, alphabet(), examples, masks, steps=accuracy.steps,
+                                      quadrature=accuracy.quadrature, **policy)  # fmt: skip
     maps.insert(0, "retention", float(wildcards.retention))
     maps.insert(0, "layer_type", wildcards.layer_type)
     maps.insert(0, "method", wildcards.method)

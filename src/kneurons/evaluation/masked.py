@@ -22,7 +22,7 @@ def predict_masked(
     batches: Batches,
     masks: Sequence[Mapping[UnitKey, torch.Tensor]],
     device: torch.device,
-    max_tokens: int = 8192,
+    max_tokens: int = 16384,
     means: Mapping[UnitKey, torch.Tensor] | None = None,
     progress=None,
 ) -> list[torch.Tensor]:

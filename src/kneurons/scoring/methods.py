@@ -39,7 +39,7 @@ from kneurons.progress import Progress
 from kneurons.scoring.adaptive import _gap_frame, refine_panels
 from kneurons.scoring.files import score_frame, split_halves
 from kneurons.scoring.integrals import panel_integrals
-from kneurons.scoring.quadrature import ATOL, RTOL, quadrature_rule
+from kneurons.scoring.quadrature import ATOL, RTOL, AccuracyPolicy, quadrature_rule
 from kneurons.vocab import ALL_CLASSES, LAYER_TYPES, SCORING_METHODS, UnitKey
 
 ACTIVATION_STATISTICS = ("mean_abs", "mean")
@@ -288,13 +288,14 @@ def integrated_gradients_scores(
     Not adaptive: one pass at `steps`; the gaps are still judged against the tolerance.
     `autocast`: bf16 autocast (meant for CUDA).
     """
+    policy = AccuracyPolicy(steps, quadrature, adaptive, rtol, atol, max_steps)
     info = {"steps": steps, "quadrature": quadrature, "adaptive": adaptive}
     info.update(rtol=rtol, atol=atol)
     if adaptive:
-        info["max_steps"] = max_steps if max_steps is not None else 16 * steps
+        info["max_steps"] = policy.node_limit
     return _gradient_method(
         model, tokens, labels, layer_types, layers, device, steps, quadrature, max_tokens,
-        autocast, rtol, atol, max_steps if adaptive else steps, info,
+        autocast, rtol, atol, policy.node_limit, info,
     )  # fmt: skip
 
 

@@ -5,9 +5,14 @@
 (`kneurons.scoring.integrals`) maps onto each panel of the path. `completeness_tolerance`, with
 the default accuracy policy `RTOL`, `ATOL`: the largest |completeness gap| an (example, module)
 may keep; the pairs above it are refined (`kneurons.scoring.adaptive`) or flagged.
+`AccuracyPolicy`: those settings as one object, read from a config block by the score files and
+the residue maps alike.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -50,3 +55,33 @@ def completeness_tolerance(delta, rtol: float, atol: float):
 # (example, module) ends with |gap| <= ATOL + RTOL * |F(1) - F(0)|, or is counted and reported.
 RTOL = 0.01
 ATOL = 1e-4
+
+
+@dataclass(frozen=True)
+class AccuracyPolicy:
+    """How exact every IG integral is, for the scores (`scoring.integrated_gradients`) and the
+    residue maps (`residues`) alike: `steps` nodes of `quadrature` per panel; `adaptive`:
+    an integral whose |gap| exceeds `completeness_tolerance(delta, rtol, atol)` is refined up
+    to `max_steps` nodes (None: 16 x steps); not adaptive: one pass, still judged."""
+
+    steps: int = 16
+    quadrature: str = "gausslegendre"
+    adaptive: bool = True
+    rtol: float = RTOL
+    atol: float = ATOL
+    max_steps: int | None = 256
+
+    FIELDS = ("steps", "quadrature", "adaptive", "rtol", "atol", "max_steps")
+
+    @classmethod
+    def from_config(cls, block: Mapping) -> AccuracyPolicy:
+        """The policy of a config block (`scoring.integrated_gradients`, `residues`): the keys
+        it sets, the defaults for the others; other keys of the block are ignored."""
+        return cls(**{key: block[key] for key in cls.FIELDS if key in block})
+
+    @property
+    def node_limit(self) -> int:
+        """The most nodes an integral may use: `max_steps` when adaptive, else `steps`."""
+        if not self.adaptive:
+            return self.steps
+        return self.max_steps if self.max_steps is not None else 16 * self.steps
