@@ -5,25 +5,15 @@ random units with their calls, the markdown section and one matrix figure per (m
 type). Resamples test sequences within classes and, where the
 test set has a `cluster` column, by homology cluster; one-sided tests at `alpha`."""
 
-import pandas as pd
-import pyarrow.parquet as pq
-
 from kneurons.classes.effects import effects_table
 from kneurons.classes.figures import plot_class_matrix
 from kneurons.classes.rankings import class_names, read_class_evals, shared_units
 from kneurons.classes.report import specificity_section
 from kneurons.classes.stats import specificity_table
+from kneurons.data.split import read_test_strata
 from kneurons.io import atomic_write, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.selection.ranking import read_selections
-
-
-def read_test(path):
-    """The test set's labels and, when it has them, homology clusters (else None)."""
-    columns = ["label"] + (["cluster"] if "cluster" in pq.read_schema(path).names else [])
-    test = pd.read_parquet(path, columns=columns)
-    clusters = test["cluster"].astype(str).to_numpy() if "cluster" in test else None
-    return test["label"].to_numpy(), clusters
 
 
 def main(snakemake):
@@ -31,7 +21,7 @@ def main(snakemake):
     model = snakemake.wildcards.model
     params = snakemake.params
     classes = class_names(snakemake.input.card)
-    y_true, clusters = read_test(snakemake.input.test)
+    y_true, clusters = read_test_strata(snakemake.input.test)
     evals = read_class_evals(snakemake.input.evals)
     rankings = {}
     if snakemake.input.selections:

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from kneurons.evaluation.masked import evaluation_frame, stored_logits
-from kneurons.evaluation.masking import mask_fingerprint, unit_masks
+from kneurons.evaluation.masking import mask_fingerprint, read_mean_activations, unit_masks
 from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.model.batching import tokenize
@@ -26,21 +26,13 @@ from kneurons.store import Store, files_fingerprint
 from kneurons.vocab import EVAL_FILE, SELECTION_FILE, is_group, parse_method, parse_path
 
 
-def read_means(paths):
-    frame = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
-    return {
-        (lt, int(layer)): torch.tensor(rows.sort_values("neuron")["mean"].to_numpy())
-        for (lt, layer), rows in frame.groupby(["layer_type", "layer"])
-    }
-
-
 def main(snakemake):
     started = time.perf_counter()
     log, device = start_job(snakemake)
     w = snakemake.wildcards
     params = snakemake.params
     ranking = params.group_ranking
-    means = read_means(snakemake.input.means) if w.mode == "mean" else None
+    means = read_mean_activations(snakemake.input.means) if w.mode == "mean" else None
     model, meta = load_classifier(snakemake.input.checkpoint, device=device)
     test = pd.read_parquet(snakemake.input.test)
     tokens = tokenize(alphabet(), test["sequence"].tolist())

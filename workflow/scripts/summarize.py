@@ -10,6 +10,7 @@ import json
 
 import pandas as pd
 
+from kneurons.data.split import read_test_strata
 from kneurons.io import atomic_write, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.scoring.files import completeness_table, examples_per_class
@@ -48,14 +49,14 @@ def main(snakemake):
         [pd.read_parquet(p) for p in [snakemake.input.unmasked, *snakemake.input.evals]]
     )
     alpha, margin = snakemake.params.alpha, snakemake.params.equivalence_margin
-    test = pd.read_parquet(snakemake.input.test, columns=["label", "cluster"])
+    strata, clusters = read_test_strata(snakemake.input.test)
     stats = add_statistics(
         table,
         n_boot=boot["n"],
         seed=boot["seed"],
         level=level,
-        strata=test["label"].to_numpy(),
-        clusters=test["cluster"].astype(str).to_numpy(),
+        strata=strata,
+        clusters=clusters,
         alpha=alpha,
         margin=margin,
     )

@@ -227,3 +227,14 @@ def card_markdown(card: dict) -> str:
         lines += ["", "| output | rows | SHA-256 |", "| --- | ---: | --- |"]
         lines += [f"| {k} | {v['rows']} | `{v['sha256']}` |" for k, v in outputs.items()]
     return "\n".join(lines) + "\n"
+
+
+def read_test_strata(path) -> tuple[np.ndarray, np.ndarray | None]:
+    """The test set's labels and, when it has them, homology clusters as strings (else None):
+    the strata and clusters of every resample over the test sequences."""
+    import pyarrow.parquet as pq
+
+    columns = ["label"] + (["cluster"] if "cluster" in pq.read_schema(path).names else [])
+    test = pd.read_parquet(path, columns=columns)
+    clusters = test["cluster"].astype(str).to_numpy() if "cluster" in test else None
+    return test["label"].to_numpy(), clusters

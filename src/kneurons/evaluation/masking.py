@@ -129,3 +129,15 @@ def mean_activations(
     if n_residues == 0:
         raise ValueError("no residues to average activations over")
     return {key: (total / n_residues).numpy() for key, total in sums.items()}
+
+
+def read_mean_activations(paths) -> dict[UnitKey, torch.Tensor]:
+    """The mean activation of every unit (files of rule mean_activations), by module, in unit
+    order: the fill of mean ablation."""
+    import pandas as pd
+
+    frame = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    return {
+        (lt, int(layer)): torch.tensor(rows.sort_values("neuron")["mean"].to_numpy())
+        for (lt, layer), rows in frame.groupby(["layer_type", "layer"])
+    }
