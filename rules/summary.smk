@@ -55,6 +55,7 @@ rule summarize:
     params:
         job=JOB,
         figures=figure_params,
+        linked_figures=linked_figures,
         bootstrap=EVALUATION["bootstrap"],
         alpha=EVALUATION["alpha"],
         equivalence_margin=EVALUATION["equivalence_margin"],

@@ -60,7 +60,7 @@ def test_synthetic_run_maps_residues_and_scores_recovery(tmp_path):
     assert "every (sequence, module) integral of the 3 maps meets" in text
     assert (tmp_path / "results/summary/tiny/figures/site_recovery.svg").stat().st_size > 0
     summary = (tmp_path / "results/summary/tiny/summary.md").read_text()
-    assert "## tiny: ground truth" in summary
+    assert "## Ground truth: do the kept neurons act on the known sites?" in summary
     assert "| key | 10% | activation |" in summary
     # the maps' 2 random seeds; no accuracy at 10% (evaluation.retention has no 10% here)
     assert "| key | 10% | random (maps: 2 seeds) | — |" in summary

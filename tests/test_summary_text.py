@@ -18,9 +18,10 @@ from test_summary_tables import (
 
 from kneurons.summary.baseline import add_statistics
 from kneurons.summary.findings import findings_section, markdown_to_rst
+from kneurons.summary.groundtruth import ground_truth_section
 from kneurons.summary.html import markdown_to_html
 from kneurons.summary.overlap import enrichment_tables
-from kneurons.summary.sections import ground_truth_section, published_figures
+from kneurons.summary.sections import published_figures
 from kneurons.summary.text import (
     caution_notes,
     dataset_markdown,
@@ -59,10 +60,12 @@ def test_markdown_summary_cells(table):
     md = markdown_summary(table)
     assert md.startswith("# ")
     assert "0.913" in md and "0.901" in md
-    assert md.count("### key") == 1
-    assert md.count("### query") == 1
-    assert md.index("### query") < md.index("### key")  # canonical order: query, key, value, ...
-    assert "zero/layer_type/keep" in md
+    assert md.count("### Key projections (`key`)") == 1  # headings in words
+    assert md.count("### Query projections (`query`)") == 1
+    # canonical order: query, key, value, ...
+    assert md.index("### Query projections") < md.index("### Key projections")
+    assert "## Test accuracy when keeping only the top r% of each layer type's neurons" in md
+    assert "zero / layer_type / keep" in md
     assert "| method | 50% | 10% |" in md
     assert "| activation | 0.412 | 0.350 |" in md  # no per-sequence vectors: no CI
     assert "| integrated_gradients | 0.500 | 0.450 |" in md
@@ -173,15 +176,16 @@ def test_markdown_reports_key_enrichment(stats):
     md = markdown_summary(stats, by_type=by_type)
     assert "Are key projections enriched?" in md
     assert "| activation | zscore | 5% | 3.00 | " in md
-    assert "### Enrichment by layer type, pool `qkv`" in md
+    assert "### Enrichment by layer type, query, key and value ranked together (`qkv`)" in md
     with pytest.raises(ValueError, match="by_type holds rows of model"):
         markdown_summary(stats, by_type=by_type.assign(model="other"))
 
 
 def test_dataset_and_finetuning_pages():
-    card = {"totals": {"train": 7}, "dropped": {"too_short": 2}}
+    card = {"totals": {"train": 7}, "dropped": {"too_short": 2, "no_ec": 0, "too_long": 0}}
     md = dataset_markdown(card)
     assert "| train | 7 |" in md and "| too_short | 2 |" in md
+    assert "| no_ec |" not in md and "No rows dropped by: no_ec, too_long." in md
     card = {"classes": ["0", "1", "3.4"], "counts": {"test": {"1": 2}}, "totals": {"test": 2}}
     assert "| split | non-enzyme | EC 1 | EC 3.4 | total |" in dataset_markdown(card)
     history = pd.DataFrame(
@@ -247,27 +251,43 @@ def recovery_table(model: str = MODEL, contrast: bool = False) -> pd.DataFrame:
     return table if contrast else table.drop(columns=["map_kind", "scale_ratio"])
 
 
+def table_under(md: str, heading: str) -> list[str]:
+    """The pipe-table lines of the `### heading` block of `md`."""
+    block = md.split(f"### {heading}\n", 1)[1].split("\n### ", 1)[0]
+    return [line for line in block.splitlines() if line.startswith("|")]
+
+
+def row_of(lines: list[str], start: str) -> str:
+    return next(line for line in lines if line.startswith(start))
+
+
 def test_ground_truth_section_puts_accuracy_beside_site_auroc(stats):
     md = ground_truth_section(stats, recovery_table())
-    assert md.startswith(f"## {MODEL}: ground truth")
-    header = next(line for line in md.splitlines() if line.startswith("| layer type"))
-    assert header.split("|")[5:8] == [
-        " motif AUROC (activation map) ",
-        " motif AUROC (ig map) ",
-        " decoy AUROC (ig map) ",
+    assert md.startswith("## Ground truth: do the kept neurons act on the known sites?")
+    # one narrow table per site kind and map (6 columns at most: nothing wraps)
+    headings = [line for line in md.splitlines() if line.startswith("### ")]
+    assert headings == [
+        "### Planted motifs, activation maps",
+        "### Planted motifs, integrated-gradients maps",
+        "### Decoys (planted in every class, no label), integrated-gradients maps",
     ]
+    motif = table_under(md, "Planted motifs, activation maps")
+    assert motif[0] == "| layer type | kept | method | accuracy kept [CI] | AUROC |"
     # activation keeps 0.350 of key at 10% (with its bootstrap CI); random seeds all hold 0.1
-    row = next(line for line in md.splitlines() if line.startswith("| key | 10% | activation |"))
-    assert "| 0.350 [" in row and row.endswith("| 0.930 | 0.970 | 0.520 |")
-    rand = next(line for line in md.splitlines() if line.startswith("| key | 10% | random"))
+    row = row_of(motif, "| key | 10% | activation |")
+    assert "| 0.350 [" in row and row.endswith("| 0.930 |")
+    assert row_of(table_under(md, "Planted motifs, integrated-gradients maps"),
+                  "| key | 10% | activation |").endswith("| 0.970 |")  # fmt: skip
+    decoy = table_under(md, "Decoys (planted in every class, no label), integrated-gradients maps")
+    assert row_of(decoy, "| key | 10% | activation |").endswith("| 0.520 |")
+    rand = row_of(motif, "| key | 10% | random")
     assert "random (maps: 2 seeds; accuracy: 3 seeds)" in rand
     assert "| 0.100 ± 0.000 [0.100, 0.100] |" in rand
     # random AUROC: mean ± std [min, max] over the seeds
-    assert rand.endswith(
-        "| 0.500 ± 0.071 [0.450, 0.550] | 0.650 ± 0.071 [0.600, 0.700] "
-        "| 0.490 ± 0.014 [0.480, 0.500] |"
-    )
-    assert "ground truth" in markdown_summary(stats, recovery=recovery_table())
+    assert rand.endswith("| 0.500 ± 0.071 [0.450, 0.550] |")
+    assert row_of(decoy, "| key | 10% | random").endswith("| 0.490 ± 0.014 [0.480, 0.500] |")
+    assert max(len(line.split("|")) - 2 for line in md.splitlines() if line.startswith("|")) <= 6
+    assert "## Ground truth" in markdown_summary(stats, recovery=recovery_table())
     with pytest.raises(ValueError, match="recovery holds rows of model"):
         markdown_summary(stats, recovery=recovery_table("other"))
     assert ground_truth_section(stats, recovery_table().iloc[:0]) == ""
@@ -276,25 +296,28 @@ def test_ground_truth_section_puts_accuracy_beside_site_auroc(stats):
 
 def test_ground_truth_section_sets_contrast_auroc_beside_plain_with_random_spread(stats):
     md = ground_truth_section(stats, recovery_table(contrast=True))
-    header = next(line for line in md.splitlines() if line.startswith("| layer type"))
-    assert header.split("|")[5:11] == [
-        " motif AUROC (activation map) ",
-        " motif contrast AUROC (activation map) ",
-        " motif AUROC (ig map) ",
-        " motif contrast AUROC (ig map) ",
-        " decoy AUROC (ig map) ",
-        " decoy contrast AUROC (ig map) ",
-    ]
-    row = next(line for line in md.splitlines() if line.startswith("| key | 10% | activation |"))
-    assert row.endswith("| 0.930 | 0.800 | 0.970 | 0.900 | 0.520 | 0.490 |")
-    rand = next(line for line in md.splitlines() if line.startswith("| key | 10% | random"))
-    assert rand.endswith(
-        "| 0.500 ± 0.071 [0.450, 0.550] | 0.475 ± 0.035 [0.450, 0.500] "
-        "| 0.650 ± 0.071 [0.600, 0.700] | 0.475 ± 0.106 [0.400, 0.550] "
+    motif = table_under(md, "Planted motifs, activation maps")
+    assert motif[0] == (
+        "| layer type | kept | method | accuracy kept [CI] | AUROC | contrast AUROC |"
+    )
+    assert row_of(motif, "| key | 10% | activation |").endswith("| 0.930 | 0.800 |")
+    motif_ig = table_under(md, "Planted motifs, integrated-gradients maps")
+    assert row_of(motif_ig, "| key | 10% | activation |").endswith("| 0.970 | 0.900 |")
+    decoy = table_under(md, "Decoys (planted in every class, no label), integrated-gradients maps")
+    assert row_of(decoy, "| key | 10% | activation |").endswith("| 0.520 | 0.490 |")
+    assert row_of(motif, "| key | 10% | random").endswith(
+        "| 0.500 ± 0.071 [0.450, 0.550] | 0.475 ± 0.035 [0.450, 0.500] |"
+    )
+    assert row_of(motif_ig, "| key | 10% | random").endswith(
+        "| 0.650 ± 0.071 [0.600, 0.700] | 0.475 ± 0.106 [0.400, 0.550] |"
+    )
+    assert row_of(decoy, "| key | 10% | random").endswith(
         "| 0.490 ± 0.014 [0.480, 0.500] | 0.495 ± 0.035 [0.470, 0.520] |"
     )
-    # in words, per layer type and retention: above the seeds' spread or not; decoys near 0.5
+    # in words, per layer type and retention, before the tables: above the seeds' spread or
+    # not; decoys near 0.5
     said = next(line for line in md.splitlines() if line.startswith("- key 10%: "))
+    assert md.index(said) < md.index("### Planted motifs")
     assert said == (
         "- key 10%: motif (activation map): activation 0.800, above all 2 random seeds "
         "(max 0.500). motif (ig map): activation 0.900, above all 2 random seeds (max 0.550, "
@@ -308,7 +331,7 @@ def test_ground_truth_section_sets_contrast_auroc_beside_plain_with_random_sprea
     table = table[(table["method"] != "random-1") & (table["map_kind"] == "plain")]
     one_seed = ground_truth_section(stats, table)
     assert "| key | 10% | random (maps: 1 seed; accuracy: 3 seeds) |" in one_seed
-    assert "contrast AUROC (" not in one_seed.split("| layer type")[1].splitlines()[0]
+    assert "contrast AUROC" not in table_under(one_seed, "Planted motifs, activation maps")[0]
     assert (
         "No contrast AUROC for key 10% (1 random seed): a contrast needs at least 2 random "
         "seeds of the same layer type and retention." in one_seed

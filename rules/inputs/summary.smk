@@ -69,6 +69,33 @@ def figure_params(wildcards):
     }
 
 
+def linked_figures(wildcards):
+    """Figure id -> what it shows, with its `png`: the other rules' figures that summary.html
+    shows (inputs of summarize, so the page links no missing file)."""
+    figures = {}
+    if RESIDUES.get("enabled", False):
+        figures["site_recovery"] = {"kind": "site_recovery"}
+    if CLASS_SPECIFIC["enabled"]:
+        for method, layer_type in class_matrix_pairs():
+            figures[f"class_specificity_{method}_{layer_type}"] = {
+                "kind": "class_specificity",
+                "method": method,
+                "layer_type": layer_type,
+            }
+    if profile_targets() and PROFILES["n_plotted"]:
+        for method in profile_methods():
+            for layer_type in LAYER_TYPES:
+                figures[f"logo_{method}_{layer_type}"] = {
+                    "kind": "logo",
+                    "method": method,
+                    "layer_type": layer_type,
+                }
+    return {
+        fid: {**spec, "png": f"results/summary/{wildcards.model}/figures/{fid}.png"}
+        for fid, spec in figures.items()
+    }
+
+
 def selection_pools():
     """Target -> scope of the pools the enrichment analyses rank: every layer type alone, qkv
     when query, key and value are scored, all when more than one type is."""
@@ -107,6 +134,7 @@ def summary_inputs(wildcards):
         inputs["classes"] = f"results/summary/{model}/class_specificity.parquet"
     if profile_targets():
         inputs["profiles"] = f"results/summary/{model}/neuron_profiles.parquet"
+    inputs["figures"] = [spec["png"] for spec in linked_figures(wildcards).values()]
     return inputs
 
 

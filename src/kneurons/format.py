@@ -95,3 +95,25 @@ def method_order(methods: Iterable[str]) -> list[str]:
 def target_order(targets: Iterable[str]) -> list[str]:
     """Layer types first (query, key, value, ...), then the groups (qkv, all), then others."""
     return order_of(set(targets) - {NONE}, TARGET_ORDER)
+
+
+# Targets in words, for headings: layer types (vocab.LAYER_TYPES) and groups (vocab.GROUPS).
+TARGET_WORDS = {
+    "query": "query projections",
+    "key": "key projections",
+    "value": "value projections",
+    "attn_out": "attention outputs",
+    "ffn_in": "feed-forward inputs (fc1)",
+    "ffn_out": "feed-forward outputs (fc2)",
+    "qkv": "query, key and value ranked together",
+    "all": "all scored layer types ranked together",
+}
+
+
+def target_words(target: str, code: bool = True) -> str:
+    """A layer type or group in words ("key projections"), with its config name in code
+    ("key projections (`key`)") unless `code` is False; unknown names as they are."""
+    words = TARGET_WORDS.get(str(target))
+    if words is None:
+        return str(target)
+    return f"{words} (`{target}`)" if code else words

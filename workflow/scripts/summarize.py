@@ -3,10 +3,13 @@ HTML pages for the Snakemake report, and figures.
 
 Params: bootstrap (n, seed, level), alpha and equivalence_margin (of every test), retention
 (the evaluated levels), group_ranking (of the group scopes), figures (figure id -> kind and
-options, with its `png` path). The test set (`input.test`, in the evaluations' order) gives
-the classes and homology clusters the resamples keep together."""
+options, with its `png` path: drawn here), linked_figures (the same for the other rules'
+figures, `input.figures`). summary.md and summary.html show both by their path relative to the
+page. The test set (`input.test`, in the evaluations' order) gives the classes and homology
+clusters the resamples keep together, and the count of cropped test sequences."""
 
 import json
+import os
 
 import pandas as pd
 
@@ -18,6 +21,7 @@ from kneurons.selection.ranking import read_selections
 from kneurons.selection.stability import read_method_scores, split_half_stability
 from kneurons.summary.baseline import add_statistics
 from kneurons.summary.findings import findings_section, markdown_to_rst, scoring_sample_note
+from kneurons.summary.headline import HEADING, headline_section
 from kneurons.summary.html import markdown_to_html
 from kneurons.summary.overlap import class_overlap, enrichment_tables
 from kneurons.summary.plots import (
@@ -38,6 +42,14 @@ from kneurons.summary.text import (
 
 def write_text(path, text):
     atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def page_figures(snakemake):
+    """The figures the page shows (`kneurons.summary.gallery`): those drawn here and the other
+    rules' (its inputs), each with its path relative to summary.html."""
+    page = os.path.dirname(snakemake.output.html)
+    specs = [*snakemake.params.figures.values(), *snakemake.params.linked_figures.values()]
+    return [{**spec, "src": os.path.relpath(spec["png"], page)} for spec in specs]
 
 
 def main(snakemake):
@@ -94,7 +106,8 @@ def main(snakemake):
     write_parquet(snakemake.output.stability, stability)
     write_parquet(snakemake.output.self_check, stats.self_check)
 
-    notes = caution_notes(stats, card)
+    cropped_test = int(pd.read_parquet(snakemake.input.test, columns=["cropped"])["cropped"].sum())
+    notes = caution_notes(stats, card, cropped_test)
     scored = [p for p in snakemake.input.scores if examples_per_class(p)]
     notes.append(scoring_sample_note(examples_per_class(scored[0]) if scored else None))
     recovery = (
@@ -123,6 +136,8 @@ def main(snakemake):
         alpha=alpha,
         margin=margin,
         notes=notes,
+        figures=page_figures(snakemake),
+        cropped_test=cropped_test,
     )
     write_text(snakemake.output.markdown, text)
     findings = findings_section(
@@ -138,7 +153,9 @@ def main(snakemake):
         margin=margin,
     )
     findings = findings.replace("## Findings", f"## Findings: {model}", 1)
-    write_text(snakemake.output.findings, markdown_to_rst(findings))
+    answers = headline_section(stats, card, alpha, recovery, classes)
+    answers = answers.replace(HEADING, f"{HEADING}: {model}", 1)
+    write_text(snakemake.output.findings, markdown_to_rst(f"{answers}\n\n{findings}"))
     write_text(snakemake.output.html, markdown_to_html(text, f"{model}: knowledge neurons"))
     write_text(snakemake.output.dataset, markdown_to_html(dataset_markdown(card), "dataset"))
     write_text(

@@ -63,10 +63,10 @@ def _intro(table: pd.DataFrame, level: float) -> list[str]:
         "test set has clusters) and ties with a seed counting against the set. "
         "Benjamini-Hochberg q-values run over every scored (method, layer type, factor, "
         "retention, class) row of this model, one family per question; beyond random means "
-        f"q ≤ {alpha:g} with the Δ interval on the expected side of 0. Cells: own-class effect "
+        f"q ≤ {alpha:g} with the Δ interval on the expected side of 0. Columns: own-class effect "
         f"minus the random mean [{level:.0%} interval] and its q; the largest off-target effect "
-        "minus the random mean (which class); the call. All rows: class_specificity.parquet; "
-        "per evaluated class: class_effects.parquet.",
+        "minus the random mean (which class); the call (✓: class-specific). All rows: "
+        "class_specificity.parquet; per evaluated class: class_effects.parquet.",
         "",
     ]
 
@@ -118,35 +118,35 @@ def _warnings(table: pd.DataFrame, scored: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _cell(r) -> str:
-    """One class's cell: own-class effect − random [interval], q; off-target; the call."""
+def _cells(r) -> list[str]:
+    """One class's cells: own-class effect − random [interval]; q; off-target; the call."""
     if np.isnan(r["own_delta"]):
         own = fmt_signed(r["own_prob"])
     else:
         own = fmt_delta(r["own_delta"], r["own_delta_ci_low"], r["own_delta_ci_high"])
     off = r["off_delta"] if not np.isnan(r["off_delta"]) else r["off_prob"]
     mark = " ✓" if bool(r["specific"]) else ""
-    return (
-        f"{own}, q {fmt_p(r['own_q'])}; off {class_header(r['off_class'])} {fmt_signed(off)}; "
-        f"{r['effect_kind']}{mark}"
-    )
+    off_cell = f"{fmt_signed(off)} ({class_header(r['off_class'])})"
+    return [own, fmt_p(r["own_q"]), off_cell, f"{r['effect_kind']}{mark}"]
 
 
 def _cell_table(cell: pd.DataFrame) -> tuple[str, list[pd.DataFrame]]:
-    """The markdown table of one (factor, retention) and its (method, layer type) parts."""
+    """The markdown table of one (factor, retention), a row per (method, layer type, class)
+    (narrow: the number of classes adds rows, not columns), and its (method, layer type)
+    parts."""
     classes = sorted(cell["selected_class"].unique(), key=str)
-    header = ["method", "layer type", *(class_header(c) for c in classes)]
+    header = ["method", "layer type", "class", "own-class effect − random [CI]", "q",
+              "off-target − random (class)", "call"]  # fmt: skip
     body, parts = [], []
     for method in sorted(cell["method"].unique()):
         for layer_type in order_of(cell["layer_type"].unique(), TARGET_ORDER):
             sub = cell[(cell["method"] == method) & (cell["layer_type"] == layer_type)]
-            cells = []
             for name in classes:
                 r = sub[sub["selected_class"] == name]
-                cells.append("—" if r.empty else _cell(r.iloc[0]))
-            body.append([method, layer_type, *cells])
+                cells = ["—"] * 4 if r.empty else _cells(r.iloc[0])
+                body.append([method, layer_type, class_header(name), *cells])
             parts.append(sub)
-    return md_table(header, body, ["l", "l", *["r"] * len(classes)]), parts
+    return md_table(header, body, ["l", "l", "l", "r", "r", "r", "l"]), parts
 
 
 def _random_words(randoms: pd.DataFrame) -> str:
@@ -181,8 +181,8 @@ def specificity_section(
     h = "#" * heading
     scored = table[table["method_family"] != RANDOM]
     lines = [
-        f"{h} {model}: class-specific knowledge neurons — suppress or amplify each class's own "
-        "units",
+        f"{h} {f'{model}: ' if heading == 1 else ''}Are there class-specific knowledge neurons? "
+        "Each class's own units suppressed or amplified",
         "",
         *_intro(table, level),
     ]
@@ -196,8 +196,8 @@ def specificity_section(
     verdicts = []
     for (factor, retention), cell in scored.groupby(["factor", "retention"], sort=True):
         operation = operation_of(factor)
-        lines += [f"{h}# {operation} (×{format_retention(factor)}), top {pct(retention)} of each "
-                  "class's units", ""]  # fmt: skip
+        lines += [f"{h}# {operation.capitalize()} (×{format_retention(factor)}) the top "
+                  f"{pct(retention)} of each class's units", ""]  # fmt: skip
         markdown, parts = _cell_table(cell)
         lines += [markdown, ""]
         for sub in parts:

@@ -7,10 +7,16 @@ import html
 
 import markdown
 
+# Cells never wrap (a number and its interval stay on one line; the summary's tables are split
+# so that each fits 1400 px); figures shrink to the page's width and 560 px high, side by side
+# where they fit, each a link to the full-size file.
 STYLE = (
-    "body{font-family:sans-serif;max-width:70em;margin:1em auto;line-height:1.4}"
+    "body{font-family:sans-serif;max-width:1320px;margin:1em auto;padding:0 1em;"
+    "line-height:1.4}"
     "table{border-collapse:collapse;margin:0.5em 0}"
-    "td,th{border:1px solid #ccc;padding:2px 8px}th{background:#f2f2f2}"
+    "td,th{border:1px solid #ccc;padding:2px 8px;white-space:nowrap}th{background:#f2f2f2}"
+    "img{max-width:100%;max-height:560px;width:auto;height:auto;border:1px solid #eee;"
+    "vertical-align:top;margin:0 4px 4px 0}"
 )
 
 

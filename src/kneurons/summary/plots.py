@@ -369,6 +369,8 @@ def plot_stability(
     """Jaccard overlap of the two top-r% selections vs retention, a panel per method and a line
     per layer type, with the overlap unrelated selections have (dashed); the legend gives each
     layer type's Spearman correlation of the scores."""
+    from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter, NullLocator
+
     plt = pyplot()
     sub = stability[stability["comparison"] == comparison] if not stability.empty else stability
     if sub.empty:
@@ -398,6 +400,11 @@ def plot_stability(
                 ax.plot(lt["retention"], lt["jaccard_chance"], linestyle="--", lw=0.8,
                         color=colors[layer_type])  # fmt: skip
             ax.set_xscale("log")
+            levels = sorted(sub["retention"].unique())  # ticks at the levels, in plain numbers
+            ax.xaxis.set_major_locator(FixedLocator(levels))
+            ax.xaxis.set_major_formatter(FixedFormatter([f"{r:g}" for r in levels]))
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_ylim(0, 1.02)
             ax.set_xlabel("neurons selected (% of the layer type)")
             if j == 0:

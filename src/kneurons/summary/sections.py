@@ -1,10 +1,10 @@
 """The sections of summary.md built on the summary's own tables of one model, one function each:
 per masking variant the accuracy by target and retention, the AUC and per-class accuracy; the
-comparison with the published figures; ground truth (the accuracy kept beside site recovery, whose
-cells and sentences are `kneurons.residues.report`); where the selected units lie; the classes'
-overlap. Each returns markdown, or "" when it has no data. The stages' own sections: stability
-(`kneurons.selection.report`), IG completeness (`kneurons.scoring.report`), class specificity
-(`kneurons.classes.report`), neuron profiles (`kneurons.profiles.report`).
+comparison with the published figures; where the selected units lie; the classes' overlap.
+Each returns markdown, or "" when it has no data. Ground truth: `kneurons.summary.groundtruth`;
+the stages' own sections: stability (`kneurons.selection.report`), IG completeness
+(`kneurons.scoring.report`), class specificity (`kneurons.classes.report`), neuron profiles
+(`kneurons.profiles.report`).
 """
 
 from __future__ import annotations
@@ -28,20 +28,12 @@ from kneurons.format import (
     method_order,
     pct,
     target_order,
+    target_words,
 )
-from kneurons.residues.recovery import (
-    CONTRAST,
-    MAP_VALUES,
-    MIN_CONTRAST_SEEDS,
-    PLAIN,
-    SITE_KINDS,
-    missing_contrasts,
-    with_map_kind,
-)
-from kneurons.residues.report import contrast_lines, recovery_cells
 from kneurons.summary.baseline import Statistics
+from kneurons.summary.gallery import variant_words
 from kneurons.summary.tables import of_variant, per_class, unmasked_rows, variant_rows
-from kneurons.vocab import RANDOM, order_of
+from kneurons.vocab import RANDOM
 
 PUBLISHED_VARIANT = ("zero", "qkv", "keep")
 
@@ -143,7 +135,8 @@ def target_block(stats: Statistics, variant: Sequence[str], target: str, level: 
     kept = sub.groupby("retention")["n_kept"].max()
     n_total = sub["n_total"].max()
     rows.append(["neurons kept", *(str(int(kept[r])) for r in retentions)])
-    parts = [f"### {target}", ""]
+    words = target_words(target)
+    parts = [f"### {words[0].upper()}{words[1:]}", ""]
     if pd.notna(n_total):
         parts += [f"{int(n_total)} neurons in this selection pool.", ""]
     parts += [md_table(header, rows), "", note]
@@ -237,9 +230,10 @@ def variant_section(stats: Statistics, variant: Sequence[str], level: float) -> 
     rows = variant_rows(stats.table, variant)
     ranking = rows["group_ranking"].dropna().unique()
     parts = [
-        f"## {stats.model}: {'/'.join(variant)} — test accuracy by retention",
+        f"## Test accuracy when {variant_words(*variant)}",
         "",
-        describe_variant(variant, ranking[0] if len(ranking) else None) + ".",
+        describe_variant(variant, ranking[0] if len(ranking) else None).capitalize()
+        + f" (mode / scope / direction: {' / '.join(variant)}).",
         "",
     ]
     for target in target_order(rows["target"]):
@@ -291,105 +285,6 @@ def published_section(stats: Statistics) -> str:
             md_table(header, rows),
         ]
     )
-
-
-def ground_truth_section(
-    stats: Statistics,
-    recovery: pd.DataFrame | None,
-    variant: Sequence[str] = ("zero", "layer_type", "keep"),
-    level: float = 0.95,
-) -> str:
-    """Per selection with a residue map: the accuracy the kept neurons hold (vs the random band)
-    beside the AUROC with which their residue maps pick out the known sites (planted motifs,
-    annotated sites, decoys), of the plain maps and of the contrast maps (minus the random
-    selections' mean map), and in words whether each method's contrast AUROC lies above the
-    random seeds'. Empty when there is no recovery table."""
-    if recovery is None or recovery.empty:
-        return ""
-    recovery = with_map_kind(recovery)
-    plain = recovery[recovery["map_kind"] == PLAIN]
-    contrast = recovery[recovery["map_kind"] == CONTRAST]
-    kinds = order_of(plain["site_kind"], SITE_KINDS)
-    present = set(zip(plain["site_kind"], plain["map"], strict=True))
-    columns = [(k, m) for k in kinds for m in MAP_VALUES if (k, m) in present]
-    map_kinds = [PLAIN, CONTRAST] if not contrast.empty else [PLAIN]
-    evals = variant_rows(stats.table, variant)
-    band = of_variant(stats.random, variant)
-    rows = []
-    for retention in sorted(plain["retention"].unique(), reverse=True):
-        at_r = recovery[recovery["retention"] == retention]
-        for layer_type in target_order(at_r["layer_type"].unique()):
-            sub = at_r[at_r["layer_type"] == layer_type]
-            ev = evals[(evals["target"] == layer_type) & (evals["retention"] == retention)]
-            for family in method_order(sub["method_family"].unique()):
-                if family == RANDOM:
-                    b = band[(band["target"] == layer_type) & (band["retention"] == retention)]
-                    accuracy = (
-                        f"{fmt(b.iloc[0]['mean'])} ± {fmt(b.iloc[0]['std'])} "
-                        f"[{fmt(b.iloc[0]['band_low'])}, {fmt(b.iloc[0]['band_high'])}]"
-                        if not b.empty
-                        else MISSING_CELL
-                    )
-                    n = sub.loc[sub["method_family"] == RANDOM, "method"].nunique()
-                    name = f"{RANDOM} (maps: {n} seed{'s' * (n != 1)}"
-                    name += f"; accuracy: {int(b.iloc[0]['n_seeds'])} seeds)" if len(b) else ")"
-                else:
-                    e = ev[ev["method"] == family]
-                    accuracy = _accuracy_cell(e.iloc[0]) if not e.empty else MISSING_CELL
-                    name = family
-                mine = sub[sub["method_family"] == family]
-                cells = {
-                    map_kind: recovery_cells(mine[mine["map_kind"] == map_kind], family)
-                    for map_kind in map_kinds
-                }
-                row = [layer_type, pct(retention), name, accuracy]
-                row += [cells[mk].get(c, MISSING_CELL) for c in columns for mk in map_kinds]
-                rows.append(row)
-    header = ["layer type", "kept", "method", "accuracy kept [CI]"]
-    for kind, value in columns:
-        header.append(f"{kind} AUROC ({value} map)")
-        if CONTRAST in map_kinds:
-            header.append(f"{kind} contrast AUROC ({value} map)")
-    align = ["l", "r", "l", "r", *(["r"] * (len(header) - 4))]
-    parts = [
-        f"## {stats.model}: ground truth — do the kept neurons act on the known sites?",
-        "",
-        "For each selection with residue maps: test accuracy of the model that keeps only "
-        f"these neurons ({'/'.join(variant)}; random: {band_words(level)}) and the "
-        "AUROC with which the selected neurons' residue maps rank the site residues above the "
-        "rest of their sequence (mean over test sequences; 0.5 = chance; random: mean ± std "
-        "[min, max] over seeds). A plain map follows the model's own focus through whatever "
-        "units are kept, so random selections already score high on the motifs; the contrast "
-        "AUROC is that of the selection's map minus the mean map of the random selections of "
-        "the same size (each random seed minus the other seeds' mean, which gives the spread "
-        "a selection reaches by chance). A method that finds the knowledge neurons keeps "
-        "accuracy above the random band and its contrast maps lie above every random seed's "
-        "on the motifs (with n seeds a random selection does so 1 time in n + 1), not on the "
-        "decoys, which are planted in every class and carry no label: their contrast AUROC "
-        "should stay near 0.5. Per-sequence heat strips: results/residues/; all rows: "
-        "site_recovery.parquet.",
-        "",
-        md_table(header, rows, align),
-    ]
-    lines = contrast_lines(recovery) if CONTRAST in map_kinds else []
-    if lines:
-        parts += [
-            "",
-            "Contrast AUROC against the random seeds' contrast AUROC (a map many times the "
-            "random mean map's size gives a contrast close to its plain map: lying above the "
-            "random spread then says little more than that the selection keeps the model's "
-            "output):",
-            "",
-            *lines,
-        ]
-    missing = missing_contrasts(recovery)
-    if missing:
-        parts += [
-            "",
-            f"No contrast AUROC for {', '.join(missing)}: a contrast needs at least "
-            f"{MIN_CONTRAST_SEEDS} random seeds of the same layer type and retention.",
-        ]
-    return "\n".join(parts)
 
 
 def enrichment_section(by_type: pd.DataFrame | None) -> str:
@@ -444,7 +339,7 @@ def enrichment_section(by_type: pd.DataFrame | None) -> str:
             rows.append([method, str(ranking), pct(r), *(fmt(e.get(t, np.nan), 2) for t in types)])
         rows.sort(key=lambda x: (x[0], x[1], -float(x[2][:-1])))
         parts += [
-            f"### Enrichment by layer type, pool `{target}`",
+            f"### Enrichment by layer type, {target_words(target)}",
             "",
             md_table(["method", "ranking", "retention", *types], rows),
             "",

@@ -18,6 +18,10 @@ import pandas as pd
 
 from kneurons.vocab import DIRECTIONS, MODES, NONE, SCOPES, UNMASKED
 
+# Below these, a test set (or one class of it) is flagged as too small to read much into.
+MIN_TEST_SEQUENCES = 30
+MIN_CLASS_TEST_SEQUENCES = 10
+
 REQUIRED_COLUMNS = (
     "model",
     "method",

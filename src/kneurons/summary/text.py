@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -13,15 +13,20 @@ from kneurons.format import cell, class_header, fmt, fmt_ci, md_table
 from kneurons.profiles.report import profiles_section
 from kneurons.scoring.report import completeness_section
 from kneurons.selection.report import stability_section
-from kneurons.summary import sections
+from kneurons.summary import gallery, sections
 from kneurons.summary.baseline import Statistics, add_statistics
 from kneurons.summary.findings import findings_section
-from kneurons.summary.tables import masked_rows, unmasked_rows, variants
+from kneurons.summary.groundtruth import ground_truth_section
+from kneurons.summary.headline import headline_section
+from kneurons.summary.tables import (
+    MIN_CLASS_TEST_SEQUENCES,
+    MIN_TEST_SEQUENCES,
+    masked_rows,
+    unmasked_rows,
+    variants,
+)
 
 TITLE = "# Knowledge neurons: accuracy under neuron masking"
-# Below these, a test set (or one class of it) is flagged as too small to read much into.
-MIN_TEST_SEQUENCES = 30
-MIN_CLASS_TEST_SEQUENCES = 10
 
 
 # Human headers of the training log's columns (training_log.tsv keeps the machine names).
@@ -37,8 +42,30 @@ HISTORY_HEADERS = {
 }
 
 
-def dataset_markdown(card: dict) -> str:
-    """Class counts per split, plus the rows dropped by reason, from the dataset card."""
+def cropped_sentence(card: dict, cropped_test: int | None = None) -> str:
+    """How many kept sequences were longer than `max_length` and cropped (the card's
+    `cropped`), and how many of the test set (`cropped_test`, from test.parquet), in words;
+    "" for a card without the count."""
+    n = card.get("cropped")
+    options = card.get("options") or {}
+    if n is None or "max_length" not in options:
+        return ""
+    kept = sum(int(v) for v in (card.get("totals") or {}).values())
+    limit = int(options["max_length"])
+    where = "central" if options.get("crop") == "center" else "first (N-terminal)"
+    test = "" if cropped_test is None else f", {int(cropped_test)} of them in the test set"
+    of = f" of the {kept} kept sequences" if kept else ""
+    verb = "was" if int(n) == 1 else "were"
+    return (
+        f"**Cropped sequences**: {int(n)}{of} {verb} longer than {limit} residues "
+        f"(data.max_length) and cut to their {where} {limit}{test}; the model, its scores "
+        "and its residue maps never see the rest."
+    )
+
+
+def dataset_markdown(card: dict, cropped_test: int | None = None) -> str:
+    """Class counts per split, the sequences cropped to the length limit (`cropped_sentence`),
+    plus the rows dropped by reason, from the dataset card."""
     totals = card.get("totals") or {}
     counts = card.get("counts") or {}
     classes = list(card.get("classes") or [])
@@ -53,10 +80,18 @@ def dataset_markdown(card: dict) -> str:
     else:
         rows = [[split, str(total)] for split, total in totals.items()]
         parts.append(md_table(["split", "sequences"], rows))
+    cropped = cropped_sentence(card, cropped_test)
+    if cropped:
+        parts += ["", cropped]
     dropped = card.get("dropped") or {}
     if isinstance(dropped, dict) and dropped:
-        rows = [[str(k), str(v)] for k, v in dropped.items()]
-        parts += ["", "Rows dropped:", "", md_table(["reason", "rows"], rows)]
+        # only the filters that dropped something (the card lists every filter)
+        rows = [[str(k), str(v)] for k, v in dropped.items() if v]
+        none = [str(k) for k, v in dropped.items() if not v]
+        if rows:
+            parts += ["", "Rows dropped:", "", md_table(["reason", "rows"], rows)]
+        if none:
+            parts += ["", f"No rows dropped by: {', '.join(none)}."]
     return "\n".join(parts)
 
 
@@ -97,9 +132,12 @@ def _unmasked_section(stats: Statistics) -> str:
     return "\n".join(["## Unmasked model (test set)", "", md_table(header, [row])])
 
 
-def caution_notes(stats: Statistics, card: dict | None = None) -> list[str]:
+def caution_notes(
+    stats: Statistics, card: dict | None = None, cropped_test: int | None = None
+) -> list[str]:
     """What limits this run's findings besides the statistics: a tiny test set, classes with a
-    handful of test sequences (a model at chance is the Findings' own verdict)."""
+    handful of test sequences, sequences cropped to the length limit (a model at chance is the
+    Findings' own verdict)."""
     unmasked = unmasked_rows(stats.table)
     if unmasked.empty:
         return []
@@ -118,6 +156,8 @@ def caution_notes(stats: Statistics, card: dict | None = None) -> list[str]:
             f"**Classes with few test sequences**: {listed}; their per-class accuracies rest "
             f"on fewer than {MIN_CLASS_TEST_SEQUENCES} sequences each."
         )
+    if int((card or {}).get("cropped") or 0):
+        notes.append(cropped_sentence(card, cropped_test))
     return notes
 
 
@@ -145,14 +185,19 @@ def markdown_summary(
     alpha: float = 0.05,
     margin: float = 0.02,
     notes: Sequence[str] | None = None,
+    figures: Sequence[Mapping] = (),
+    cropped_test: int | None = None,
 ) -> str:
-    """summary.md of one model: the Findings first (`kneurons.summary.findings`), then unmasked
+    """summary.md of one model: the answers in short (`kneurons.summary.headline`), the Findings
+    (`kneurons.summary.findings`), then unmasked
     accuracy, fine-tuning, data, the published comparison, per variant the accuracy tables with
     CIs, tests against random and AUC, per-class accuracy, ground truth (site recovery),
     class-specific suppression and amplification (`kneurons.classes.report`), what the top neurons
     respond to (`kneurons.profiles.report`), enrichment, class overlap, stability and IG
     completeness (each section only when its data is given). The optional tables must be of the
-    evaluations' model. `notes`: the limits' caution bullets (default `caution_notes`)."""
+    evaluations' model. `notes`: the limits' caution bullets (default `caution_notes`).
+    `figures` (`kneurons.summary.gallery`): shown after the section each illustrates, the rest at
+    the end; `cropped_test`: the test sequences cropped to the length limit."""
     stats = table if isinstance(table, Statistics) else add_statistics(table, level=level)
     model = stats.model
     _check_model(completeness, model, "completeness")
@@ -163,7 +208,7 @@ def markdown_summary(
     _check_model(classes, model, "classes")
     _check_model(profiles, model, "profiles")
 
-    parts = [TITLE, ""]
+    parts = [f"{TITLE} ({model})", "", headline_section(stats, card, alpha, recovery, classes), ""]
     findings = findings_section(
         stats,
         card,
@@ -171,28 +216,41 @@ def markdown_summary(
         n_boot,
         completeness,
         stability,
-        caution_notes(stats, card) if notes is None else notes,
+        caution_notes(stats, card, cropped_test) if notes is None else notes,
         classes=classes,
         alpha=alpha,
         margin=margin,
     )
+    shown: list[Mapping] = []
+
+    def with_figures(block: str, section: str, variant=None) -> str:
+        if not block:
+            return ""
+        picked = gallery.pick(figures, section, variant)
+        shown.extend(picked)
+        return "\n\n".join(x for x in (block, gallery.figure_markdown(picked)) if x)
+
     blocks = [findings, _unmasked_section(stats)]
     if metrics:
         blocks.append(finetuning_markdown(metrics))
     if card:
-        blocks.append(dataset_markdown(card))
+        blocks.append(dataset_markdown(card, cropped_test))
     if not masked_rows(stats.table).empty:
         blocks.append(sections.published_section(stats))
-        blocks += [sections.variant_section(stats, v, level) for v in variants(stats.table)]
         blocks += [
-            sections.ground_truth_section(stats, recovery, level=level),
-            specificity_section(classes, model, level=level),
-            profiles_section(profiles) if profiles is not None else "",
-            sections.enrichment_section(by_type),
+            with_figures(sections.variant_section(stats, v, level), "variant", v)
+            for v in variants(stats.table)
+        ]
+        blocks += [
+            with_figures(ground_truth_section(stats, recovery, level=level), "ground_truth"),
+            with_figures(specificity_section(classes, model, level=level), "classes"),
+            with_figures(profiles_section(profiles) if profiles is not None else "", "profiles"),
+            with_figures(sections.enrichment_section(by_type), "enrichment"),
             sections.overlap_section(overlap),
         ]
-    blocks.append(stability_section(stability))
+    blocks.append(with_figures(stability_section(stability), "stability"))
     blocks.append(completeness_section(completeness))
+    blocks.append(gallery.leftover(figures, shown))
     for block in blocks:
         if block:
             parts += [block, ""]
