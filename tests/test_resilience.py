@@ -99,16 +99,26 @@ def test_killed_finetune_resumes_and_matches_an_uninterrupted_run(tmp_path):
 
 
 def test_slurm_profile_dry_run_without_slurm(tmp_path):
+    """Partition and account come from the environment (no file to edit); GPU rules go to
+    KNEURONS_SLURM_GPU_PARTITION."""
     config = tiny_config(tmp_path, 2)
+    env = {
+        **os.environ,
+        "KNEURONS_SLURM_PARTITION": "short",
+        "KNEURONS_SLURM_GPU_PARTITION": "gpu",
+        "KNEURONS_SLURM_ACCOUNT": "mylab",
+    }
     run = subprocess.run(
         command(tmp_path, config, "--workflow-profile", str(REPO / "profiles/slurm"), "--dry-run"),
         capture_output=True,
         text=True,
         timeout=300,
+        env=env,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     out = run.stdout + run.stderr
-    assert "slurm_account=CHANGE_ME_account" in out
+    assert "slurm_account=mylab" in out and "slurm_partition=short" in out
+    assert "slurm_partition=gpu" in out  # finetune and score_neurons
     assert "finetune" in out and "score_neurons" in out
 
 
