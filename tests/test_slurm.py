@@ -142,9 +142,11 @@ def assert_eval_tables_equal(workdir: Path, reference: Path) -> None:
     def tables(root: Path) -> list[Path]:
         return sorted(p.relative_to(root) for p in (root / "results/eval").rglob("*.parquet"))
 
-    names = tables(reference)
-    assert names, "the local run wrote no evaluation tables"
-    assert tables(workdir) == names
+    # the session's local run may have been extended by other tests (more variants): every
+    # table the cluster run wrote must be one of its tables, and equal
+    names = tables(workdir)
+    assert len(names) == 17, names  # tiny config: 4 methods x 2 layer types x 2 levels + unmasked
+    assert set(names) <= set(tables(reference)), sorted(set(names) - set(tables(reference)))
     for name in names:
         pd.testing.assert_frame_equal(
             pd.read_parquet(workdir / name), pd.read_parquet(reference / name), check_exact=True
