@@ -52,17 +52,24 @@ class Killed(Exception):
     pass
 
 
+def killed_after_epoch_1(splits, resume, **kwargs):
+    """Train with a resumable state and stop at epoch 2's log line: the state of epoch 1 is
+    saved (epoch 2's save comes after its log line)."""
+
+    def die(message):
+        if message.startswith("epoch 2/"):
+            raise Killed
+
+    with pytest.raises(Killed):
+        run(splits, log=die, resume_path=resume, **kwargs)
+
+
 def test_interrupted_training_resumes_to_the_same_result(splits, tmp_path):
     reference_model, reference_history = run(splits)
 
     resume = tmp_path / "state.pt"
 
-    def die_after_epoch_2(message):
-        if message.startswith("epoch 2/"):
-            raise Killed
-
-    with pytest.raises(Killed):
-        run(splits, log=die_after_epoch_2, resume_path=resume)
+    killed_after_epoch_1(splits, resume)
     assert resume.exists()  # saved after epoch 1 (epoch 2's save comes after its log line)
 
     messages = []
@@ -79,12 +86,7 @@ def test_interrupted_training_resumes_to_the_same_result(splits, tmp_path):
 def test_resume_state_of_other_options_is_ignored(splits, tmp_path):
     resume = tmp_path / "state.pt"
 
-    def die(message):
-        if message.startswith("epoch 2/"):
-            raise Killed
-
-    with pytest.raises(Killed):
-        run(splits, log=die, resume_path=resume)
+    killed_after_epoch_1(splits, resume)
     train, val = splits
     messages = []
     other = TrainOptions(epochs=4, lr=1e-3, head_lr=1e-2, max_tokens=256, seed=0)
@@ -123,12 +125,7 @@ def test_resume_state_of_other_code_or_torch_is_ignored(splits, tmp_path, monkey
     resume = tmp_path / "state.pt"
     code = {"kneurons/model/train.py": "a" * 64, "finetune.py": "b" * 64}
 
-    def die(message):
-        if message.startswith("epoch 2/"):
-            raise Killed
-
-    with pytest.raises(Killed):
-        run(splits, log=die, resume_path=resume, code=code)
+    killed_after_epoch_1(splits, resume, code=code)
     if change == "code":
         code = {**code, "kneurons/model/train.py": "c" * 64}  # train.py fixed between the runs
     else:
@@ -150,12 +147,7 @@ def test_resume_state_of_the_same_code_is_continued(splits, tmp_path):
     resume = tmp_path / "state.pt"
     code = {"kneurons/model/train.py": "a" * 64}
 
-    def die(message):
-        if message.startswith("epoch 2/"):
-            raise Killed
-
-    with pytest.raises(Killed):
-        run(splits, log=die, resume_path=resume, code=code)
+    killed_after_epoch_1(splits, resume, code=code)
     messages = []
     run(splits, log=messages.append, resume_path=resume, code=dict(code))
     assert any(m.startswith("resuming after epoch 1") for m in messages), messages

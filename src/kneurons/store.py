@@ -247,27 +247,43 @@ def _is_temporary(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
-def verify(directory: str | os.PathLike, remove: bool = True) -> Report:
-    """Check every entry under `directory` (header key = file name, checksum of the bytes);
-    remove the bad ones and leftover temporary files (unless `remove` is False). Run it while
-    no job of this results folder runs: a job's temporary file would be taken for a leftover."""
+def _sweep(directory, reason_of: Callable[[Path], str | None], remove: bool) -> Report:
+    """Every entry file under `directory`: removed (unless `remove` is False) where
+    `reason_of(path)` gives a reason, kept where it gives None; then the emptied folders go."""
     report = Report()
     for path in entries(directory):
         report.checked += 1
         size = path.stat().st_size
+        reason = "temporary file left by an interrupted job" if _is_temporary(path) else None
+        reason = reason or reason_of(path)
+        if reason is None:
+            report.kept += 1
+            report.bytes_kept += size
+            continue
+        report.removed[str(path)] = reason
+        report.bytes_removed += size
+        if remove:
+            path.unlink(missing_ok=True)
+    if remove:  # empty <kind>/<xx>/ folders
+        for sub in sorted(Path(directory).rglob("*"), reverse=True):
+            if sub.is_dir() and not any(sub.iterdir()):
+                sub.rmdir()
+    return report
+
+
+def verify(directory: str | os.PathLike, remove: bool = True) -> Report:
+    """Check every entry under `directory` (header key = file name, checksum of the bytes);
+    remove the bad ones and leftover temporary files (unless `remove` is False). Run it while
+    no job of this results folder runs: a job's temporary file would be taken for a leftover."""
+
+    def reason_of(path: Path) -> str | None:
         try:
-            if _is_temporary(path):
-                raise BadEntry("temporary file left by an interrupted job")
             read_entry(path)
         except BadEntry as err:
-            report.removed[str(path)] = str(err)
-            report.bytes_removed += size
-            if remove:
-                path.unlink(missing_ok=True)
-            continue
-        report.kept += 1
-        report.bytes_kept += size
-    return report
+            return str(err)
+        return None
+
+    return _sweep(directory, reason_of, remove)
 
 
 def referenced_keys(paths: Iterable[str | os.PathLike]) -> set[str]:
@@ -290,26 +306,11 @@ def referenced_keys(paths: Iterable[str | os.PathLike]) -> set[str]:
 def prune(directory: str | os.PathLike, keep: set[str], remove: bool = True) -> Report:
     """Remove every entry under `directory` whose key is not in `keep` (and leftover
     temporary files)."""
-    report = Report()
-    for path in entries(directory):
-        report.checked += 1
-        size = path.stat().st_size
-        key = path.name.split(".", 1)[0]
-        if _is_temporary(path) or key not in keep:
-            report.removed[str(path)] = (
-                "temporary file" if _is_temporary(path) else "no current target uses it"
-            )
-            report.bytes_removed += size
-            if remove:
-                path.unlink(missing_ok=True)
-            continue
-        report.kept += 1
-        report.bytes_kept += size
-    if remove:  # empty <kind>/<xx>/ folders
-        for sub in sorted(Path(directory).rglob("*"), reverse=True):
-            if sub.is_dir() and not any(sub.iterdir()):
-                sub.rmdir()
-    return report
+
+    def reason_of(path: Path) -> str | None:
+        return None if path.name.split(".", 1)[0] in keep else "no current target uses it"
+
+    return _sweep(directory, reason_of, remove)
 
 
 def prune_unused(
