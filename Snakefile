@@ -34,15 +34,17 @@ with open(os.path.join(workflow.basedir, "config/schema.yaml")) as schema_file:
 validate(config, "config/schema.yaml")
 
 
+include: "rules/common.smk"
+
+
 # The report opens on the workflow description and, once a run has written it (rule
 # report_front), every model's Findings.
-FRONT_PAGE = "results/summary/report_front.rst"
+FRONT_PAGE = results("summary/report_front.rst")
 
 
 report: os.path.abspath(FRONT_PAGE) if os.path.exists(FRONT_PAGE) else "report/workflow.rst"
 
 
-include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/model.smk"
 include: "rules/scoring.smk"

@@ -26,9 +26,9 @@ rule evaluate_classes:
     output:
         layer_type_class_files(),
     log:
-        "logs/evaluate_classes/{model}/{layer_type}.log",
+        log_path("evaluate_classes/{model}/{layer_type}.log"),
     benchmark:
-        "results/benchmarks/evaluate_classes/{model}/{layer_type}.tsv"
+        results("benchmarks/evaluate_classes/{model}/{layer_type}.tsv")
     wildcard_constraints:
         factor=r"\d+(\.\d+)?",
     conda:
@@ -52,9 +52,9 @@ use rule evaluate_classes as evaluate_classes_model with:
     output:
         model_class_files(),
     log:
-        "logs/evaluate_classes_model/{model}.log",
+        log_path("evaluate_classes_model/{model}.log"),
     benchmark:
-        "results/benchmarks/evaluate_classes_model/{model}.tsv"
+        results("benchmarks/evaluate_classes_model/{model}.tsv")
     wildcard_constraints:
         model=PER_MODEL_PATTERN,
         factor=r"\d+(\.\d+)?",
@@ -65,17 +65,17 @@ rule class_specificity:
         unpack(class_summary_inputs),
         lib=script_library("class_specificity"),
     output:
-        table="results/summary/{model}/class_specificity.parquet",
-        effects="results/summary/{model}/class_effects.parquet",
+        table=results("summary/{model}/class_specificity.parquet"),
+        effects=results("summary/{model}/class_effects.parquet"),
         markdown=report(
-            vocab.CLASS_PAGE,
+            results(vocab.CLASS_PAGE),
             caption="../report/class_specificity.rst",
             category="Class-specific neurons",
             labels={"model": "{model}", "page": "class specificity"},
         ),
         figures=class_matrix_figures(),
     log:
-        "logs/class_specificity/{model}.log",
+        log_path("class_specificity/{model}.log"),
     conda:
         "../envs/kneurons.yaml"
     resources:

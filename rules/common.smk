@@ -16,7 +16,12 @@ from kneurons.io import stage_by_content
 from kneurons.model.resources import gpu_percent
 from kneurons.errors import ModelError, disk_error_line
 from kneurons.model.spec import ModelSpec, shape_of
-from kneurons.configuration import expand_replicates, group_names, replicate_groups
+from kneurons.configuration import (
+    dataset_id,
+    expand_replicates,
+    group_names,
+    replicate_groups,
+)
 
 
 def canonical(obj):
@@ -53,9 +58,35 @@ def staged(path):
     re-hashed on every DAG build); a full disk or read-only results folder is one line.
     """
     try:
-        return stage_by_content(path, STAGED)
+        return stage_by_content(path, vocab.STAGED_DIR)
     except OSError as err:
         stop(f"Error: {disk_error_line(err) or err}")
+
+
+# Everything made from the dataset goes to its own folder, results/<dataset>/ (logs to
+# logs/<dataset>/): two datasets, or two settings of one, never overwrite each other. The id
+# is data.name, else the input's name and a digest of its content and of the data settings
+# (kneurons.configuration.dataset_id); the store and the staged inputs are shared.
+DATASET = dataset_id(
+    config["data"],
+    {
+        key: os.path.basename(staged(config["data"][key]))
+        for key in ("input", "non_enzymes")
+        if config["data"].get(key)
+    },
+)
+if DATASET in {os.path.basename(vocab.STORE_DIR), os.path.basename(vocab.STAGED_DIR)}:
+    config_error(f"data.name: {DATASET!r} is the name of a shared folder of results/")
+RUN = f"{vocab.RESULTS}/{DATASET}"
+
+
+def results(path):
+    """`path` (relative to a run folder, e.g. `vocab.SCORE_FILE`) in this dataset's folder."""
+    return f"{RUN}/{path}"
+
+
+def log_path(path):
+    return f"logs/{DATASET}/{path}"
 
 
 def model_entry(name, entry):
@@ -269,7 +300,7 @@ def gpu_share(kind, max_tokens):
 def score_files(model, methods, layer_types):
     """Every per-layer score file of a model for these methods and layer types."""
     return expand(
-        vocab.SCORE_FILE,
+        results(vocab.SCORE_FILE),
         model=model,
         method=methods,
         layer_type=layer_types,
@@ -278,17 +309,17 @@ def score_files(model, methods, layer_types):
 
 
 def selection_file(model, scope, method, target):
-    return vocab.SELECTION_FILE.format(
+    return results(vocab.SELECTION_FILE).format(
         model=model, scope=scope, method=method, target=target
     )
 
 
 def model_file(model):
-    return vocab.MODEL_FILE.format(model=model)
+    return results(vocab.MODEL_FILE).format(model=model)
 
 
 DATA_FILES = {
-    split: vocab.DATA_FILE.format(split=split)
+    split: results(vocab.DATA_FILE).format(split=split)
     for split in ("train", "val", "test", "cleaned")
 }
 SPLITS = [DATA_FILES[split] for split in ("train", "val", "test")]

@@ -10,10 +10,10 @@ rule fetch_uniprot:
     input:
         lib=script_library("fetch_uniprot"),
     output:
-        tsv=vocab.UNIPROT_DOWNLOAD,
-        manifest=vocab.UNIPROT_MANIFEST,
+        tsv=results(vocab.UNIPROT_DOWNLOAD),
+        manifest=results(vocab.UNIPROT_MANIFEST),
     log:
-        "logs/fetch_uniprot.log",
+        log_path("fetch_uniprot.log"),
     # On the submit host: compute nodes of many clusters have no internet.
     localrule: True
     conda:
@@ -35,11 +35,11 @@ rule clean_dataset:
         lib=script_library("clean_dataset"),
     output:
         table=DATA_FILES["cleaned"],
-        fasta=vocab.CLEANED_FASTA,
+        fasta=results(vocab.CLEANED_FASTA),
     log:
-        "logs/clean_dataset.log",
+        log_path("clean_dataset.log"),
     benchmark:
-        "results/benchmarks/clean_dataset.tsv"
+        results("benchmarks/clean_dataset.tsv")
     conda:
         "../envs/kneurons.yaml"
     resources:
@@ -54,15 +54,15 @@ rule clean_dataset:
 
 rule cluster_sequences:
     input:
-        vocab.CLEANED_FASTA,
+        results(vocab.CLEANED_FASTA),
     output:
-        clusters=vocab.HOMOLOGY_CLUSTERS,
-        hits=vocab.HOMOLOGY_HITS,
-        version=vocab.MMSEQS_VERSION,
+        clusters=results(vocab.HOMOLOGY_CLUSTERS),
+        hits=results(vocab.HOMOLOGY_HITS),
+        version=results(vocab.MMSEQS_VERSION),
     log:
-        "logs/cluster_sequences.log",
+        log_path("cluster_sequences.log"),
     benchmark:
-        "results/benchmarks/cluster_sequences.tsv"
+        results("benchmarks/cluster_sequences.tsv")
     conda:
         "../envs/mmseqs2.yaml"
     threads: 4
@@ -95,10 +95,10 @@ rule prepare_dataset:
         train=DATA_FILES["train"],
         val=DATA_FILES["val"],
         test=DATA_FILES["test"],
-        card=vocab.DATASET_CARD,
-        card_md="results/data/dataset_card.md",
+        card=results(vocab.DATASET_CARD),
+        card_md=results("data/dataset_card.md"),
     log:
-        "logs/prepare_dataset.log",
+        log_path("prepare_dataset.log"),
     conda:
         "../envs/kneurons.yaml"
     resources:
@@ -117,10 +117,10 @@ rule make_synthetic:
     input:
         lib=script_library("make_synthetic"),
     output:
-        table=vocab.SYNTHETIC_TABLE,
-        sites=vocab.SYNTHETIC_SITES,
+        table=results(vocab.SYNTHETIC_TABLE),
+        sites=results(vocab.SYNTHETIC_SITES),
     log:
-        "logs/make_synthetic.log",
+        log_path("make_synthetic.log"),
     conda:
         "../envs/kneurons.yaml"
     resources:
@@ -140,9 +140,9 @@ rule extract_sites:
         unpack(dataset_sources),
         lib=script_library("extract_sites"),
     output:
-        vocab.SITES_TABLE,
+        results(vocab.SITES_TABLE),
     log:
-        "logs/extract_sites.log",
+        log_path("extract_sites.log"),
     conda:
         "../envs/kneurons.yaml"
     resources:

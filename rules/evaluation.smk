@@ -20,11 +20,11 @@ rule mean_activations:
         lib=script_library("mean_activations"),
         train=DATA_FILES["train"],
     output:
-        vocab.MEANS_FILE,
+        results(vocab.MEANS_FILE),
     log:
-        "logs/mean_activations/{model}/{layer_type}.log",
+        log_path("mean_activations/{model}/{layer_type}.log"),
     benchmark:
-        "results/benchmarks/mean_activations/{model}/{layer_type}.tsv"
+        results("benchmarks/mean_activations/{model}/{layer_type}.tsv")
     conda:
         "../envs/kneurons.yaml"
     threads: model_threads(2)
@@ -47,9 +47,9 @@ rule evaluate_unmasked:
         lib=script_library("evaluate_unmasked"),
         test=DATA_FILES["test"],
     output:
-        vocab.UNMASKED_FILE,
+        results(vocab.UNMASKED_FILE),
     log:
-        "logs/evaluate_unmasked/{model}.log",
+        log_path("evaluate_unmasked/{model}.log"),
     conda:
         "../envs/kneurons.yaml"
     threads: model_threads(2)
@@ -75,9 +75,11 @@ rule evaluate_masked:
     output:
         target_eval_files(),
     log:
-        "logs/evaluate_masked/{model}/{mode}/{scope}/{target}/{direction}.log",
+        log_path("evaluate_masked/{model}/{mode}/{scope}/{target}/{direction}.log"),
     benchmark:
-        "results/benchmarks/evaluate_masked/{model}/{mode}/{scope}/{target}/{direction}.tsv"
+        results(
+            "benchmarks/evaluate_masked/{model}/{mode}/{scope}/{target}/{direction}.tsv"
+        )
     conda:
         "../envs/kneurons.yaml"
     threads: model_threads(2)
@@ -107,9 +109,11 @@ use rule evaluate_masked as evaluate_masked_model with:
     output:
         model_eval_files(),
     log:
-        "logs/evaluate_masked_model/{model}/{mode}/{scope}/{direction}.log",
+        log_path("evaluate_masked_model/{model}/{mode}/{scope}/{direction}.log"),
     benchmark:
-        "results/benchmarks/evaluate_masked_model/{model}/{mode}/{scope}/{direction}.tsv"
+        results(
+            "benchmarks/evaluate_masked_model/{model}/{mode}/{scope}/{direction}.tsv"
+        )
     wildcard_constraints:
         model=PER_MODEL_PATTERN,
         scope=one_of(LAYER_TYPE_SCOPES),

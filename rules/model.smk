@@ -9,9 +9,9 @@ rule fetch_pretrained:
     input:
         lib=script_library("fetch_pretrained"),
     output:
-        vocab.WEIGHTS_RECORD,
+        results(vocab.WEIGHTS_RECORD),
     log:
-        "logs/fetch_pretrained/{model}.log",
+        log_path("fetch_pretrained/{model}.log"),
     priority: 100
     # On the submit host: compute nodes of many clusters have no internet.
     localrule: True
@@ -33,17 +33,17 @@ rule finetune:
         lib=script_library("finetune"),
         val=DATA_FILES["val"],
         test=DATA_FILES["test"],
-        card=vocab.DATASET_CARD,
+        card=results(vocab.DATASET_CARD),
         weights=pretrained_weights,
     output:
         checkpoint=model_file("{model}"),
-        info=vocab.MODEL_INFO,
-        metrics=vocab.MODEL_METRICS,
-        history="results/models/{model}/training_log.tsv",
+        info=results(vocab.MODEL_INFO),
+        metrics=results(vocab.MODEL_METRICS),
+        history=results("models/{model}/training_log.tsv"),
     log:
-        "logs/finetune/{model}.log",
+        log_path("finetune/{model}.log"),
     benchmark:
-        "results/benchmarks/finetune/{model}.tsv"
+        results("benchmarks/finetune/{model}.tsv")
     conda:
         "../envs/kneurons.yaml"
     threads: model_threads(8)

@@ -14,20 +14,20 @@ rule profile_neurons:
         sites=sites_table(),
         selections=profile_selections,
     output:
-        windows=vocab.PROFILE_WINDOWS,
-        composition=vocab.PROFILE_COMPOSITION,
-        table="results/summary/{model}/neuron_profiles.parquet",
+        windows=results(vocab.PROFILE_WINDOWS),
+        composition=results(vocab.PROFILE_COMPOSITION),
+        table=results("summary/{model}/neuron_profiles.parquet"),
         markdown=report(
-            vocab.PROFILES_PAGE,
+            results(vocab.PROFILES_PAGE),
             caption="../report/neuron_profiles.rst",
             category="Neuron profiles",
             labels={"model": "{model}", "page": "neuron profiles"},
         ),
         logos=profile_logos(),
     log:
-        "logs/profile_neurons/{model}.log",
+        log_path("profile_neurons/{model}.log"),
     benchmark:
-        "results/benchmarks/profile_neurons/{model}.tsv"
+        results("benchmarks/profile_neurons/{model}.tsv")
     conda:
         "../envs/kneurons.yaml"
     threads: model_threads(2)

@@ -10,9 +10,9 @@ rule provenance:
         unpack(provenance_inputs),
         lib=script_library("provenance"),
     output:
-        "results/{stage}/provenance.json",
+        results("{stage}/provenance.json"),
     log:
-        "logs/provenance/{stage}.log",
+        log_path("provenance/{stage}.log"),
     wildcard_constraints:
         stage=one_of(provenance_stages()),
     # Checksums and versions: seconds of work, not worth a cluster submission.

@@ -13,16 +13,18 @@ rule map_residues:
         sites=sites_table(),
         selection=residue_selection,
     output:
-        maps=vocab.RESIDUE_FILE,
+        maps=results(vocab.RESIDUE_FILE),
         plot=report(
-            "results/residues/{model}/{method}/{layer_type}/keep{retention}.png",
+            results("residues/{model}/{method}/{layer_type}/keep{retention}.png"),
             caption="../report/residue_map.rst",
             category="Residue maps",
         ),
     log:
-        "logs/map_residues/{model}/{method}/{layer_type}/keep{retention}.log",
+        log_path("map_residues/{model}/{method}/{layer_type}/keep{retention}.log"),
     benchmark:
-        "results/benchmarks/map_residues/{model}/{method}/{layer_type}/keep{retention}.tsv"
+        results(
+            "benchmarks/map_residues/{model}/{method}/{layer_type}/keep{retention}.tsv"
+        )
     wildcard_constraints:
         retention=one_of(residue_retentions()),
     conda:
@@ -44,20 +46,20 @@ rule site_recovery:
         lib=script_library("site_recovery"),
         maps=residue_map_files,
     output:
-        table="results/summary/{model}/site_recovery.parquet",
+        table=results("summary/{model}/site_recovery.parquet"),
         markdown=report(
-            "results/summary/{model}/site_recovery.md",
+            results("summary/{model}/site_recovery.md"),
             caption="../report/site_recovery.rst",
             category="Site recovery",
         ),
         plot=report(
-            "results/summary/{model}/figures/site_recovery.png",
+            results("summary/{model}/figures/site_recovery.png"),
             caption="../report/site_recovery_plot.rst",
             category="Site recovery",
         ),
-        svg="results/summary/{model}/figures/site_recovery.svg",
+        svg=results("summary/{model}/figures/site_recovery.svg"),
     log:
-        "logs/site_recovery/{model}.log",
+        log_path("site_recovery/{model}.log"),
     conda:
         "../envs/kneurons.yaml"
     resources:

@@ -17,9 +17,9 @@ rule score_neurons:
     output:
         layer_score_files(),
     log:
-        "logs/score_neurons/{model}/{method}/layer{layer}.log",
+        log_path("score_neurons/{model}/{method}/layer{layer}.log"),
     benchmark:
-        "results/benchmarks/score_neurons/{model}/{method}/layer{layer}.tsv"
+        results("benchmarks/score_neurons/{model}/{method}/layer{layer}.tsv")
     wildcard_constraints:
         method=one_of(vocab.SCORING_METHODS),
     conda:
@@ -42,12 +42,12 @@ rule score_neurons:
 # job per (model, seed, layer) like the scored methods.
 rule score_random:
     input:
-        info=vocab.MODEL_INFO,
+        info=results(vocab.MODEL_INFO),
         lib=module_library("scoring.files"),
     output:
         layer_score_files(),
     log:
-        "logs/score_random/{model}/{method}/layer{layer}.log",
+        log_path("score_random/{model}/{method}/layer{layer}.log"),
     wildcard_constraints:
         method=rf"{vocab.RANDOM}-\d+",
     localrule: True

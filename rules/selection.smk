@@ -12,9 +12,9 @@ rule select_units:
         scores=selection_inputs,
         lib=module_library("selection.ranking"),
     output:
-        vocab.SELECTION_FILE,
+        results(vocab.SELECTION_FILE),
     log:
-        "logs/select_units/{model}/{scope}/{method}/{target}.log",
+        log_path("select_units/{model}/{scope}/{method}/{target}.log"),
     localrule: True
     run:
         from kneurons.selection.ranking import write_selection

@@ -9,7 +9,7 @@ include: "inputs/store.smk"
 
 rule prune_store:
     log:
-        "logs/prune_store.log",
+        log_path("prune_store.log"),
     localrule: True
     params:
         targets=store_targets(),

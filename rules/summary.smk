@@ -10,31 +10,31 @@ rule summarize:
         unpack(summary_inputs),
         lib=script_library("summarize"),
     output:
-        table="results/summary/{model}/masked_eval.parquet",
-        random="results/summary/{model}/random_baseline.parquet",
-        auc="results/summary/{model}/auc.parquet",
-        enrichment="results/summary/{model}/enrichment.parquet",
-        type_enrichment="results/summary/{model}/type_enrichment.parquet",
-        class_overlap="results/summary/{model}/class_overlap.parquet",
-        completeness="results/summary/{model}/ig_completeness.parquet",
-        stability="results/summary/{model}/stability.parquet",
-        self_check="results/summary/{model}/self_check.parquet",
-        findings=vocab.FINDINGS_FILE,
-        markdown="results/summary/{model}/summary.md",
+        table=results("summary/{model}/masked_eval.parquet"),
+        random=results("summary/{model}/random_baseline.parquet"),
+        auc=results("summary/{model}/auc.parquet"),
+        enrichment=results("summary/{model}/enrichment.parquet"),
+        type_enrichment=results("summary/{model}/type_enrichment.parquet"),
+        class_overlap=results("summary/{model}/class_overlap.parquet"),
+        completeness=results("summary/{model}/ig_completeness.parquet"),
+        stability=results("summary/{model}/stability.parquet"),
+        self_check=results("summary/{model}/self_check.parquet"),
+        findings=results(vocab.FINDINGS_FILE),
+        markdown=results("summary/{model}/summary.md"),
         html=report(
-            "results/summary/{model}/summary.html",
+            results("summary/{model}/summary.html"),
             caption="../report/summary.rst",
             category="Summary",
             labels={"model": "{model}", "page": "summary"},
         ),
         dataset=report(
-            "results/summary/{model}/dataset.html",
+            results("summary/{model}/dataset.html"),
             caption="../report/dataset.rst",
             category="Data and fine-tuning",
             labels={"model": "{model}", "page": "dataset card"},
         ),
         finetuning=report(
-            "results/summary/{model}/finetuning.html",
+            results("summary/{model}/finetuning.html"),
             caption="../report/finetuning.rst",
             category="Data and fine-tuning",
             labels={"model": "{model}", "page": "fine-tuning metrics"},
@@ -46,7 +46,7 @@ rule summarize:
         stability_plot=report_figures("stability"),
         svg=figure_files(None, "svg"),
     log:
-        "logs/summarize/{model}.log",
+        log_path("summarize/{model}.log"),
     conda:
         "../envs/kneurons.yaml"
     resources:
@@ -71,12 +71,12 @@ rule summarize:
 rule report_front:
     input:
         intro=os.path.join(workflow.basedir, "report/workflow.rst"),
-        findings=expand(vocab.FINDINGS_FILE, model=MODELS),
+        findings=expand(results(vocab.FINDINGS_FILE), model=MODELS),
         lib=module_library("summary.report"),
     output:
         FRONT_PAGE,
     log:
-        "logs/report_front.log",
+        log_path("report_front.log"),
     localrule: True
     run:
         from kneurons.summary.report import write_front_page
@@ -104,16 +104,16 @@ if REPLICATES:
             unpack(replicate_scores),
             lib=script_library("stability_across_models"),
         output:
-            table="results/summary/stability_across_models.parquet",
+            table=results("summary/stability_across_models.parquet"),
             figure=report(
-                "results/summary/figures/stability_across_models.png",
+                results("summary/figures/stability_across_models.png"),
                 caption="../report/stability.rst",
                 category="Stability of the selection",
                 labels={"model": "replicates", "figure": "stability_across_models"},
             ),
-            svg="results/summary/figures/stability_across_models.svg",
+            svg=results("summary/figures/stability_across_models.svg"),
         log:
-            "logs/stability_across_models.log",
+            log_path("stability_across_models.log"),
         conda:
             "../envs/kneurons.yaml"
         resources:
@@ -134,10 +134,10 @@ if REPLICATES:
             unpack(replicate_summaries),
             lib=script_library("replicate_findings"),
         output:
-            table="results/summary/replicates/{group}/replicate_findings.parquet",
-            markdown="results/summary/replicates/{group}/replicate_findings.md",
+            table=results("summary/replicates/{group}/replicate_findings.parquet"),
+            markdown=results("summary/replicates/{group}/replicate_findings.md"),
         log:
-            "logs/replicate_findings/{group}.log",
+            log_path("replicate_findings/{group}.log"),
         wildcard_constraints:
             group=one_of(REPLICATE_GROUPS),
         # A few small tables: seconds of work, not worth a cluster submission.

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from workflow_helpers import REPO, run_snakemake, snakemake_command, write_config
+from workflow_helpers import REPO, TINY_RUN, run_snakemake, snakemake_command, write_config
 
 from kneurons import store as store_module
 from kneurons.errors import DataError, ModelError, damaged_input_line, disk_error_line
@@ -314,7 +314,8 @@ METHODS = ["activation", "integrated_gradients", "random-0", "random-1"]
 
 def eval_targets(retentions=(50, 10)):
     return [
-        EVAL_FILE.format(
+        TINY_RUN
+        + EVAL_FILE.format(
             model="tiny",
             mode="zero",
             scope="layer_type",
@@ -384,10 +385,10 @@ def test_swapped_logits_entries_are_recomputed_when_a_level_is_added(evaluated, 
 @pytest.mark.integration
 def test_an_edited_staged_input_is_replaced_from_the_users_file(evaluated, tmp_path):
     workdir, config = copy_of(evaluated, tmp_path / "run")
-    staged = [p for p in (workdir / "results/data/input").iterdir() if "." not in p.name]
+    staged = [p for p in (workdir / "results/input").iterdir() if "." not in p.name]
     assert len(staged) == 1
     lines = staged[0].read_text().splitlines(keepends=True)
-    cleaned = workdir / "results/data/cleaned.parquet"
+    cleaned = workdir / "results/tiny/data/cleaned.parquet"
     before = pd.read_parquet(cleaned)
     staged[0].write_text("".join(lines[:-16]))  # 16 rows deleted from the copy
     run = run_snakemake(workdir, config, str(cleaned.relative_to(workdir)))
@@ -401,17 +402,19 @@ def test_an_edited_staged_input_is_replaced_from_the_users_file(evaluated, tmp_p
 @pytest.mark.integration
 def test_a_truncated_score_file_stops_the_selection_with_one_line(evaluated, tmp_path):
     workdir, config = copy_of(evaluated, tmp_path / "run")
-    score = SCORE_FILE.format(model="tiny", method="activation", layer_type="key", layer=1)
+    score = TINY_RUN + SCORE_FILE.format(
+        model="tiny", method="activation", layer_type="key", layer=1
+    )
     path = workdir / score
     path.write_bytes(path.read_bytes()[:-100])
-    selection = SELECTION_FILE.format(
+    selection = TINY_RUN + SELECTION_FILE.format(
         model="tiny", scope="layer_type", method="activation", target="key"
     )
     run = run_snakemake(workdir, config, selection)
     assert run.returncode != 0
     assert f"Error in rule select_units: {score} is damaged or cut short" in run.stderr
     assert "Traceback" not in run.stderr
-    log = workdir / "logs/select_units/tiny/layer_type/activation/key.log"
+    log = workdir / "logs/tiny/select_units/tiny/layer_type/activation/key.log"
     assert log.exists() and "damaged or cut short" in log.read_text()
 
 
@@ -454,7 +457,7 @@ def test_a_full_or_read_only_store_is_one_line(evaluated, tmp_path, fault):
 def test_a_read_only_results_folder_at_dag_build_is_one_line(tmp_path):
     """The staged copy of the user's file is written while the DAG is built, not in a job."""
     config = write_config(tmp_path)
-    staged = tmp_path / "results/data/input"
+    staged = tmp_path / "results/input"
     if not mount_tmpfs(staged):
         pytest.skip("mounting a tmpfs needs root")
     try:
@@ -466,7 +469,7 @@ def test_a_read_only_results_folder_at_dag_build_is_one_line(tmp_path):
     assert (
         run.stderr.strip()
         .splitlines()[-1]
-        .startswith("Error: the file system is read-only at results/data/input/")
+        .startswith("Error: the file system is read-only at results/input/")
     )
     assert "Traceback" not in run.stderr
 
@@ -505,7 +508,7 @@ def test_store_verify_and_prune_from_the_command_line(evaluated, tmp_path):
     assert not orphan.exists()
     remaining = {p.name.split(".")[0] for p in (workdir / "results/store").rglob("*.*")}
     used = store_module.referenced_keys(workdir / t for t in eval_targets())
-    used |= store_module.referenced_keys((workdir / "results/scores").rglob("*.parquet"))
+    used |= store_module.referenced_keys((workdir / "results/tiny/scores").rglob("*.parquet"))
     assert remaining == used - {damaged.name.split(".")[0]}
     # the pruned store still serves every target: nothing to do
     again = run_snakemake(workdir, config, *eval_targets())

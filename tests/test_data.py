@@ -418,7 +418,11 @@ def test_class_cap(table):
 
 
 def test_min_per_class_error_names_class(table):
-    with pytest.raises(DataError, match=r"class\(es\) '4' \(10\); min_per_class=11"):
+    with pytest.raises(
+        DataError,
+        match=r"class\(es\) '4' \(10\); min_per_class=11: lower data.min_per_class \(smallest "
+        r"class: 10 rows\) or leave the class out with data.classes",
+    ):
         clean_and_split(table, dataclasses.replace(OPTIONS, min_per_class=11))
     with pytest.raises(DataError, match=r"'5' \(0\)"):
         clean_and_split(table, dataclasses.replace(OPTIONS, classes=("1", "5")))
@@ -724,7 +728,7 @@ def test_bad_input_in_the_workflow_is_one_line_and_leaves_nothing(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     snakemake = str(Path(sys.executable).with_name("snakemake"))
     run = subprocess.run(
-        [snakemake, "results/data/train.parquet", "-s", str(REPO / "Snakefile")]
+        [snakemake, "results/tiny/data/train.parquet", "-s", str(REPO / "Snakefile")]
         + ["-d", str(tmp_path), "--cores", "1", "--configfile", str(tmp_path / "config.yaml")],
         capture_output=True,
         text=True,
@@ -736,7 +740,7 @@ def test_bad_input_in_the_workflow_is_one_line_and_leaves_nothing(tmp_path):
     assert "Traceback" not in run.stderr
     # no output: only the copy of the input the workflow reads (named by content)
     written = [p for p in (tmp_path / "results").rglob("*") if p.is_file()]
-    assert all(p.parent == tmp_path / "results/data/input" for p in written), written
+    assert all(p.parent == tmp_path / "results/input" for p in written), written
 
 
 # --- issue 12: inputs that used to run on, crash or mislead --------------------------------
@@ -757,7 +761,8 @@ def test_one_class_left_is_one_line_naming_file_and_class(tmp_path):
     with pytest.raises(DataError) as err:
         clean_dataset(read_uniprot_tsv(path), DatasetOptions(min_length=20))
     assert str(err.value) == (
-        f"data.input {path}: only one class left after cleaning (3: 5 rows); need at least two"
+        f"data.input {path}: only one class left after cleaning (3: 5 rows); need at least two "
+        "(data.classes, data.ec_level and the cleaning keys decide which)"
     )
     # Asked for one class: the same.
     table = read_uniprot_tsv(path)
@@ -836,10 +841,14 @@ def test_no_rows_left_is_one_line_with_the_drop_counts(tmp_path):
     with pytest.raises(DataError) as err:
         clean_dataset(read_uniprot_tsv(path), DatasetOptions(min_length=20))
     assert str(err.value) == (
-        f"data.input {path}: no rows left after cleaning: all 4 dropped (too_short 2, no_ec 2)"
+        f"data.input {path}: no rows left after cleaning: all 4 dropped (too_short 2, no_ec 2); "
+        "try a lower data.min_length"
     )
-    # Every row dropped by the first filter: the message, not a traceback from the next step.
-    with pytest.raises(DataError, match=r"all 4 dropped \(too_short 4\)$"):
+    # Every row dropped by the first filter: the message, not a traceback from the next step,
+    # with the key that lets those rows through.
+    with pytest.raises(
+        DataError, match=r"all 4 dropped \(too_short 4\); try a lower data.min_length$"
+    ):
         clean_dataset(read_uniprot_tsv(path), DatasetOptions(min_length=60))
 
 

@@ -257,14 +257,14 @@ def test_cluster_rule_in_the_workflow(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     snakemake = str(Path(sys.executable).with_name("snakemake"))
     run = subprocess.run(
-        [snakemake, "results/data/dataset_card.md", "-s", str(REPO / "Snakefile")]
+        [snakemake, "results/tiny/data/dataset_card.md", "-s", str(REPO / "Snakefile")]
         + ["-d", str(tmp_path), "--cores", "2", "--configfile", str(tmp_path / "config.yaml")],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    card = json.loads((tmp_path / "results/data/dataset_card.json").read_text())
+    card = json.loads((tmp_path / "results/tiny/data/dataset_card.json").read_text())
     assert card["split_method"] == "homology"
     assert card["clustering"]["n_joined_clusters"] == card["n_clusters"]
     assert card["n_input_rows"] == card["n_kept"] + card["n_dropped"]
@@ -273,7 +273,7 @@ def test_cluster_rule_in_the_workflow(tmp_path):
         frame = pd.read_parquet(tmp_path / output["path"])
         assert len(frame) == output["rows"] == card["totals"][name]
         assert frame["cluster"].nunique() == card["clusters"][name]
-    assert "homology split: MMseqs2" in (tmp_path / "results/data/dataset_card.md").read_text()
+    assert "homology split: MMseqs2" in (tmp_path / "results/tiny/data/dataset_card.md").read_text()
 
 
 def test_check_without_a_finished_split_is_one_line(tmp_path, capsys):

@@ -187,7 +187,7 @@ def test_checkpoint_shape_mismatch_stops_the_dag_build(tmp_path):
     models = {"ckpt": checkpoint_config(path, num_layers=4)}
     ok = run_snakemake(tmp_path, write_config(tmp_path, models__ckpt=models["ckpt"]), "--dry-run")
     assert ok.returncode == 0, ok.stderr[-3000:]
-    assert "results/scores/ckpt/activation/key/layer3.parquet" in ok.stdout
+    assert "results/tiny/scores/ckpt/activation/key/layer3.parquet" in ok.stdout
     models = {"ckpt": checkpoint_config(path, num_layers=2)}
     before = sorted((tmp_path / "results").rglob("*"))  # the dry run staged the input TSV
     bad = run_snakemake(tmp_path, write_config(tmp_path, models__ckpt=models["ckpt"]), "--dry-run")

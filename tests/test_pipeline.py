@@ -33,7 +33,7 @@ def test_tiny_pipeline_runs_caches_and_extends(tiny_run):
     run, tmp_path = tiny_run.run, tiny_run.workdir
     assert run.returncode == 0, run.stderr[-3000:]
 
-    summary = tmp_path / "results/summary/tiny"
+    summary = tmp_path / "results/tiny/summary/tiny"
     table = pd.read_parquet(summary / "masked_eval.parquet")
     methods = ["activation", "integrated_gradients", "random-0", "random-1"]
     masked = table[table["method"] != "unmasked"]
@@ -88,7 +88,7 @@ def test_tiny_pipeline_runs_caches_and_extends(tiny_run):
         assert name in html
     assert "Knowledge neurons of ESM-2" in html  # report/workflow.rst
     # the front page: the workflow description, then the model's Findings
-    front = (tiny_run.workdir / "results/summary/report_front.rst").read_text()
+    front = (tiny_run.workdir / "results/tiny/summary/report_front.rst").read_text()
     assert front.index("Knowledge neurons of ESM-2") < front.index("Findings: tiny")
     assert "What this run cannot tell" in front
     assert "Findings: tiny" in html and "What this run cannot tell" in html
@@ -122,17 +122,17 @@ def test_tiny_pipeline_runs_caches_and_extends(tiny_run):
     # ... and computes only the new level's masks: the others come from the store, unchanged
     before = {
         path: [list(c) for c in pd.read_parquet(path)["correct"]]
-        for path in (tmp_path / "results/eval/tiny/zero").rglob("*.parquet")
+        for path in (tmp_path / "results/tiny/eval/tiny/zero").rglob("*.parquet")
     }
     evals = tiny_run.snakemake("--until", "evaluate_masked_model", config=extended)
     assert evals.returncode == 0, evals.stderr[-3000:]
     n = len(methods)
-    log = (tmp_path / "logs/evaluate_masked_model/tiny/zero/layer_type/keep.log").read_text()
+    log = (tmp_path / "logs/tiny/evaluate_masked_model/tiny/zero/layer_type/keep.log").read_text()
     assert f"{6 * n} targets (2 layer types or groups x {n} methods x 3 retention levels)" in log
     assert f"{4 * n} from the store, {2 * n} computed" in log
     for path, correct in before.items():
         assert [list(c) for c in pd.read_parquet(path)["correct"]] == correct
-    assert len(list((tmp_path / "results/eval/tiny/zero").rglob("*25.parquet"))) == 2 * n
+    assert len(list((tmp_path / "results/tiny/eval/tiny/zero").rglob("*25.parquet"))) == 2 * n
 
     # every masking option is its own set of targets: modes x scopes x directions, where
     # scope `all` adds one target (all layer types together) beside the 2 layer types
@@ -156,7 +156,7 @@ def test_tiny_pipeline_runs_caches_and_extends(tiny_run):
         "provenance": 3,  # eval, classes and summary
         "all": 1,
     }
-    target = "results/eval/tiny/mean/all/integrated_gradients/all/remove10.parquet"
+    target = "results/tiny/eval/tiny/mean/all/integrated_gradients/all/remove10.parquet"
     one = tiny_run.snakemake(target, config=variants)
     assert one.returncode == 0, one.stderr[-3000:]
     row = pd.read_parquet(tmp_path / target).iloc[0]
@@ -171,7 +171,7 @@ def test_class_specific_targets_run_and_extend(tiny_run):
     only its own masks."""
     run, tmp_path = tiny_run.run, tiny_run.workdir
     assert run.returncode == 0, run.stderr[-3000:]
-    summary = tmp_path / "results/summary/tiny"
+    summary = tmp_path / "results/tiny/summary/tiny"
     table = pd.read_parquet(summary / "class_specificity.parquet")
     scored = table[table["method_family"] != "random"]
     assert set(scored["method"]) == {"activation", "integrated_gradients"}
@@ -228,14 +228,14 @@ def test_class_specific_targets_run_and_extend(tiny_run):
 
     before = {
         path: [list(p) for p in pd.read_parquet(path)["true_prob"]]
-        for path in (tmp_path / "results/classes/tiny").rglob("*.parquet")
+        for path in (tmp_path / "results/tiny/classes/tiny").rglob("*.parquet")
     }
     done = tiny_run.snakemake("--until", "evaluate_classes_model", config=wider)
     assert done.returncode == 0, done.stderr[-3000:]
-    log = (tmp_path / "logs/evaluate_classes_model/tiny.log").read_text()
-    new = list((tmp_path / "results/classes/tiny").rglob("x4/*.parquet"))
+    log = (tmp_path / "logs/tiny/evaluate_classes_model/tiny.log").read_text()
+    new = list((tmp_path / "results/tiny/classes/tiny").rglob("x4/*.parquet"))
     assert len(new) == 2 * 4  # layer types x (2 methods + 2 random seeds)
-    assert {p.relative_to(tmp_path / "results/classes/tiny").parts[0] for p in new} == {
+    assert {p.relative_to(tmp_path / "results/tiny/classes/tiny").parts[0] for p in new} == {
         "key",
         "ffn_in",
     }

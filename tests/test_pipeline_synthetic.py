@@ -12,6 +12,7 @@ from kneurons.io import read_parquet_metadata
 CONFIG = {
     "device": "cpu",
     "data": {
+        "name": "tiny",
         "input": None,
         "synthetic": {"n_per_class": 15, "min_length": 40, "max_length": 60,
                       "decoys": ["KRKRK"], "seed": 0},
@@ -38,52 +39,53 @@ def test_synthetic_run_maps_residues_and_scores_recovery(tmp_path):
     run = run_snakemake(tmp_path, write_config(tmp_path, CONFIG))
     assert run.returncode == 0, run.stderr[-3000:]
 
-    sites = pd.read_csv(tmp_path / "results/data/synthetic/sites.tsv", sep="\t")
+    run_dir = tmp_path / "results/tiny"  # data.name: tiny
+    sites = pd.read_csv(run_dir / "data/synthetic/sites.tsv", sep="\t")
     assert set(sites["kind"]) == {"motif", "decoy"}
-    maps = pd.read_parquet(tmp_path / "results/residues/tiny/activation/key/keep10.parquet")
+    maps = pd.read_parquet(run_dir / "residues/tiny/activation/key/keep10.parquet")
     assert maps["accession"].nunique() == 4
     assert (maps["activation"] >= 0).all() and maps["ig"].notna().all()
-    assert (tmp_path / "results/residues/tiny/activation/key/keep10.png").stat().st_size > 0
+    assert (run_dir / "residues/tiny/activation/key/keep10.png").stat().st_size > 0
     # the map's IG integrals (4 sequences x 2 layers) are judged by the scores' policy
-    meta = read_parquet_metadata(tmp_path / "results/residues/tiny/activation/key/keep10.parquet")
+    meta = read_parquet_metadata(run_dir / "residues/tiny/activation/key/keep10.parquet")
     assert meta["completeness"]["n_integrals"] == 8 and meta["rtol"] == 0.01
     assert meta["completeness"]["n_above_tolerance"] == 0
 
-    recovery = pd.read_parquet(tmp_path / "results/summary/tiny/site_recovery.parquet")
+    recovery = pd.read_parquet(run_dir / "summary/tiny/site_recovery.parquet")
     # 3 selections (activation, random-0, random-1) x 2 site kinds x 2 maps, plain and
     # contrast (each selection's map minus the other random selections' mean map)
     assert len(recovery) == 24
     assert recovery["map_kind"].value_counts().to_dict() == {"plain": 12, "contrast": 12}
     assert recovery["auroc_mean"].between(0, 1).all()
-    text = (tmp_path / "results/summary/tiny/site_recovery.md").read_text()
+    text = (run_dir / "summary/tiny/site_recovery.md").read_text()
     assert "## motif: activation map" in text and "## decoy: ig map" in text
     assert "every (sequence, module) integral of the 3 maps meets" in text
-    assert (tmp_path / "results/summary/tiny/figures/site_recovery.svg").stat().st_size > 0
-    summary = (tmp_path / "results/summary/tiny/summary.md").read_text()
+    assert (run_dir / "summary/tiny/figures/site_recovery.svg").stat().st_size > 0
+    summary = (run_dir / "summary/tiny/summary.md").read_text()
     assert "## Ground truth: do the kept neurons act on the known sites?" in summary
     assert "| key | 10% | activation |" in summary
     # the maps' 2 random seeds; no accuracy at 10% (evaluation.retention has no 10% here)
     assert "| key | 10% | random (maps: 2 seeds) | — |" in summary
 
     # neuron profiles: 3 units x 4 windows for activation and random-0, sites marked
-    windows = pd.read_parquet(tmp_path / "results/profiles/tiny/windows.parquet")
+    windows = pd.read_parquet(run_dir / "profiles/tiny/windows.parquet")
     assert windows.groupby("method").size().to_dict() == {"activation": 12, "random-0": 12}
     assert (windows["window"].str.len() <= 5).all()
     assert (windows.groupby(["method", "neuron"])["accession"].nunique() == 4).all()
-    units = pd.read_parquet(tmp_path / "results/summary/tiny/neuron_profiles.parquet")
+    units = pd.read_parquet(run_dir / "summary/tiny/neuron_profiles.parquet")
     assert len(units) == 6 and units["overlap_motif"].between(0, 1).all()
-    assert (tmp_path / "results/summary/tiny/figures/logo_activation_key.png").stat().st_size
+    assert (run_dir / "summary/tiny/figures/logo_activation_key.png").stat().st_size
     assert "respond to" in summary
 
     # the per-target jobs (evaluation.jobs) wrote the masked and class-specific evaluations
-    assert (tmp_path / "logs/evaluate_masked/tiny/zero/layer_type/key/keep.log").is_file()
-    assert (tmp_path / "logs/evaluate_classes/tiny/key.log").is_file()
-    assert not (tmp_path / "logs/evaluate_masked_model").exists()
-    classes = pd.read_parquet(tmp_path / "results/summary/tiny/class_specificity.parquet")
+    assert (tmp_path / "logs/tiny/evaluate_masked/tiny/zero/layer_type/key/keep.log").is_file()
+    assert (tmp_path / "logs/tiny/evaluate_classes/tiny/key.log").is_file()
+    assert not (tmp_path / "logs/tiny/evaluate_masked_model").exists()
+    classes = pd.read_parquet(run_dir / "summary/tiny/class_specificity.parquet")
     assert set(classes["layer_type"]) == {"key"} and set(classes["factor"]) == {0.0}
 
     stages = ("data", "models/tiny", "scores/tiny", "eval/tiny", "summary/tiny", "profiles/tiny")
     for stage in stages:
-        record = yaml.safe_load((tmp_path / "results" / stage / "provenance.json").read_text())
+        record = yaml.safe_load((run_dir / stage / "provenance.json").read_text())
         assert record["outputs"] and all(len(h) == 64 for h in record["outputs"].values())
         assert "torch" in record["packages"]

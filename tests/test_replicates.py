@@ -173,13 +173,13 @@ def test_replicate_config_plans_every_replicate_and_the_findings_job(tmp_path):
     assert sum(j["rule"] == "summarize" for j in jobs) == 3
     (findings,) = [j for j in jobs if j["rule"] == "replicate_findings"]
     assert findings["outputs"] == {
-        "results/summary/replicates/tiny/replicate_findings.parquet",
-        "results/summary/replicates/tiny/replicate_findings.md",
+        "results/tiny/summary/replicates/tiny/replicate_findings.parquet",
+        "results/tiny/summary/replicates/tiny/replicate_findings.md",
     }
     for model in ("tiny", "tiny_rep2", "tiny_rep3"):
-        assert f"results/summary/{model}/masked_eval.parquet" in findings["inputs"]
-        assert f"results/summary/{model}/auc.parquet" in findings["inputs"]
-    assert "results/summary/stability_across_models.parquet" in findings["inputs"]
+        assert f"results/tiny/summary/{model}/masked_eval.parquet" in findings["inputs"]
+        assert f"results/tiny/summary/{model}/auc.parquet" in findings["inputs"]
+    assert "results/tiny/summary/stability_across_models.parquet" in findings["inputs"]
     # the job declares every library module its script imports (rules/common.smk, `library`)
     assert imported_at_runtime(*rule_code()["replicate_findings"]) <= library_inputs(
         findings["inputs"]

@@ -17,9 +17,9 @@ from workflow_helpers import REPO, snakemake_command, write_config
 from kneurons.io import read_parquet_metadata
 
 TARGETS = [
-    "results/models/tiny/metrics.json",
-    "results/scores/tiny/integrated_gradients/key/layer0.parquet",
-    "results/scores/tiny/activation/ffn_in/layer1.parquet",
+    "results/tiny/models/tiny/metrics.json",
+    "results/tiny/scores/tiny/integrated_gradients/key/layer0.parquet",
+    "results/tiny/scores/tiny/activation/ffn_in/layer1.parquet",
 ]
 
 
@@ -46,7 +46,7 @@ def test_killed_finetune_resumes_and_matches_an_uninterrupted_run(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    state = killed_dir / "results/models/tiny/finetune_state.pt"
+    state = killed_dir / "results/tiny/models/tiny/finetune_state.pt"
     deadline = time.time() + 300
     while not state.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
@@ -55,7 +55,7 @@ def test_killed_finetune_resumes_and_matches_an_uninterrupted_run(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
-    models = killed_dir / "results/models/tiny"
+    models = killed_dir / "results/tiny/models/tiny"
     assert not (models / "model.pt").exists() and not (models / "metrics.json").exists()
     # SIGKILL may land while the state is being written: then only a temporary file (never a
     # half-written state) is left, and the next write of the state removes it.
@@ -66,7 +66,7 @@ def test_killed_finetune_resumes_and_matches_an_uninterrupted_run(tmp_path):
     subprocess.run(command(killed_dir, config, "--unlock"), check=True, capture_output=True)
     resumed = subprocess.run(command(killed_dir, config, *TARGETS), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    log = (killed_dir / "logs/finetune/tiny.log").read_text()
+    log = (killed_dir / "logs/tiny/finetune/tiny.log").read_text()
     assert f"resuming after epoch {saved_epoch}" in log
     assert not state.exists()
     assert not list(models.glob(".*.tmp")), "a temporary file was left behind"
@@ -78,7 +78,7 @@ def test_killed_finetune_resumes_and_matches_an_uninterrupted_run(tmp_path):
 
     # Determinism: same config and seed, bit-identical metrics, weights and scores. (Score files
     # also record their wall time in the metadata, so the tables are compared, not the bytes.)
-    metrics_file = "results/models/tiny/metrics.json"
+    metrics_file = "results/tiny/models/tiny/metrics.json"
     assert (killed_dir / metrics_file).read_bytes() == (clean_dir / metrics_file).read_bytes()
     for name in TARGETS[1:]:
         a, b = pd.read_parquet(killed_dir / name), pd.read_parquet(clean_dir / name)
@@ -91,10 +91,10 @@ def test_killed_finetune_resumes_and_matches_an_uninterrupted_run(tmp_path):
             meta_a.pop(timing, None)
             meta_b.pop(timing, None)
         assert meta_a == meta_b, name
-    a = torch.load(killed_dir / "results/models/tiny/model.pt", weights_only=True)
-    b = torch.load(clean_dir / "results/models/tiny/model.pt", weights_only=True)
+    a = torch.load(killed_dir / "results/tiny/models/tiny/model.pt", weights_only=True)
+    b = torch.load(clean_dir / "results/tiny/models/tiny/model.pt", weights_only=True)
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
-    metrics = json.loads((clean_dir / "results/models/tiny/metrics.json").read_text())
+    metrics = json.loads((clean_dir / "results/tiny/models/tiny/metrics.json").read_text())
     assert 0 <= metrics["test"]["accuracy"] <= 1
 
 

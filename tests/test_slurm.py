@@ -50,13 +50,13 @@ RUN_TIMEOUT = 900
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 # written by the data group job and the fine-tuning job, the first two submissions
 FINISHED_FIRST = [
-    "results/data/cleaned.parquet",
-    "results/data/train.parquet",
-    "results/data/val.parquet",
-    "results/data/test.parquet",
-    "results/models/tiny/model.pt",
-    "results/models/tiny/metrics.json",
-    "results/models/tiny/training_log.tsv",
+    "results/tiny/data/cleaned.parquet",
+    "results/tiny/data/train.parquet",
+    "results/tiny/data/val.parquet",
+    "results/tiny/data/test.parquet",
+    "results/tiny/models/tiny/model.pt",
+    "results/tiny/models/tiny/metrics.json",
+    "results/tiny/models/tiny/training_log.tsv",
 ]
 
 
@@ -140,7 +140,7 @@ def submissions(log_text: str, workdir: Path) -> list[tuple[str, str]]:
 
 def assert_eval_tables_equal(workdir: Path, reference: Path) -> None:
     def tables(root: Path) -> list[Path]:
-        return sorted(p.relative_to(root) for p in (root / "results/eval").rglob("*.parquet"))
+        return sorted(p.relative_to(root) for p in (root / "results/tiny/eval").rglob("*.parquet"))
 
     # the session's local run may have been extended by other tests (more variants): every
     # table the cluster run wrote must be one of its tables, and equal

@@ -161,7 +161,7 @@ def test_the_tiny_summary_page_links_only_files_that_exist(tiny_run):
     writes or reads it), linked by a relative path; summary.md links the same files; the
     answers open the page; the cropped sequences are counted."""
     assert tiny_run.run.returncode == 0, tiny_run.run.stderr[-3000:]
-    folder = tiny_run.workdir / "results/summary/tiny"
+    folder = tiny_run.workdir / "results/tiny/summary/tiny"
     page = (folder / "summary.html").read_text()
     sources = re.findall(r'<img alt="[^"]*" src="([^"]+)"', page)
     assert len(sources) >= 5 and all(s.startswith("figures/") for s in sources)

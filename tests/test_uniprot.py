@@ -395,13 +395,13 @@ def tiny_config() -> dict:
 
 
 def test_fetch_rule_only_without_data_input(tmp_path):
-    local = run_snakemake(tmp_path, tiny_config(), "results/data/train.parquet", dry=True)
+    local = run_snakemake(tmp_path, tiny_config(), "results/tiny/data/train.parquet", dry=True)
     assert local.returncode == 0, local.stderr[-2000:]
     assert "fetch_uniprot" not in local.stdout
 
     config = tiny_config()
     config["data"]["input"] = None
-    download_dag = run_snakemake(tmp_path, config, "results/data/train.parquet", dry=True)
+    download_dag = run_snakemake(tmp_path, config, "results/tiny/data/train.parquet", dry=True)
     assert download_dag.returncode == 0, download_dag.stderr[-2000:]
     assert "rule fetch_uniprot" in download_dag.stdout
 
@@ -423,17 +423,17 @@ def test_fetch_rule_downloads_and_the_card_names_the_release(httpserver, tmp_pat
     config["data"]["uniprot"] = {"base_url": httpserver.url_for("/"), "backoff_factor": 0.01}
     workdir = tmp_path / "run"
     workdir.mkdir()
-    run = run_snakemake(workdir, config, "results/data/dataset_card.json")
+    run = run_snakemake(workdir, config, "results/tiny/data/dataset_card.json")
     assert run.returncode == 0, run.stderr[-3000:]
 
-    manifest = json.loads((workdir / "results/data/uniprot_manifest.json").read_text())
+    manifest = json.loads((workdir / "results/tiny/data/uniprot_manifest.json").read_text())
     assert manifest["rows"] == len(rows) and manifest["release"] == RELEASE
-    card = json.loads((workdir / "results/data/dataset_card.json").read_text())
+    card = json.loads((workdir / "results/tiny/data/dataset_card.json").read_text())
     assert card["source"]["type"] == "uniprot"
     assert card["source"]["release"] == RELEASE
     assert card["n_input_rows"] == len(rows) == card["n_kept"] + card["n_dropped"]
     # the download's progress (kneurons.progress) reaches the job's log file
-    log = (workdir / "logs/fetch_uniprot.log").read_text()
+    log = (workdir / "logs/tiny/fetch_uniprot.log").read_text()
     assert f"UniProt: done, {len(rows)} rows in " in log
 
 
@@ -445,10 +445,10 @@ def test_fetch_rule_offline_is_one_line(tmp_path):
         "retries": 1,
         "backoff_factor": 0.01,
     }
-    run = run_snakemake(tmp_path, config, "results/data/uniprot.tsv.gz")
+    run = run_snakemake(tmp_path, config, "results/tiny/data/uniprot.tsv.gz")
     assert run.returncode != 0
     errors = [line for line in run.stderr.splitlines() if line.startswith("Error in rule")]
     assert errors[0].startswith("Error in rule fetch_uniprot: cannot reach http://127.0.0.1:")
     assert errors[0].endswith("--configfile config/synthetic.yaml")
     assert "Traceback" not in run.stderr
-    assert not (tmp_path / "results/data/uniprot.tsv.gz").exists()
+    assert not (tmp_path / "results/tiny/data/uniprot.tsv.gz").exists()

@@ -56,11 +56,11 @@ def too_short(tsv: Path) -> Path:
 
 CASES = {
     # name: (make the input, config changes, target, rule, words the line must hold)
-    "one class": (one_class, {}, "results/data/train.parquet", "clean_dataset",
+    "one class": (one_class, {}, "results/tiny/data/train.parquet", "clean_dataset",
                   ["only one class left"]),
-    "truncated file": (cut_short, {}, "results/data/train.parquet", "clean_dataset",
+    "truncated file": (cut_short, {}, "results/tiny/data/train.parquet", "clean_dataset",
                        ["line", "Length"]),
-    "no rows left": (too_short, {}, "results/data/train.parquet", "clean_dataset",
+    "no rows left": (too_short, {}, "results/tiny/data/train.parquet", "clean_dataset",
                      ["no rows left", "too_short"]),
     "missing checkpoint": (write_uniprot_tsv,
                            {"models": {"tiny": {"source": "checkpoint", "path": "/nope/m.pt"}}},
@@ -91,4 +91,4 @@ def test_a_user_mistake_ends_with_one_line(tmp_path, case):
         assert all(w in output for w in words), output[-3000:]
         last = output.strip().splitlines()[-1]
         assert "File " not in output and ("config" in last or "retention" in output), last
-        assert not (tmp_path / "results/models").exists()
+        assert not (tmp_path / "results/tiny/models").exists()

@@ -13,6 +13,8 @@ from make_tiny_tsv import write_uniprot_tsv
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+# The run folder of tests/config/tiny.yaml (data.name: tiny), before a vocab path in it.
+TINY_RUN = "results/tiny/"
 
 
 def snakemake_command(

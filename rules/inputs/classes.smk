@@ -20,7 +20,7 @@ CLASS_FACTORS = [vocab.format_retention(f) for f in CLASS_SPECIFIC["factors"]]
 
 def class_eval_files(model):
     return expand(
-        CLASS_EVAL_FILE,
+        results(CLASS_EVAL_FILE),
         model=model,
         layer_type=LAYER_TYPES,
         method=class_methods(),
@@ -32,7 +32,7 @@ def class_eval_files(model):
 def layer_type_class_files():
     """The outputs of one evaluate_classes job (wildcards model, layer_type)."""
     return expand(
-        CLASS_EVAL_FILE,
+        results(CLASS_EVAL_FILE),
         model="{model}",
         layer_type="{layer_type}",
         method=class_methods(),
@@ -44,7 +44,7 @@ def layer_type_class_files():
 def model_class_files():
     """The outputs of one evaluate_classes_model job (wildcard model): every layer type."""
     return expand(
-        CLASS_EVAL_FILE,
+        results(CLASS_EVAL_FILE),
         model="{model}",
         layer_type=LAYER_TYPES,
         method=class_methods(),
@@ -78,8 +78,8 @@ def class_matrix_figures():
 
 
 def class_matrix_figure(method, layer_type):
-    path = (
-        f"results/summary/{{model}}/figures/class_specificity_{method}_{layer_type}.png"
+    path = results(
+        f"summary/{{model}}/figures/class_specificity_{method}_{layer_type}.png"
     )
     return report(
         path,
@@ -101,14 +101,14 @@ def class_summary_inputs(wildcards):
             for layer_type in LAYER_TYPES
         ],
         "test": DATA_FILES["test"],
-        "card": vocab.DATASET_CARD,
+        "card": results(vocab.DATASET_CARD),
     }
 
 
 def class_targets():
     if not CLASS_SPECIFIC["enabled"]:
         return []
-    return expand(vocab.CLASS_PAGE, model=MODELS)
+    return expand(results(vocab.CLASS_PAGE), model=MODELS)
 
 
 def check_class_config():

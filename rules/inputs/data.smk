@@ -1,9 +1,6 @@
 # Input functions and constants of rules/data.smk (no rules here: snakemake --lint).
 
 
-STAGED = "results/data/input"  # the user's input files, by content (kneurons.io)
-
-
 def dataset_sources(wildcards):
     """clean_dataset's inputs: data.input, else the planted-motif table, else fetch_uniprot's
     download and its manifest; plus data.non_enzymes when set. A user's file is read through a
@@ -12,11 +9,11 @@ def dataset_sources(wildcards):
     if data.get("input"):
         sources = {"table": staged(data["input"])}
     elif data.get("synthetic") is not None:
-        sources = {"table": vocab.SYNTHETIC_TABLE}
+        sources = {"table": results(vocab.SYNTHETIC_TABLE)}
     else:
         sources = {
-            "table": vocab.UNIPROT_DOWNLOAD,
-            "manifest": vocab.UNIPROT_MANIFEST,
+            "table": results(vocab.UNIPROT_DOWNLOAD),
+            "manifest": results(vocab.UNIPROT_MANIFEST),
         }
     if data.get("non_enzymes"):
         sources["non_enzymes"] = staged(data["non_enzymes"])
@@ -26,16 +23,21 @@ def dataset_sources(wildcards):
 def split_inputs(wildcards):
     inputs = {"table": DATA_FILES["cleaned"]}
     if config["data"]["split"]["method"] == "homology":
-        inputs["clusters"] = vocab.HOMOLOGY_CLUSTERS
-        inputs["hits"] = vocab.HOMOLOGY_HITS
-        inputs["version"] = vocab.MMSEQS_VERSION
+        inputs["clusters"] = results(vocab.HOMOLOGY_CLUSTERS)
+        inputs["hits"] = results(vocab.HOMOLOGY_HITS)
+        inputs["version"] = results(vocab.MMSEQS_VERSION)
     return inputs
 
 
 def split_options():
     """The dataset options: the `data:` block without file paths and download settings."""
-    skip = {"input", "non_enzymes", "uniprot", "synthetic"}
-    return {key: value for key, value in config["data"].items() if key not in skip}
+    from kneurons.data.options import NON_OPTION_CONFIG_KEYS
+
+    return {
+        key: value
+        for key, value in config["data"].items()
+        if key not in NON_OPTION_CONFIG_KEYS
+    }
 
 
 def cleaning_options():

@@ -7,7 +7,7 @@ def eval_files(model):
     files = []
     for scope in SCOPES:
         files += expand(
-            vocab.EVAL_FILE,
+            results(vocab.EVAL_FILE),
             model=model,
             mode=MODES,
             scope=scope,
@@ -23,7 +23,7 @@ def target_eval_files():
     """The outputs of one evaluation job (wildcards model, mode, scope, target, direction):
     every method at every retention level."""
     return expand(
-        vocab.EVAL_FILE,
+        results(vocab.EVAL_FILE),
         model="{model}",
         mode="{mode}",
         scope="{scope}",
@@ -38,7 +38,7 @@ def model_eval_files():
     """The outputs of one evaluate_masked_model job (wildcards model, mode, scope, direction;
     scope layer_type or layer): every scored layer type, method and retention level."""
     return expand(
-        vocab.EVAL_FILE,
+        results(vocab.EVAL_FILE),
         model="{model}",
         mode="{mode}",
         scope="{scope}",
@@ -76,7 +76,9 @@ def eval_mean_files(wildcards):
         layer_types = vocab.target_layer_types(wildcards.target, LAYER_TYPES)
     else:  # evaluate_masked_model: every layer type
         layer_types = LAYER_TYPES
-    return expand(vocab.MEANS_FILE, model=wildcards.model, layer_type=layer_types)
+    return expand(
+        results(vocab.MEANS_FILE), model=wildcards.model, layer_type=layer_types
+    )
 
 
 def group_ranking_param(wildcards):

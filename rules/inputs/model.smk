@@ -9,7 +9,7 @@ def pretrained_weights(wildcards):
     """A pretrained model's weights record (rule fetch_pretrained), checked first thing."""
     if MODELS[wildcards.model].source != "pretrained":
         return []
-    return vocab.WEIGHTS_RECORD.format(model=wildcards.model)
+    return results(vocab.WEIGHTS_RECORD).format(model=wildcards.model)
 
 
 def pretrained_name(wildcards):

@@ -37,7 +37,7 @@ def profile_logos():
 
 def profile_logo(method, layer_type):
     return report(
-        f"results/summary/{{model}}/figures/logo_{method}_{layer_type}.png",
+        results(f"summary/{{model}}/figures/logo_{method}_{layer_type}.png"),
         caption="../report/neuron_profile_logo.rst",
         category="Neuron profiles",
         labels={"model": "{model}", "figure": f"logo {method} {layer_type}"},
@@ -47,4 +47,4 @@ def profile_logo(method, layer_type):
 def profile_targets():
     if not PROFILES["enabled"] or not profile_methods():
         return []
-    return expand(vocab.PROFILES_PAGE, model=MODELS)
+    return expand(results(vocab.PROFILES_PAGE), model=MODELS)

@@ -26,10 +26,10 @@ def provenance_inputs(wildcards):
         sources = list(dataset_sources(wildcards).values())
         return {
             "inputs": sources,
-            "outputs": [*SPLITS, vocab.DATASET_CARD],
+            "outputs": [*SPLITS, results(vocab.DATASET_CARD)],
         }
     if kind == "models":
-        outputs = [model_file(model), vocab.MODEL_METRICS.format(model=model)]
+        outputs = [model_file(model), results(vocab.MODEL_METRICS).format(model=model)]
         return {"inputs": SPLITS, "outputs": outputs}
     if kind == "scores":
         return {
@@ -45,8 +45,8 @@ def provenance_inputs(wildcards):
         return {
             "inputs": [model_file(model), DATA_FILES["test"]],
             "outputs": [
-                vocab.PROFILE_WINDOWS.format(model=model),
-                vocab.PROFILE_COMPOSITION.format(model=model),
+                results(vocab.PROFILE_WINDOWS).format(model=model),
+                results(vocab.PROFILE_COMPOSITION).format(model=model),
             ],
         }
     if kind == "classes":
@@ -55,7 +55,7 @@ def provenance_inputs(wildcards):
             "outputs": class_eval_files(model),
         }
     summary = [
-        t for t in summary_targets() if t.startswith(f"results/summary/{model}/")
+        t for t in summary_targets() if t.startswith(results(f"summary/{model}/"))
     ]
     return {"inputs": eval_files(model), "outputs": summary}
 
@@ -82,4 +82,4 @@ def provenance_config(wildcards):
 
 
 def provenance_targets():
-    return [f"results/{stage}/provenance.json" for stage in provenance_stages()]
+    return [results(f"{stage}/provenance.json") for stage in provenance_stages()]

@@ -21,7 +21,7 @@ def residue_params():
 
 def residue_map_files(wildcards):
     return expand(
-        vocab.RESIDUE_FILE,
+        results(vocab.RESIDUE_FILE),
         model=wildcards.model,
         method=residue_methods(),
         layer_type=LAYER_TYPES,
@@ -40,11 +40,11 @@ def sites_table():
     """Planted motifs of the synthetic data, or sites annotated in the input TSV."""
     data = config["data"]
     if not data.get("input") and data.get("synthetic") is not None:
-        return vocab.SYNTHETIC_SITES
-    return vocab.SITES_TABLE
+        return results(vocab.SYNTHETIC_SITES)
+    return results(vocab.SITES_TABLE)
 
 
 def residue_targets():
     if not RESIDUES.get("enabled", False):
         return []
-    return expand("results/summary/{model}/site_recovery.md", model=MODELS)
+    return expand(results("summary/{model}/site_recovery.md"), model=MODELS)

@@ -26,7 +26,7 @@ def layer_score_files():
     """The outputs of one scoring job (wildcards model, method, layer): every layer type's
     score file of that layer."""
     return expand(
-        vocab.SCORE_FILE,
+        results(vocab.SCORE_FILE),
         model="{model}",
         method="{method}",
         layer="{layer}",

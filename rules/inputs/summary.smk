@@ -41,7 +41,7 @@ FIGURE_CATEGORIES = {
 def figure_files(kind, ext):
     """Figure paths (with the {model} wildcard) of one kind, or of every kind for None."""
     return [
-        f"results/summary/{{model}}/figures/{fid}.{ext}"
+        results(f"summary/{{model}}/figures/{fid}.{ext}")
         for fid, spec in FIGURES.items()
         if kind is None or spec["kind"] == kind
     ]
@@ -64,7 +64,7 @@ def report_figure(path, kind):
 
 def figure_params(wildcards):
     return {
-        fid: {**spec, "png": f"results/summary/{wildcards.model}/figures/{fid}.png"}
+        fid: {**spec, "png": results(f"summary/{wildcards.model}/figures/{fid}.png")}
         for fid, spec in FIGURES.items()
     }
 
@@ -91,7 +91,7 @@ def linked_figures(wildcards):
                     "layer_type": layer_type,
                 }
     return {
-        fid: {**spec, "png": f"results/summary/{wildcards.model}/figures/{fid}.png"}
+        fid: {**spec, "png": results(f"summary/{wildcards.model}/figures/{fid}.png")}
         for fid, spec in figures.items()
     }
 
@@ -119,21 +119,21 @@ def summary_inputs(wildcards):
     model = wildcards.model
     inputs = {
         "evals": eval_files(model),
-        "unmasked": vocab.UNMASKED_FILE.format(model=model),
+        "unmasked": results(vocab.UNMASKED_FILE).format(model=model),
         "selections": summary_selection_files(wildcards),
-        "card": vocab.DATASET_CARD,
+        "card": results(vocab.DATASET_CARD),
         "test": DATA_FILES["test"],
-        "metrics": vocab.MODEL_METRICS.format(model=model),
-        "history": f"results/models/{model}/training_log.tsv",
+        "metrics": results(vocab.MODEL_METRICS).format(model=model),
+        "history": results(f"models/{model}/training_log.tsv"),
     }
     # split-half stability of every scored method; IG's completeness gaps (files' metadata)
     inputs["scores"] = score_files(model, SELECTION_METHODS, LAYER_TYPES)
     if RESIDUES.get("enabled", False):
-        inputs["recovery"] = f"results/summary/{model}/site_recovery.parquet"
+        inputs["recovery"] = results(f"summary/{model}/site_recovery.parquet")
     if CLASS_SPECIFIC["enabled"]:
-        inputs["classes"] = f"results/summary/{model}/class_specificity.parquet"
+        inputs["classes"] = results(f"summary/{model}/class_specificity.parquet")
     if profile_targets():
-        inputs["profiles"] = f"results/summary/{model}/neuron_profiles.parquet"
+        inputs["profiles"] = results(f"summary/{model}/neuron_profiles.parquet")
     inputs["figures"] = [spec["png"] for spec in linked_figures(wildcards).values()]
     return inputs
 
@@ -162,16 +162,16 @@ def replicate_summaries(wildcards):
     """Every model's summary tables of replicate group {group}, and the pairwise stability."""
     models = replicate_models(wildcards)
     return {
-        "masked": [f"results/summary/{m}/masked_eval.parquet" for m in models],
-        "auc": [f"results/summary/{m}/auc.parquet" for m in models],
-        "stability": "results/summary/stability_across_models.parquet",
+        "masked": [results(f"summary/{m}/masked_eval.parquet") for m in models],
+        "auc": [results(f"summary/{m}/auc.parquet") for m in models],
+        "stability": results("summary/stability_across_models.parquet"),
     }
 
 
 def replicate_targets():
     """The cross-replicate findings of every replicate group (none without replicates)."""
     return expand(
-        "results/summary/replicates/{group}/replicate_findings.{ext}",
+        results("summary/replicates/{group}/replicate_findings.{ext}"),
         group=REPLICATE_GROUPS,
         ext=["parquet", "md"],
     )
@@ -183,16 +183,16 @@ def summary_targets():
     return (
         expand(
             [
-                "results/summary/{model}/masked_eval.parquet",
-                "results/summary/{model}/summary.md",
-                "results/summary/{model}/summary.html",
+                results("summary/{model}/masked_eval.parquet"),
+                results("summary/{model}/summary.md"),
+                results("summary/{model}/summary.html"),
                 *figure_files(None, "png"),
             ],
             model=MODELS,
         )
         + [FRONT_PAGE]
         + (
-            ["results/summary/stability_across_models.parquet", *replicate_targets()]
+            [results("summary/stability_across_models.parquet"), *replicate_targets()]
             if REPLICATES
             else []
         )

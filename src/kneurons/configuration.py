@@ -3,11 +3,14 @@ nested values over as strings ('3', 'true'); `coerce_numbers` turns a string int
 (or boolean) the schema asks for at that key (and nowhere else), so that the command line works
 like the config file. `expand_replicates` turns `models.<id>.replicates: N` into N model entries
 that differ only in their fine-tuning seed, and `replicate_groups` finds such entries (written
-out or expanded). Imports no torch."""
+out or expanded); `dataset_id` names the run folder of a `data:` block. Imports no torch."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from pathlib import Path
 
 _INT = re.compile(r"[+-]?\d+")
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -126,5 +129,44 @@ def replicate_groups(models: dict[str, dict]) -> list[list[str]]:
 
 def group_names(groups: list[list[str]]) -> dict[str, list[str]]:
     """Name -> models of each replicate group: a group is named by its first model (for
-    `replicates: N`, the entry's own id), as in results/summary/replicates/{group}/."""
+    `replicates: N`, the entry's own id), as in results/<dataset>/summary/replicates/{group}/."""
     return {group[0]: group for group in groups}
+
+
+# The `data:` keys that name files or a name rather than settings: the files enter the id by
+# their content, the name replaces it.
+_DATA_FILE_KEYS = ("input", "non_enzymes")
+_ID_SUFFIXES = (".gz", ".bz2", ".xz", ".tsv", ".txt", ".tab", ".csv", ".fasta", ".fa")
+
+
+def dataset_id(data: dict, file_digests: dict[str, str]) -> str:
+    """The id of the dataset a `data:` block describes: the folder `results/<id>/` that holds
+    everything made from it, so that two datasets (or two settings of one) in one clone never
+    overwrite each other.
+
+    `data.name` when set (the user's id, used as given: the same name is the same folder, and
+    a changed setting then reruns what it touches there). Otherwise `<base>-<digest>`: base
+    the input file's name without its suffixes (`enzymes.tsv.gz` -> `enzymes`), or `synthetic`
+    (the planted-motif task), or `uniprot` (a download); digest the first 8 hex digits of the
+    SHA-256 of the data settings together with `file_digests` (key -> content digest of the
+    files named by `data.input` / `data.non_enzymes`, e.g. the names of their staged copies),
+    so that an edited file or a changed setting gets a folder of its own.
+    """
+    if data.get("name"):
+        return str(data["name"])
+    unused = {"name", *_DATA_FILE_KEYS}  # keys that do not describe this dataset's rows
+    if data.get("input"):
+        unused |= {"uniprot", "synthetic"}
+        base = Path(str(data["input"])).name
+        while Path(base).suffix.lower() in _ID_SUFFIXES:
+            base = base[: -len(Path(base).suffix)]
+        base = re.sub(r"[^A-Za-z0-9_.-]+", "_", base).strip("._-") or "input"
+    elif data.get("synthetic") is not None:
+        unused.add("uniprot")
+        base = "synthetic"
+    else:
+        unused.add("synthetic")
+        base = "uniprot"
+    settings = {k: v for k, v in data.items() if k not in unused}
+    blob = json.dumps({"settings": settings, "files": file_digests}, sort_keys=True, default=str)
+    return f"{base}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"

@@ -53,36 +53,43 @@ ALL_CLASSES = -1  # `label` of the all-class rows of score and selection files
 # A module of the encoder by (layer type, layer): the key of every per-module mapping.
 UnitKey = tuple[str, int]
 
-# Output paths, relative to the working directory; `{...}` are the Snakemake wildcards.
-DATA_FILE = "results/data/{split}.parquet"  # split: train, val, test, cleaned
-MODEL_FILE = "results/models/{model}/model.pt"
+# Every dataset has its own run folder, `results/<dataset>/` (`RESULTS`; the dataset's id is
+# `kneurons.configuration.dataset_id`), so that two datasets in one clone never overwrite each
+# other. The output paths below are relative to it (rules put them there with `results(...)`,
+# rules/common.smk); `{...}` are the Snakemake wildcards.
+DATA_FILE = "data/{split}.parquet"  # split: train, val, test, cleaned
+MODEL_FILE = "models/{model}/model.pt"
 # Paths more than one rule names (rules/, through `vocab.X`; `{model}` is the wildcard).
-UNIPROT_DOWNLOAD = "results/data/uniprot.tsv.gz"
-UNIPROT_MANIFEST = "results/data/uniprot_manifest.json"
-CLEANED_FASTA = "results/data/cleaned.fasta"
-HOMOLOGY_CLUSTERS = "results/data/homology/clusters.tsv"
-HOMOLOGY_HITS = "results/data/homology/hits.tsv"
-MMSEQS_VERSION = "results/data/homology/mmseqs_version.txt"
-DATASET_CARD = "results/data/dataset_card.json"
-SYNTHETIC_TABLE = "results/data/synthetic/uniprot.tsv"
-SYNTHETIC_SITES = "results/data/synthetic/sites.tsv"
-SITES_TABLE = "results/data/sites.tsv"
-MODEL_INFO = "results/models/{model}/model.json"
-MODEL_METRICS = "results/models/{model}/metrics.json"
-WEIGHTS_RECORD = "results/models/{model}/weights.json"
-FINDINGS_FILE = "results/summary/{model}/findings.rst"
-PROFILE_WINDOWS = "results/profiles/{model}/windows.parquet"
-PROFILE_COMPOSITION = "results/profiles/{model}/composition.parquet"
-PROFILES_PAGE = "results/summary/{model}/neuron_profiles.md"
-CLASS_PAGE = "results/summary/{model}/class_specificity.md"
-SCORE_FILE = "results/scores/{model}/{method}/{layer_type}/layer{layer}.parquet"
-SELECTION_FILE = "results/selection/{model}/{scope}/{method}/{target}.parquet"
-MEANS_FILE = "results/activations/{model}/{layer_type}.parquet"
-UNMASKED_FILE = "results/eval/{model}/unmasked.parquet"
-EVAL_FILE = "results/eval/{model}/{mode}/{scope}/{method}/{target}/{direction}{retention}.parquet"
-RESIDUE_FILE = "results/residues/{model}/{method}/{layer_type}/keep{retention}.parquet"
-# Results kept by content, so that a job rerun for a new target computes only it (kneurons.store).
+UNIPROT_DOWNLOAD = "data/uniprot.tsv.gz"
+UNIPROT_MANIFEST = "data/uniprot_manifest.json"
+CLEANED_FASTA = "data/cleaned.fasta"
+HOMOLOGY_CLUSTERS = "data/homology/clusters.tsv"
+HOMOLOGY_HITS = "data/homology/hits.tsv"
+MMSEQS_VERSION = "data/homology/mmseqs_version.txt"
+DATASET_CARD = "data/dataset_card.json"
+SYNTHETIC_TABLE = "data/synthetic/uniprot.tsv"
+SYNTHETIC_SITES = "data/synthetic/sites.tsv"
+SITES_TABLE = "data/sites.tsv"
+MODEL_INFO = "models/{model}/model.json"
+MODEL_METRICS = "models/{model}/metrics.json"
+WEIGHTS_RECORD = "models/{model}/weights.json"
+FINDINGS_FILE = "summary/{model}/findings.rst"
+PROFILE_WINDOWS = "profiles/{model}/windows.parquet"
+PROFILE_COMPOSITION = "profiles/{model}/composition.parquet"
+PROFILES_PAGE = "summary/{model}/neuron_profiles.md"
+CLASS_PAGE = "summary/{model}/class_specificity.md"
+SCORE_FILE = "scores/{model}/{method}/{layer_type}/layer{layer}.parquet"
+SELECTION_FILE = "selection/{model}/{scope}/{method}/{target}.parquet"
+MEANS_FILE = "activations/{model}/{layer_type}.parquet"
+UNMASKED_FILE = "eval/{model}/unmasked.parquet"
+EVAL_FILE = "eval/{model}/{mode}/{scope}/{method}/{target}/{direction}{retention}.parquet"
+RESIDUE_FILE = "residues/{model}/{method}/{layer_type}/keep{retention}.parquet"
+# Shared by every dataset, relative to the working directory: results kept by content, so that a
+# job rerun for a new target computes only it (kneurons.store), and the user's input files, by
+# content (kneurons.io.stage_by_content).
+RESULTS = "results"
 STORE_DIR = "results/store"
+STAGED_DIR = "results/input"
 
 # One masked (or unmasked) evaluation: the row of EVAL_FILE / UNMASKED_FILE.
 EVAL_KEY_COLUMNS = (
@@ -173,7 +180,8 @@ _WILDCARD_VALUES = {
 
 def parse_path(pattern: str, path: str) -> dict[str, str]:
     """The wildcard values of `path` under a `{...}` path pattern of this module:
-    parse_path(SCORE_FILE, "results/scores/m/activation/key/layer3.parquet")["layer"] == "3".
+    parse_path(SCORE_FILE, "results/d/scores/m/activation/key/layer3.parquet")["layer"] == "3"
+    (the pattern is matched against the end of `path`, so the run folder may be anything).
     A job reads what its outputs are from their paths, not from params that list them (a
     param that changes when the config drops a level would rerun the job)."""
     regex, names = "", []
@@ -183,7 +191,7 @@ def parse_path(pattern: str, path: str) -> dict[str, str]:
             value = _WILDCARD_VALUES.get(name, r"[^/]+")
             regex += f"(?P={name})" if name in names else f"(?P<{name}>{value})"
             names.append(name)
-    match = re.fullmatch(regex, str(path))
+    match = re.search(rf"(?:^|/){regex}\Z", str(path))
     if match is None:
         raise ValueError(f"{path!r} does not match {pattern!r}")
     return match.groupdict()

@@ -42,7 +42,7 @@ import pandas as pd
 from kneurons.selection.ranking import pick, selected
 from kneurons.vocab import ALL_CLASSES, RANDOM
 
-CLASS_EVAL_FILE = "results/classes/{model}/{layer_type}/{method}/x{factor}/top{retention}.parquet"
+CLASS_EVAL_FILE = "classes/{model}/{layer_type}/{method}/x{factor}/top{retention}.parquet"
 # One class-specific evaluation: the key columns of a CLASS_EVAL_FILE row.
 CLASS_KEY_COLUMNS = (
     "model",

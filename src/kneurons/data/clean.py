@@ -231,14 +231,30 @@ def cap_classes(df, max_per_class: int | None, seed: int) -> tuple[pd.DataFrame,
     return df.iloc[keep].copy(), {"class_cap": len(df) - len(keep)}
 
 
+# The config key that lets each drop reason's rows through (or keeps fewer of them out): named
+# in the error when cleaning leaves nothing, so the line says what to change.
+DROP_HINTS = {
+    "length_mismatch": "data.length_mismatch: drop",
+    "invalid_residues": "data.invalid_residues: drop",
+    "too_short": "a lower data.min_length",
+    "too_long": "a higher data.max_length or data.crop: n_terminal",
+    "no_ec": "an input with EC numbers (column 'EC number')",
+    "multiple_classes": "data.multi_label: first",
+    "class_not_selected": "data.classes: null (every class)",
+}
+
+
 def check_class_sizes(df, classes: list[str], min_per_class: int) -> None:
-    """Fail loudly rather than train a classifier on a class it has almost never seen."""
+    """Fail loudly rather than train a classifier on a class it has almost never seen; the line
+    names the keys that change it."""
     counts = df["ec_class"].value_counts()
     small = [(c, int(counts.get(c, 0))) for c in classes if counts.get(c, 0) < min_per_class]
     if small:
         listed = ", ".join(f"{c!r} ({n})" for c, n in small)
         raise DataError(
-            f"too few rows after filtering for class(es) {listed}; min_per_class={min_per_class}"
+            f"too few rows after filtering for class(es) {listed}; min_per_class={min_per_class}: "
+            f"lower data.min_per_class (smallest class: {min(n for _, n in small)} rows) or "
+            "leave the class out with data.classes"
         )
 
 
@@ -331,8 +347,10 @@ def clean_dataset(
         dropped.update(counts)
         if df.empty:  # one line, not a traceback from the next step
             counted = ", ".join(f"{reason} {n}" for reason, n in dropped.items() if n)
+            most = max(dropped, key=dropped.get)
+            hint = f"; try {DROP_HINTS[most]}" if most in DROP_HINTS and dropped[most] else ""
             raise DataError(
-                f"{name}: no rows left after cleaning: all {n_input} dropped ({counted})"
+                f"{name}: no rows left after cleaning: all {n_input} dropped ({counted}){hint}"
             )
         return df
 
@@ -351,7 +369,7 @@ def clean_dataset(
     if len(classes) < 2:  # a classifier of one class: every accuracy would be 1
         raise DataError(
             f"{name}: only one class left after cleaning ({classes[0]}: {len(df)} rows); "
-            "need at least two"
+            "need at least two (data.classes, data.ec_level and the cleaning keys decide which)"
         )
     check_class_sizes(df, classes, options.min_per_class)
 

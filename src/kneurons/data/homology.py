@@ -197,8 +197,8 @@ def read_splits(data_dir: str | Path) -> dict[str, pd.DataFrame]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m kneurons.data.homology check results/data`: exit 1 if a homologous pair crosses,
-    2 (one line on stderr) if the check cannot run."""
+    """`python -m kneurons.data.homology check results/<dataset>/data`: exit 1 if a homologous
+    pair crosses, 2 (one line on stderr) if the check cannot run."""
     parser = argparse.ArgumentParser(prog="python -m kneurons.data.homology")
     parser.add_argument("command", choices=["check"])
     parser.add_argument("data_dir", help="folder with train/val/test.parquet")

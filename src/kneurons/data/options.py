@@ -29,7 +29,7 @@ SPLIT_NAMES = ("train", "val", "test")
 SPLIT_METHODS = ("random", "homology")
 
 # Keys of the config's `data:` block that are not dataset options (read by the workflow).
-NON_OPTION_CONFIG_KEYS = frozenset({"input", "non_enzymes", "uniprot", "synthetic"})
+NON_OPTION_CONFIG_KEYS = frozenset({"name", "input", "non_enzymes", "uniprot", "synthetic"})
 SPLIT_CONFIG_KEYS = {"method": "split_method", "identity": "identity", "coverage": "coverage"}
 
 _NUMBER = re.compile(r"[0-9]+")

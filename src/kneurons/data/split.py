@@ -113,6 +113,25 @@ SPLITTERS: dict[str, Callable[[pd.DataFrame, tuple, int], pd.Series]] = {
 # The stage's second half
 
 
+def check_every_class_tested(df: pd.DataFrame, options: DatasetOptions) -> None:
+    """A homology split keeps each cluster whole, so a class of a few families can end up with
+    no test sequence: its accuracy could not be measured. Stop with a line naming the keys."""
+    tested = set(df.loc[df["split"] == "test", "ec_class"])
+    missing = [c for c in sort_labels(df["ec_class"]) if c not in tested]
+    if missing:
+        rows = df[df["ec_class"].isin(missing)]
+        listed = ", ".join(
+            f"{c!r} ({len(g)} rows in {g['cluster'].nunique()} cluster(s))"
+            for c, g in rows.groupby("ec_class", sort=False)
+        )
+        raise DataError(
+            f"homology split: class(es) {listed} have no test sequence (whole clusters stay in "
+            f"one split): set data.split.method: random (no homology control), raise "
+            f"data.split.identity (now {options.identity:g}: fewer pairs count as homologous) "
+            "or add sequences of the class"
+        )
+
+
 def split_dataset(
     cleaned: pd.DataFrame,
     report: dict,
@@ -136,6 +155,8 @@ def split_dataset(
             raise DataError(f"homology split: accession {missing.iloc[0]!r} has no cluster")
         df["cluster"] = df["cluster"].astype(str)
     df["split"] = SPLITTERS[options.split_method](df, options.fractions, options.seed)
+    if options.split_method == "homology":
+        check_every_class_tested(df, options)
 
     splits = {}
     for name in SPLIT_NAMES:

@@ -2,7 +2,7 @@
 method and layer type and set against the random reference (random-0), as numbers and words.
 
 Reads the per-unit table of `kneurons.profiles.scan`
-(results/summary/{model}/neuron_profiles.parquet):
+(results/<dataset>/summary/{model}/neuron_profiles.parquet):
 one row per (method, layer type, unit) with, per site kind K, `n_windows`, `n_inside_K` (windows
 whose peak lies in a site of kind K) and `expected_K` (the share of all scanned residues inside
 such sites: the chance that a peak drawn at random lands in one). Pooled over a (method, layer

@@ -116,8 +116,8 @@ def ground_truth_section(
         "accuracy above the random band and its contrast maps lie above every random seed's "
         "on the motifs (with n seeds a random selection does so 1 time in n + 1), not on the "
         "decoys, which are planted in every class and carry no label: their contrast AUROC "
-        "should stay near 0.5. Per-sequence heat strips: results/residues/; all rows: "
-        "site_recovery.parquet.",
+        "should stay near 0.5. Per-sequence heat strips: residues/ (in this dataset's "
+        "folder, results/<dataset>/); all rows: site_recovery.parquet.",
     ]
     lines = contrast_lines(recovery) if CONTRAST in map_kinds else []
     if lines:

@@ -242,7 +242,7 @@ def stability_lines(stability: pd.DataFrame | None, models: Sequence[str]) -> li
         "pairs ([lowest, highest] pair), beside chance, the Jaccard of two unrelated "
         "selections of that size; ρ: the mean Spearman correlation of two replicates' scores "
         "over all units. Every pair, with the chance of its overlap (p_overlap): "
-        "results/summary/stability_across_models.parquet.",
+        "summary/stability_across_models.parquet (in this dataset's folder, results/<dataset>/).",
         "",
         md_table(header, rows, align=["l", "l", *(["r"] * (len(header) - 2))]),
         "",
