@@ -562,6 +562,8 @@ def test_matrix_numbers_are_white_on_dark_cells_and_black_on_light_ones():
         assert text.startswith("\u2212") and colour == "white", (text, colour)
     off = [cells[(r, c)] for r in range(3) for c in range(3) if r != c]
     assert all(colour == "black" for _, colour in off)  # about 0: near-white cells
+    assert all(text[0] in "+\u22120" and "-" not in text for text, _ in off)
+    assert "\u22120.00" not in [t for t, _ in cells.values()]  # a rounded zero has no sign
 
 
 def test_a_class_without_scores_is_a_labelled_row(tmp_path, monkeypatch):

@@ -119,7 +119,8 @@ def matrix_panel(ax, part: pd.DataFrame, value: str, classes: list, limit: float
         else:
             for c, v in enumerate(values[r]):
                 if np.isfinite(v):
-                    ax.text(c, r, fmt_signed(v, digits), ha="center", va="center", fontsize=7,
+                    text = fmt_signed(v, digits) if round(v, digits) else f"{0:.{digits}f}"
+                    ax.text(c, r, text, ha="center", va="center", fontsize=7,
                             color=cell_text_colour(image, v))  # fmt: skip
     labels = [class_header(c) for c in classes]
     ax.set_xticks(range(len(classes)), labels, rotation=45, ha="right", fontsize=8)
