@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from kneurons.classes.effects import effects_table
-from kneurons.classes.figures import plot_class_matrix
+from kneurons.classes.figures import NO_SCORES, cell_digits, matrix_panel, plot_class_matrix
 from kneurons.classes.masks import (
     per_sequence,
     scaled_fingerprint,
@@ -30,6 +30,7 @@ from kneurons.classes.report import class_findings, specificity_section
 from kneurons.classes.stats import majority_rate, sink, specificity_table
 from kneurons.evaluation.masked import predict_masked
 from kneurons.evaluation.masking import mask_fingerprint, unit_masks
+from kneurons.figures import pyplot, text_colour
 from kneurons.model.batching import tokenize
 from kneurons.model.classifier import Architecture, EsmClassifier, alphabet, build_random
 from kneurons.model.predict import prepare_batches
@@ -528,6 +529,61 @@ def test_the_matrix_figure_has_both_views(tmp_path):
     effects = effects_table(evals, Y, CLASSES)
     plot_class_matrix(effects, tmp_path / "m.png", "ig", "key")
     assert (tmp_path / "m.png").stat().st_size > 0 and (tmp_path / "m.svg").stat().st_size > 0
+
+
+def _cell_texts(ax) -> dict:
+    """(row, column) -> (text, colour) of the numbers and labels written on a matrix panel."""
+    out = {}
+    for t in ax.texts:
+        x, y = t.get_position()
+        out[(round(y, 3), round(x, 3))] = (t.get_text(), t.get_color())
+    return out
+
+
+def test_matrix_numbers_are_white_on_dark_cells_and_black_on_light_ones():
+    cmap = pyplot().get_cmap("RdBu_r")
+    assert text_colour(cmap(0.0)) == "white"  # the dark navy end
+    assert text_colour(cmap(1.0)) == "white"  # the dark red end
+    assert text_colour(cmap(0.5)) == "black"  # near white
+    assert text_colour((0.0, 0.0, 0.0, 1.0)) == "white"
+    assert text_colour((1.0, 1.0, 0.0, 1.0)) == "black"  # yellow is light
+    assert cell_digits(0.0029) == 4 and cell_digits(0.99) == 2 and cell_digits(14.8) == 2
+    evals = constructed({c: knowledge(c, -4.0) for c in range(3)})
+    part = effects_table(evals, Y, CLASSES)
+    part = part[part["method"] == "ig"]
+    limit = float(part["corrected_delta_prob"].abs().max())
+    fig, ax = pyplot().subplots()
+    matrix_panel(ax, part, "corrected_delta_prob", CLASSES, limit, set(CLASSES))
+    cells = _cell_texts(ax)
+    pyplot().close(fig)
+    assert len(cells) == 9
+    for c in range(3):
+        text, colour = cells[(c, c)]  # the own class: strongly lowered, dark navy
+        assert text.startswith("\u2212") and colour == "white", (text, colour)
+    off = [cells[(r, c)] for r in range(3) for c in range(3) if r != c]
+    assert all(colour == "black" for _, colour in off)  # about 0: near-white cells
+    assert all(text[0] in "+\u22120" and "-" not in text for text, _ in off)
+    assert "\u22120.00" not in [t for t, _ in cells.values()]  # a rounded zero has no sign
+
+
+def test_a_class_without_scores_is_a_labelled_row(tmp_path, monkeypatch):
+    evals = constructed({c: knowledge(c, -4.0) for c in range(2)})  # no units for EC 3
+    effects = effects_table(evals, Y, CLASSES)
+    assert "3" not in set(effects["selected_class"].dropna())
+    figures = []
+    monkeypatch.setattr("kneurons.figures.save_figure", lambda fig, path: figures.append(fig))
+    plot_class_matrix(effects, tmp_path / "m.png", "ig", "key")
+    (fig,) = figures
+    panels = [ax for ax in fig.axes if ax.get_images()]
+    assert len(panels) == 2  # the two views of one (factor, retention)
+    for ax in panels:
+        cells = _cell_texts(ax)
+        assert cells[(2, 1)][0] == NO_SCORES  # the row of EC 3, in its middle
+        assert not [k for k in cells if k[0] == 2 and k != (2, 1)]  # no numbers in it
+        assert any(p.get_hatch() for p in ax.patches)
+    notes = [t.get_text() for t in fig.texts]
+    assert any(n.startswith("Hatched rows, EC 3: no scores") for n in notes), notes
+    pyplot().close(fig)
 
 
 def test_per_sequence_columns_of_a_real_model():

@@ -14,10 +14,15 @@ from kneurons.profiles.composition import (
     AMINO_ACIDS,
     COMPOSITION_COLUMNS,
     UNIT_COLUMNS,
+    Profiles,
     background_composition,
     enrichment,
     expected_fractions,
+    kept_at_cut,
+    same_window_groups,
     site_overlap,
+    tie_words,
+    unit_table,
     window_composition,
 )
 from kneurons.profiles.figures import logo_matrix, plot_logos
@@ -30,6 +35,7 @@ from kneurons.profiles.scan import (
     scan_peaks,
     top_units,
     top_windows,
+    windows_from_peaks,
 )
 
 
@@ -306,6 +312,87 @@ def test_profiles_section_without_sites_counts_the_enriched_residues():
     assert "no site overlap to report" in text
     assert "| value | activation | 3 | W 2, C 1 |" in text
     assert "| value | random-0 | 2 | A 1, L 1 |" in text
+
+
+# --- the page and logos: units with the same windows, ties at the cut ----------------------
+
+
+def tied_profiles() -> Profiles:
+    """Six sequences, top 2 windows per unit. Units 0 and 1 (layer 0) fire on W alone, unit 1
+    twice as strongly: the four sequences with a W tie, and both units keep the same two.
+    Unit 2 peaks at a different height in every sequence: a clean cut."""
+    sequences = ["AWAC", "CWAA", "AAWC", "WACA", "ACCA", "CAAA"]
+    examples = examples_frame(sequences)
+    acts = []
+    for i, seq in enumerate(sequences):
+        a = np.zeros((len(seq), 3))
+        a[:, 0] = [1.0 if r == "W" else 0.0 for r in seq]
+        a[:, 1] = 2.0 * a[:, 0]
+        a[0, 2] = 0.1 * (i + 1)
+        acts.append(a)
+    units = units_frame(("m", "key", 0, 0), ("m", "key", 0, 1), ("m", "key", 1, 2))
+    peaks = peaks_of(acts, units)
+    windows = windows_from_peaks(examples, units, peaks, 2, 1)
+    composition = window_composition(windows, background_composition(examples["sequence"]))
+    overlap = site_overlap(windows, {})
+    table = unit_table(units.assign(cutoff_ties=cutoff_ties(peaks, 2)), windows, composition,
+                       overlap)  # fmt: skip
+    return Profiles(windows, composition, table, len(sequences), 24, {}, 2, 1)
+
+
+def test_units_with_the_same_windows_share_one_row_with_their_count():
+    profiles = tied_profiles()
+    assert same_window_groups(profiles.table, profiles.windows) == [[0, 1], [2]]
+    assert profiles.table["cutoff_ties"].tolist() == [4, 4, 1]
+    text = profiles_markdown(profiles, "tiny")
+    rows = [line for line in text.splitlines() if line.startswith("| 0") or line.startswith("| 2")]
+    assert len(rows) == 2, rows  # three units, two rows
+    assert rows[0].startswith("| 0, 1 | 2 units: L0 #0, #1 | 1.00–2.00 | 2 of 4 | W ")
+    assert rows[1].startswith("| 2 | L1 #2 | 0.55 | none | ")
+    assert "| rank | unit | mean response | kept from a tie |" in text
+    assert "**Units sharing a row**" in text
+
+
+def test_a_tie_at_the_cut_is_said_in_words():
+    profiles = tied_profiles()
+    text = profiles_markdown(profiles, "tiny")
+    # what the cut is, what a tie means, and what "k of n" counts
+    for words in (
+        "a unit's list of its top 2 sequences is cut at the weakest one kept",
+        "exactly the same peak activation as that last one",
+        "arbitrary (seeded random) choice",
+        '"k of n" means n sequences share that activation and k of the unit\'s windows were '
+        "picked among them",
+    ):
+        assert words in text, words
+    assert "tie at the cut" not in text and "ties at cut" not in text
+    assert kept_at_cut(profiles.windows[profiles.windows["neuron"] == 0]) == 2
+    assert kept_at_cut(profiles.windows[profiles.windows["neuron"] == 2]) == 1
+    assert tie_words(2, 2, 4) == (
+        "4 sequences share the top peak value, so all 2 windows are a random (seeded) pick "
+        "among them"
+    )
+    assert tie_words(20, 5, 12) == (
+        "12 sequences share the peak value of the last window kept, so 5 of the 20 windows "
+        "are a random (seeded) pick among them"
+    )
+    assert tie_words(20, 1, 1) == ""
+
+
+def test_logos_of_units_with_the_same_windows_are_one_panel(tmp_path, monkeypatch):
+    profiles = tied_profiles()
+    figures = []
+    monkeypatch.setattr(
+        "kneurons.profiles.figures.save_figure", lambda fig, *a, **k: figures.append(fig)
+    )
+    plot_logos(profiles.windows, profiles.table, 1, tmp_path / "logo.png", title="t")
+    (fig,) = figures
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert len(titles) == 2
+    assert titles[0].startswith("ranks 0, 1 (2 units with the same windows: L0 #0, L0 #1)")
+    assert titles[0].endswith("\n4 sequences share the top peak value, so all 2 windows are a "
+                              "random (seeded) pick among them")  # fmt: skip
+    assert titles[1] == "rank 2: layer 1, neuron 2"
 
 
 # --- end to end: the job's core on a tiny model -------------------------------------------

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import to_rgba
 from test_summary_selection import unit_selections
 from test_summary_tables import MODEL, collect, eval_rows, summary_stats
 
+from kneurons.figures import relative_luminance, text_colour
 from kneurons.summary.overlap import enrichment_tables
 from kneurons.summary.plots import (
     chance_level,
@@ -81,3 +84,36 @@ def test_selection_plots(tmp_path):
     _check_plot(tmp_path / "per_class.png")
     plot_accuracy_vs_retention(stats, tmp_path / "ci.png")
     _check_plot(tmp_path / "ci.png")
+
+
+def _contrast(text_rgba, cell_rgba) -> float:
+    light, dark = sorted((relative_luminance(text_rgba), relative_luminance(cell_rgba)))[::-1]
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_heatmap_numbers_contrast_with_their_cells(tmp_path, monkeypatch):
+    """Every number written on a heatmap cell is readable (WCAG contrast >= 4.5: white on the
+    dark ends of the colour map, black on light cells), not black on dark navy."""
+    stats = summary_stats()
+    by_layer, _ = enrichment_tables(
+        unit_selections(), [50.0, 10.0], rankings=["zscore"], model=MODEL
+    )
+    figures = []
+    monkeypatch.setattr("kneurons.summary.plots.save_figure", lambda fig, *a: figures.append(fig))
+    plot_selection_heatmap(by_layer, tmp_path / "h.png", "activation", "layer_type")
+    plot_per_class_accuracy(stats.table, tmp_path / "p.png", ("zero", "layer_type", "keep"))
+    checked = 0
+    for fig in figures:
+        for ax in fig.axes:
+            for image in ax.get_images():
+                values = image.get_array()
+                for text in ax.texts:
+                    col, row = (round(v) for v in text.get_position())
+                    value = values[row, col]
+                    if np.ma.is_masked(value) or not np.isfinite(value):
+                        continue
+                    cell = image.cmap(image.norm(value))
+                    assert _contrast(to_rgba(text.get_color()), cell) >= 4.5, text.get_text()
+                    checked += 1
+    assert checked > 0
+    assert text_colour((0.02, 0.19, 0.38)) == "white" and text_colour((0.97, 0.97, 0.97)) == "black"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -194,9 +196,43 @@ def test_dataset_and_finetuning_pages():
     metrics = {"test": {"accuracy": 0.5, "macro_f1": 0.4, "per_class": {"1": {"n": 3}}}}
     md = finetuning_markdown(metrics, history)
     assert "| test | 0.500 | 0.400 |" in md
-    assert "| 1 | 3 | — | — |" in md
+    assert "| EC 1 | 3 | — | — |" in md
     assert "| epoch | loss | residues/s |" in md  # human headers
-    assert "| 1 | 0.512 |" in md and "| 2 | 0.25 |" in md
+    assert "| 1 | 0.5123 | 10 |" in md and "| 2 | 0.2500 | 11 |" in md  # losses: fixed digits
+
+
+def test_finetuning_page_has_one_format_per_kind_of_number():
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2],
+            "train_loss": [1.3652, 0.0622],
+            "val_loss": [1.03, 0.14504],
+            "val_accuracy": [0.5, 0.975],
+            "val_macro_f1": [0.47899, 0.89],
+            "seconds": [36.94, 111.0],
+            "residues_per_second": [2321.4, 772.0],
+            "best": [False, True],
+        }
+    )
+    per_class = {"1": {"n": 30, "accuracy": 1.0, "f1": 0.9830508}}
+    metrics = {
+        "val": {"accuracy": 0.975, "macro_f1": 0.9751},
+        "test": {"accuracy": 0.58333, "macro_f1": 0.5, "per_class": per_class},
+    }
+    md = finetuning_markdown(metrics, history)
+    header = "| epoch | train loss | val loss | val accuracy | val macro-F1 | time (s) |"
+    assert header + " residues/s | kept |" in md
+    assert "| 1 | 1.3652 | 1.0300 | 0.500 | 0.479 | 36.9 | 2321 |  |" in md
+    assert "| 2 | 0.0622 | 0.1450 | 0.975 | 0.890 | 111.0 | 772 | ✓ |" in md
+    assert "| test | 0.583 | 0.500 |" in md and "| EC 1 | 30 | 1.000 | 0.983 |" in md
+    assert "True" not in md and "False" not in md and "e+0" not in md and "%" not in md
+    # every accuracy and F1 on the page has three decimals, every loss four
+    table_cells = [
+        c.strip() for line in md.splitlines() if line.startswith("| ") for c in line.split("|")
+    ]
+    decimals = {len(c.split(".")[1]) for c in table_cells if re.fullmatch(r"\d+\.\d+", c)}
+    assert decimals == {1, 3, 4}  # times, scores, losses
+    assert "kept: the epoch whose weights the model keeps" in md
 
 
 def test_markdown_to_html_page():

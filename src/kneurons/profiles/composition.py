@@ -224,3 +224,52 @@ class Profiles:
     expected: dict[str, float]  # site kind -> share of scanned residues inside such sites
     top_k: int
     half_width: int
+
+
+def unit_windows(windows: pd.DataFrame, unit) -> pd.DataFrame:
+    """The windows of one unit (a row of the profile table), in window_rank order."""
+    mine = windows[
+        (windows["method"] == unit.method)
+        & (windows["layer_type"] == unit.layer_type)
+        & (windows["layer"] == unit.layer)
+        & (windows["neuron"] == unit.neuron)
+    ]
+    return mine.sort_values("window_rank")
+
+
+def same_window_groups(units: pd.DataFrame, windows: pd.DataFrame) -> list[list[int]]:
+    """Positions of `units` (rows of the profile table) grouped by identical profiles: the same
+    windows (sequences and peak positions, in the same order) and the same ties at the cut, so
+    the same residues, site overlap and classes. Groups follow their first unit's position.
+    Distinct units share a profile when each reads one residue type alone (layer 0): every
+    sequence holding that residue ties, and the seeded tie-break keeps the same ones for all."""
+    groups: dict[tuple, list[int]] = {}
+    for i, unit in enumerate(units.itertuples(index=False)):
+        mine = unit_windows(windows, unit)
+        key = (
+            tuple(zip(mine["accession"], mine["position"], strict=True)),
+            int(getattr(unit, "cutoff_ties", 0)),
+        )
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def kept_at_cut(windows: pd.DataFrame, rtol: float = 1e-6) -> int:
+    """How many of one unit's kept windows have the weakest kept response (within `rtol`, as
+    `kneurons.profiles.scan.cutoff_ties` counts the tied sequences): the windows the seeded
+    tie-break chose among the tied sequences (0 without windows)."""
+    if windows.empty:
+        return 0
+    response = windows["response"].to_numpy(dtype=float)
+    return int(np.isclose(response, response.min(), rtol=rtol, atol=0.0).sum())
+
+
+def tie_words(n_windows: int, kept: int, ties: int) -> str:
+    """The tie at a unit's cut in plain words ("" for a clean cut)."""
+    if ties <= 1:
+        return ""
+    if kept >= n_windows:
+        return (f"{ties} sequences share the top peak value, so all {n_windows} windows are a "
+                "random (seeded) pick among them")  # fmt: skip
+    return (f"{ties} sequences share the peak value of the last window kept, so {kept} of the "
+            f"{n_windows} windows are a random (seeded) pick among them")  # fmt: skip

@@ -1,5 +1,6 @@
 """The logos of the profiled units (`plot_logos`): letters stacked by information content at
-each offset from the unit's peak, over its most active windows (`kneurons.profiles.scan`)."""
+each offset from the unit's peak, over its most active windows (`kneurons.profiles.scan`);
+units with the very same windows share one logo, and a tie at a unit's cut is said in words."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import numpy as np
 import pandas as pd
 
 from kneurons.figures import pyplot, save_figure
-from kneurons.profiles.composition import AMINO_ACIDS
+from kneurons.profiles.composition import (
+    AMINO_ACIDS,
+    kept_at_cut,
+    same_window_groups,
+    tie_words,
+    unit_windows,
+)
 
 # Letter colours by side-chain chemistry (the usual protein logo scheme).
 CHEMISTRY = {
@@ -66,29 +73,39 @@ def draw_logo(ax, heights: pd.DataFrame) -> None:
     ax.axvline(0, color="0.85", lw=0.8, zorder=0)
 
 
+def logo_title(units: pd.DataFrame, windows: pd.DataFrame, kinds: list[str]) -> str:
+    """The title of one logo: the unit (or the units sharing these windows,
+    `same_window_groups`), its site overlap and any tie at its cut in words (`tie_words`)."""
+    unit = next(units.itertuples(index=False))
+    notes = [f"{getattr(unit, f'n_inside_{k}')}/{unit.n_windows} peaks in {k}" for k in kinds]
+    ties = int(getattr(unit, "cutoff_ties", 1))
+    tie = tie_words(unit.n_windows, kept_at_cut(unit_windows(windows, unit)), ties)
+    sites = "; ".join(notes)
+    if len(units) == 1:
+        title = f"rank {unit.rank}: layer {unit.layer}, neuron {unit.neuron}"
+    else:
+        ranks = ", ".join(str(r) for r in units["rank"])
+        names = ", ".join(f"L{u.layer} #{u.neuron}" for u in units.itertuples(index=False))
+        title = f"ranks {ranks} ({len(units)} units with the same windows: {names})"
+    title += f" ({sites})" if sites else ""
+    return title + (f"\n{tie}" if tie else "")
+
+
 def plot_logos(
     windows: pd.DataFrame, units: pd.DataFrame, half_width: int, path_png, title: str = ""
 ) -> None:
-    """One logo per unit of `units` (rows of the profile table, in order) from its windows."""
+    """One logo per unit of `units` (rows of the profile table, in order) from its windows;
+    units with the very same windows (`same_window_groups`) share one logo."""
     plt = pyplot()
-    n = max(1, len(units))
+    groups = same_window_groups(units, windows)
+    n = max(1, len(groups))
     fig, axes = plt.subplots(n, 1, figsize=(0.55 * (2 * half_width + 1) + 2.5, 1.9 * n + 0.8),
                              squeeze=False)  # fmt: skip
     kinds = [c.removeprefix("n_inside_") for c in units.columns if c.startswith("n_inside_")]
-    for ax, unit in zip(axes[:, 0], units.itertuples(index=False), strict=False):
-        mine = windows[
-            (windows["method"] == unit.method)
-            & (windows["layer_type"] == unit.layer_type)
-            & (windows["layer"] == unit.layer)
-            & (windows["neuron"] == unit.neuron)
-        ]
-        draw_logo(ax, logo_matrix(mine, half_width))
-        notes = [f"{getattr(unit, f'n_inside_{k}')}/{unit.n_windows} peaks in {k}" for k in kinds]
-        if getattr(unit, "cutoff_ties", 1) > 1:
-            notes.append(f"{unit.cutoff_ties} sequences tie at the cut")
-        sites = "; ".join(notes)
-        ax.set_title(f"rank {unit.rank}: layer {unit.layer}, neuron {unit.neuron}"
-                     + (f" ({sites})" if sites else ""), fontsize=9, loc="left")  # fmt: skip
+    for ax, group in zip(axes[:, 0], groups, strict=False):
+        members = units.iloc[group]
+        draw_logo(ax, logo_matrix(unit_windows(windows, next(members.itertuples())), half_width))
+        ax.set_title(logo_title(members, windows, kinds), fontsize=8, loc="left")
         ax.set_ylabel("bits")
     if len(units) == 0:
         axes[0, 0].text(0.5, 0.5, "no units", ha="center", va="center")

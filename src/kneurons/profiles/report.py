@@ -18,8 +18,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from kneurons.format import MISSING_CELL, class_header, fmt_g, fmt_p, md_table
-from kneurons.profiles.composition import Profiles, binomial_sf
+from kneurons.format import MISSING_CELL, class_header, fmt, fmt_p, md_table
+from kneurons.profiles.composition import (
+    Profiles,
+    binomial_sf,
+    kept_at_cut,
+    same_window_groups,
+    unit_windows,
+)
 from kneurons.residues.recovery import SITE_KINDS
 from kneurons.vocab import LAYER_TYPES, SCORING_METHODS, order_of, random_method
 
@@ -266,9 +272,22 @@ def profiles_markdown(profiles: Profiles, model: str, n_examples: int = 3) -> st
         "meaning of its own), largest signed activation for ffn_in (read before the GELU). "
         f"{REFERENCE} is the random reference: units drawn without looking at the task. Enriched "
         "residues: log2 of the windows' frequency (with a pseudocount) over the background of all "
-        "scanned residues. Ties at cut: scanned sequences whose peak equals the weakest kept "
-        "window's (1 = a clean cut; more, e.g. for layer-0 units, which see each residue alone: "
-        "the kept windows among them were drawn at random, seeded).",
+        "scanned residues.",
+        "",
+        f"**Kept from a tie**: a unit's list of its top {top_k} sequences is cut at the weakest "
+        "one kept. When other sequences have exactly the same peak activation as that last one, "
+        "they are just as strong, and which of them made the list is an arbitrary (seeded "
+        'random) choice. "k of n" means n sequences share that activation and k of the unit\'s '
+        "windows were picked among them: its residues, site overlap and classes are one draw "
+        'among equally valid ones. "none": a clean cut, the list is what the unit responds to '
+        "most. Ties typically come from units that read each residue alone (such as the query, "
+        "key and value units of layer 0: every sequence holding the unit's favourite residue "
+        "gives the same peak).",
+        "",
+        "**Units sharing a row**: distinct units whose windows are the very same sequences and "
+        "peaks (so the same residues, site overlap and classes; typically units tied on one "
+        "residue, where the same seeded pick is made for each) are one row, with all their "
+        "ranks and units and the range of their mean responses.",
         "",
     ]
     if profiles.n_sequences <= top_k:
@@ -292,33 +311,55 @@ def profiles_markdown(profiles: Profiles, model: str, n_examples: int = 3) -> st
             lines.append(f"- {overlap_sentence(row)}")
         if len(part):
             lines.append("")
-        header = ["rank", "unit", "mean response", "ties at cut", "top residues (log2 enr.)"]
+        header = ["rank", "unit", "mean response", "kept from a tie", "top residues (log2 enr.)"]
         header += [f"{k} (p)" for k in kinds] + ["top class", "most active windows"]
         align = ["r", "l", "r", "r", "l", *["r"] * len(kinds), "l", "l"]
-        rows = []
-        for unit in units.sort_values("rank").itertuples(index=False):
-            mine = windows[
-                (windows["method"] == method)
-                & (windows["layer_type"] == layer_type)
-                & (windows["layer"] == unit.layer)
-                & (windows["neuron"] == unit.neuron)
-            ].sort_values("window_rank")
-            ties = str(unit.cutoff_ties) if hasattr(unit, "cutoff_ties") else MISSING_CELL
-            cells = [str(unit.rank), f"L{unit.layer} #{unit.neuron}", fmt_g(unit.mean_response),
-                     ties, unit.top_residues or MISSING_CELL]  # fmt: skip
-            for kind in kinds:
-                n_in = getattr(unit, f"n_inside_{kind}")
-                p = getattr(unit, f"p_{kind}")
-                cells.append(f"{n_in}/{unit.n_windows} ({fmt_p(p)})")
-            if unit.n_windows:
-                share = f"{100 * unit.top_class_share:.0f}%"
-                cells.append(f"{class_header(unit.top_class)} ({share})")
-            else:
-                cells.append(MISSING_CELL)
-            shown = [
-                f"{w.window}@{w.accession}:{w.position}" for w in mine.head(n_examples).itertuples()
-            ]
-            cells.append(" ".join(f"`{s}`" for s in shown))
-            rows.append(cells)
+        units = units.sort_values("rank").reset_index(drop=True)
+        rows = [
+            _unit_row(units.iloc[group], windows, kinds, n_examples)
+            for group in same_window_groups(units, windows)
+        ]
         lines += [md_table(header, rows, align), ""]
     return "\n".join(lines)
+
+
+def _unit_cells(units: pd.DataFrame) -> list[str]:
+    """rank, unit and mean response of one or more units sharing a row: "0, 1, 5",
+    "3 units: L0 #56, #138, L1 #7" and the range of their mean responses."""
+    ranks = ", ".join(str(r) for r in units["rank"])
+    names, layer = [], None
+    for unit in units.itertuples(index=False):
+        names.append(f"#{unit.neuron}" if unit.layer == layer else f"L{unit.layer} #{unit.neuron}")
+        layer = unit.layer
+    if len(units) == 1:
+        return [ranks, names[0], fmt(units["mean_response"].iloc[0], 2)]
+    low, high = units["mean_response"].min(), units["mean_response"].max()
+    response = fmt(low, 2) if fmt(low, 2) == fmt(high, 2) else f"{fmt(low, 2)}–{fmt(high, 2)}"
+    return [ranks, f"{len(units)} units: {', '.join(names)}", response]
+
+
+def _tie_cell(unit, mine: pd.DataFrame) -> str:
+    """ "none" for a clean cut, else "kept of tied", e.g. "20 of 103"."""
+    if not hasattr(unit, "cutoff_ties"):
+        return MISSING_CELL
+    if unit.cutoff_ties <= 1:
+        return "none"
+    return f"{kept_at_cut(mine)} of {unit.cutoff_ties}"
+
+
+def _unit_row(units: pd.DataFrame, windows: pd.DataFrame, kinds: list[str], n_examples: int):
+    """One table row for units with the same windows (`same_window_groups`): their ranks,
+    names and mean responses, then the profile they share."""
+    unit = next(units.itertuples(index=False))
+    mine = unit_windows(windows, unit)
+    cells = [*_unit_cells(units), _tie_cell(unit, mine), unit.top_residues or MISSING_CELL]
+    for kind in kinds:
+        n_in = getattr(unit, f"n_inside_{kind}")
+        cells.append(f"{n_in}/{unit.n_windows} ({fmt_p(getattr(unit, f'p_{kind}'))})")
+    if unit.n_windows:
+        cells.append(f"{class_header(unit.top_class)} ({100 * unit.top_class_share:.0f}%)")
+    else:
+        cells.append(MISSING_CELL)
+    shown = [f"{w.window}@{w.accession}:{w.position}" for w in mine.head(n_examples).itertuples()]
+    cells.append(" ".join(f"`{s}`" for s in shown))
+    return cells

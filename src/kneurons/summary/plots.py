@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from kneurons.figures import method_colors, pyplot, save_figure
+from kneurons.figures import cell_text_colour, method_colors, pyplot, save_figure
 from kneurons.format import method_order, target_order
 from kneurons.summary.baseline import Statistics, add_statistics
 from kneurons.summary.tables import (
@@ -207,7 +207,8 @@ def plot_selection_heatmap(
             for j in range(len(types)):
                 c = counts.iat[i, j]
                 if pd.notna(c):
-                    ax.text(j, i, str(int(c)), ha="center", va="center", fontsize=7)
+                    colour = cell_text_colour(image, grid.iat[i, j])
+                    ax.text(j, i, str(int(c)), ha="center", va="center", fontsize=7, color=colour)
         ax.set_xticks(range(len(types)), types, rotation=30, ha="right")
         ax.set_yticks(range(len(layers)), [str(layer) for layer in layers])
         ax.set_xlabel("layer type")
@@ -348,7 +349,7 @@ def plot_per_class_accuracy(
                         ha="center",
                         va="center",
                         fontsize=6,
-                        color="white" if v < 0.5 else "black",
+                        color=cell_text_colour(image, v),
                     )
         ax.set_xticks(range(len(classes)), [f"EC {c}" for c in classes], rotation=30)
         ax.set_yticks(range(len(labels)), labels, fontsize=7)

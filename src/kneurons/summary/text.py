@@ -36,10 +36,31 @@ HISTORY_HEADERS = {
     "val_loss": "val loss",
     "val_accuracy": "val accuracy",
     "val_macro_f1": "val macro-F1",
-    "seconds": "seconds",
+    "seconds": "time (s)",
     "residues_per_second": "residues/s",
-    "best": "best so far",
+    "best": "kept",  # the epoch whose weights are kept: best val macro-F1, then val loss
 }
+# One format per kind of number on the fine-tuning page: accuracies and F1 with the digits of
+# every other page (`fmt`), losses with LOSS_DIGITS, times in seconds with one decimal, rates
+# as whole numbers.
+LOSS_DIGITS = 4
+
+
+def history_cell(column: str, value) -> str:
+    """A cell of the training log, formatted by the kind of its column."""
+    if column == "best" or isinstance(value, bool | np.bool_):
+        return "✓" if bool(value) else ""
+    if column == "epoch":
+        return str(int(value))
+    if column.endswith("loss"):
+        return fmt(value, LOSS_DIGITS)
+    if "accuracy" in column or "f1" in column:
+        return fmt(value)
+    if column == "seconds":
+        return fmt(value, 1)
+    if column.endswith("per_second"):
+        return fmt(value, 0)
+    return cell(value)
 
 
 def cropped_sentence(card: dict, cropped_test: int | None = None) -> str:
@@ -96,7 +117,8 @@ def dataset_markdown(card: dict, cropped_test: int | None = None) -> str:
 
 
 def finetuning_markdown(metrics: dict, history: pd.DataFrame | None = None) -> str:
-    """Accuracy and macro-F1 per split, per-class test metrics and the training log."""
+    """Accuracy and macro-F1 per split, per-class test metrics and the training log, one
+    format per kind of number (`history_cell`)."""
     rows = []
     for split in ("train", "val", "test"):
         if split in metrics and isinstance(metrics[split], dict):
@@ -106,14 +128,24 @@ def finetuning_markdown(metrics: dict, history: pd.DataFrame | None = None) -> s
     per_class = (metrics.get("test") or {}).get("per_class") if isinstance(metrics, dict) else None
     if per_class:
         rows = [
-            [c, str(v.get("n", "")), fmt(v.get("accuracy")), fmt(v.get("f1"))]
+            [class_header(c), str(v.get("n", "")), fmt(v.get("accuracy")), fmt(v.get("f1"))]
             for c, v in per_class.items()
         ]
         parts += ["", "Test set per class:", "", md_table(["class", "n", "recall", "F1"], rows)]
     if history is not None and not history.empty:
         cols = [HISTORY_HEADERS.get(c, c.replace("_", " ")) for c in history.columns]
-        rows = [[cell(v) for v in rec] for rec in history.itertuples(index=False)]
-        parts += ["", "Training log:", "", md_table(cols, rows)]
+        rows = [
+            [history_cell(c, v) for c, v in zip(history.columns, rec, strict=True)]
+            for rec in history.itertuples(index=False)
+        ]
+        note = (
+            " kept: the epoch whose weights the model keeps (best validation macro-F1, ties "
+            "broken by the lower validation loss)."
+            if "best" in history.columns
+            else ""
+        )
+        parts += ["", f"Training log (losses: cross-entropy; time: seconds per epoch).{note}",
+                  "", md_table(cols, rows)]  # fmt: skip
     return "\n".join(parts)
 
 
