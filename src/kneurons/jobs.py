@@ -57,6 +57,13 @@ def deterministic_algorithms(torch) -> None:
         torch._C._set_deterministic_algorithms(True, warn_only=False)
 
 
+def _console_record(record: logging.LogRecord) -> bool:
+    """A job's log record for the console: WARNING and above, and `kneurons.progress` lines."""
+    return record.levelno >= logging.WARNING or record.pathname.endswith(
+        os.path.join("kneurons", "progress.py")
+    )
+
+
 def start_job(snakemake, seed: int = 0) -> tuple[logging.Logger, torch.device | None]:
     """Send logs to the rule's log file, use exactly the job's threads, seed everything.
 
@@ -66,7 +73,11 @@ def start_job(snakemake, seed: int = 0) -> tuple[logging.Logger, torch.device | 
     """
     log_path = snakemake.log[0] if len(snakemake.log) else None
     handlers = [logging.FileHandler(log_path, mode="w")] if log_path else []
-    handlers.append(logging.StreamHandler(sys.stderr))
+    # The console (stderr) gets warnings, errors and the progress lines of long loops; the log
+    # file gets everything (Snakemake's console shows each job's last line from it).
+    console = logging.StreamHandler(sys.stderr)
+    console.addFilter(_console_record)
+    handlers.append(console)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",

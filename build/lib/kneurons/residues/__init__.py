@@ -1,0 +1,1 @@
+"""Stage 7, residues: residue maps of selected units and recovery of annotated or planted sites."""

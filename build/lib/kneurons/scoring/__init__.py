@@ -1,0 +1,2 @@
+"""Stage 3, scoring: every unit's score (activation, integrated gradients, random) and the score
+files."""

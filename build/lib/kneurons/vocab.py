@@ -1,0 +1,198 @@
+"""The project's vocabulary: one name per concept, shared by the config, the Snakemake wildcards,
+the output paths, the parquet columns and the code. Imports nothing heavy (no torch, no pandas),
+so the Snakemake process, the rules and every job read the same definitions.
+
+The names (docs/design.md, "Vocabulary"):
+- layer type: a kind of module whose output units are the neurons (`LAYER_TYPES`);
+- group: several layer types ranked together (`GROUPS`): `qkv`, and `all` (every scored type);
+- target: what one evaluation masks, a layer type or a group (wildcard and column `target`);
+- scope: where the top r% is taken (`SCOPES`): all layers of one type, each layer alone, or a
+  group's pool;
+- retention: percent of a pool's units selected (wildcard `retention`, column `retention`);
+- method: a scoring method, or one seed of the random baseline (`random-3`; `parse_method`);
+- mode: how an ablated unit is silenced; direction: whether the selected units are kept or
+  removed; group ranking: how a group's layer types are put on one scale;
+- quadrature: the integration rule of integrated gradients (`QUADRATURES`), with `steps` nodes.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+# layer type -> submodule of fair-esm's `model.layers[l]` whose output units are the neurons.
+LAYER_TYPES: dict[str, str] = {
+    "query": "self_attn.q_proj",
+    "key": "self_attn.k_proj",
+    "value": "self_attn.v_proj",
+    "attn_out": "self_attn.out_proj",
+    "ffn_in": "fc1",
+    "ffn_out": "fc2",
+}
+# group -> its layer types; None: every layer type scored in the run.
+GROUPS: dict[str, tuple[str, ...] | None] = {"qkv": ("query", "key", "value"), "all": None}
+SCOPES = ("layer_type", "layer", "qkv", "all")
+GROUP_RANKINGS = ("zscore", "percentile", "raw")
+MODES = ("zero", "mean")
+DIRECTIONS = ("keep", "remove")
+QUADRATURES = (
+    "riemann_left",
+    "riemann_right",
+    "riemann_middle",
+    "riemann_trapezoid",
+    "gausslegendre",
+)
+SCORING_METHODS = ("activation", "grad_x_activation", "integrated_gradients")
+RANDOM = "random"  # method family of the seeded random baseline: random-0, random-1, ...
+UNMASKED = "unmasked"  # method (and family) of the reference evaluation without a mask
+NONE = "none"  # target, scope, mode and direction of the unmasked row
+ALL_CLASSES = -1  # `label` of the all-class rows of score and selection files
+
+# A module of the encoder by (layer type, layer): the key of every per-module mapping.
+UnitKey = tuple[str, int]
+
+# Output paths, relative to the working directory; `{...}` are the Snakemake wildcards.
+DATA_FILE = "results/data/{split}.parquet"  # split: train, val, test, cleaned
+MODEL_FILE = "results/models/{model}/model.pt"
+# Paths more than one rule names (rules/, through `vocab.X`; `{model}` is the wildcard).
+UNIPROT_DOWNLOAD = "results/data/uniprot.tsv.gz"
+UNIPROT_MANIFEST = "results/data/uniprot_manifest.json"
+CLEANED_FASTA = "results/data/cleaned.fasta"
+HOMOLOGY_CLUSTERS = "results/data/homology/clusters.tsv"
+HOMOLOGY_HITS = "results/data/homology/hits.tsv"
+MMSEQS_VERSION = "results/data/homology/mmseqs_version.txt"
+DATASET_CARD = "results/data/dataset_card.json"
+SYNTHETIC_TABLE = "results/data/synthetic/uniprot.tsv"
+SYNTHETIC_SITES = "results/data/synthetic/sites.tsv"
+SITES_TABLE = "results/data/sites.tsv"
+MODEL_INFO = "results/models/{model}/model.json"
+MODEL_METRICS = "results/models/{model}/metrics.json"
+WEIGHTS_RECORD = "results/models/{model}/weights.json"
+FINDINGS_FILE = "results/summary/{model}/findings.rst"
+PROFILE_WINDOWS = "results/profiles/{model}/windows.parquet"
+PROFILE_COMPOSITION = "results/profiles/{model}/composition.parquet"
+PROFILES_PAGE = "results/summary/{model}/neuron_profiles.md"
+CLASS_PAGE = "results/summary/{model}/class_specificity.md"
+SCORE_FILE = "results/scores/{model}/{method}/{layer_type}/layer{layer}.parquet"
+SELECTION_FILE = "results/selection/{model}/{scope}/{method}/{target}.parquet"
+MEANS_FILE = "results/activations/{model}/{layer_type}.parquet"
+UNMASKED_FILE = "results/eval/{model}/unmasked.parquet"
+EVAL_FILE = "results/eval/{model}/{mode}/{scope}/{method}/{target}/{direction}{retention}.parquet"
+RESIDUE_FILE = "results/residues/{model}/{method}/{layer_type}/keep{retention}.parquet"
+# Results kept by content, so that a job rerun for a new target computes only it (kneurons.store).
+STORE_DIR = "results/store"
+
+# One masked (or unmasked) evaluation: the row of EVAL_FILE / UNMASKED_FILE.
+EVAL_KEY_COLUMNS = (
+    "model",
+    "method",
+    "method_family",
+    "seed",
+    "target",
+    "scope",
+    "mode",
+    "direction",
+    "group_ranking",
+    "retention",
+)
+EVAL_COUNT_COLUMNS = ("n_selected", "n_kept", "n_total")
+# ... followed by the metrics of `kneurons.model.predict.evaluation_record`.
+
+_RANDOM_METHOD = re.compile(rf"{RANDOM}-(\d+)")
+
+
+def random_method(seed: int) -> str:
+    """The method name of one random seed: 3 -> "random-3"."""
+    return f"{RANDOM}-{int(seed)}"
+
+
+def parse_method(method: str) -> tuple[str, int | None]:
+    """ "random-3" -> ("random", 3); "integrated_gradients" -> ("integrated_gradients", None)."""
+    match = _RANDOM_METHOD.fullmatch(method)
+    if match:
+        return RANDOM, int(match.group(1))
+    return method, None
+
+
+def is_random(method: str) -> bool:
+    return parse_method(method)[0] == RANDOM
+
+
+def expand_methods(methods: Iterable[str], n_seeds: int) -> list[str]:
+    """Config methods -> method instances: `random` becomes random-0 .. random-{n-1}."""
+    out = []
+    for method in methods:
+        if method == RANDOM:
+            out.extend(random_method(seed) for seed in range(n_seeds))
+        else:
+            out.append(method)
+    return out
+
+
+def format_retention(value: float | str) -> str:
+    """50 -> "50", 0.5 -> "0.5", 1e-05 -> "0.00001": the {retention} (or {factor}) wildcard as
+    written in paths: 6 significant digits, always in positional notation, so that any positive
+    level matches the wildcard's pattern (digits, a point, digits; `%g` would print 1e-05)."""
+    text = f"{float(value):.6g}"
+    return format(Decimal(text), "f") if "e" in text else text
+
+
+def is_group(name: str) -> bool:
+    return name in GROUPS
+
+
+def target_layer_types(target: str, scored: Sequence[str]) -> list[str]:
+    """The layer types a target covers: a layer type itself, or a group's members."""
+    if target not in GROUPS:
+        return [target]
+    members = GROUPS[target]
+    return list(scored) if members is None else list(members)
+
+
+def scope_targets(scope: str, scored: Sequence[str]) -> list[str]:
+    """The targets of a scope: the group itself for a group scope, else every scored type."""
+    return [scope] if scope in GROUPS else list(scored)
+
+
+def check_target(scope: str, target: str) -> None:
+    """A group target belongs to its own scope only; a layer type to the non-group scopes."""
+    if (scope in GROUPS or target in GROUPS) and scope != target:
+        raise ValueError(f"target {target!r} does not belong to scope {scope!r}")
+
+
+# What some wildcards can be, where two of them meet without a separator ({direction}{retention}).
+_WILDCARD_VALUES = {
+    "direction": "|".join(DIRECTIONS),
+    "mode": "|".join(MODES),
+    "retention": r"\d+(?:\.\d+)?",
+    "layer": r"\d+",
+}
+
+
+def parse_path(pattern: str, path: str) -> dict[str, str]:
+    """The wildcard values of `path` under a `{...}` path pattern of this module:
+    parse_path(SCORE_FILE, "results/scores/m/activation/key/layer3.parquet")["layer"] == "3".
+    A job reads what its outputs are from their paths, not from params that list them (a
+    param that changes when the config drops a level would rerun the job)."""
+    regex, names = "", []
+    for literal, name, _, _ in string.Formatter().parse(pattern):
+        regex += re.escape(literal)
+        if name is not None:
+            value = _WILDCARD_VALUES.get(name, r"[^/]+")
+            regex += f"(?P={name})" if name in names else f"(?P<{name}>{value})"
+            names.append(name)
+    match = re.fullmatch(regex, str(path))
+    if match is None:
+        raise ValueError(f"{path!r} does not match {pattern!r}")
+    return match.groupdict()
+
+
+def order_of(values: Iterable[str], reference: Sequence[str]) -> list[str]:
+    """`values` in the order of `reference`, unknown ones after, alphabetically."""
+    rank = {v: i for i, v in enumerate(reference)}
+    return sorted(set(values), key=lambda v: (rank.get(v, len(rank)), v))
+
+
+TARGET_ORDER = (*LAYER_TYPES, *GROUPS)
