@@ -18,8 +18,8 @@ from snakemake_logger_plugin_kneurons import (
     name_files,
 )
 
-MODEL = "results/models/tiny/model.pt"
-UNMASKED = "results/eval/tiny/unmasked.parquet"
+MODEL = "results/tiny/models/tiny/model.pt"
+UNMASKED = "results/tiny/eval/tiny/unmasked.parquet"
 
 
 @pytest.mark.integration
@@ -35,7 +35,7 @@ def test_a_tiny_run_prints_a_line_or_two_per_job(tiny_run):
     assert re.search(
         r"^\[\d\d:\d\d:\d\d\] \d+/\d+ done finetune model=tiny: test accuracy", text, re.M
     )
-    assert lines[-1] == "Open results/summary/tiny/summary.html"
+    assert lines[-1] == "Open results/tiny/summary/tiny/summary.html"
     # Snakemake's own log keeps its default format: every job's block with its inputs
     logs = sorted((tiny_run.workdir / ".snakemake/log").glob("*.snakemake.log"))
     full = logs[0].read_text()
@@ -144,7 +144,7 @@ def test_a_job_is_a_line_when_it_starts_and_one_when_it_finishes(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs/f.log").write_text("2026-01-01 10:00:01,001 INFO test accuracy 0.58\n")
-    page = tmp_path / "results/summary/tiny/summary.html"
+    page = tmp_path / "results/tiny/summary/tiny/summary.html"
     page.parent.mkdir(parents=True)
     page.write_text("<html/>")
     handler = LogHandler(Settings(), None)
@@ -152,7 +152,7 @@ def test_a_job_is_a_line_when_it_starts_and_one_when_it_finishes(tmp_path, monke
         event=LogEvent.JOB_INFO, jobid=3, rule_name="finetune", rule_msg=None,
         wildcards={"model": "tiny"}, reason="Missing output files: results/m.pt",
         input=["data.parquet", "/repo/src/kneurons/jobs.py"], log=["logs/f.log"],
-        output=["results/summary/tiny/summary.html"],
+        output=["results/tiny/summary/tiny/summary.html"],
     )  # fmt: skip
     for rec in [
         record(" Rule: finetune", **info),
@@ -170,7 +170,7 @@ def test_a_job_is_a_line_when_it_starts_and_one_when_it_finishes(tmp_path, monke
     assert lines[2:] == [
         "a warning",
         "All results in one report: add --report report.html to this command.",
-        "Open results/summary/tiny/summary.html",
+        "Open results/tiny/summary/tiny/summary.html",
     ]
 
 

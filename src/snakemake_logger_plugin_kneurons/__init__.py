@@ -60,7 +60,7 @@ MAX_REASON = 120
 MAX_RESULT = 100
 # A line of a job's log file (`kneurons.jobs.start_job`: "%(asctime)s %(levelname)s %(message)s").
 _LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO (.*)$")
-SUMMARY_PAGE = re.compile(r"(^|/)results/summary/[^/]+/summary\.html$")
+SUMMARY_PAGE = re.compile(r"(^|/)results/[^/]+/summary/[^/]+/summary\.html$")
 
 
 def is_library_file(path: str) -> bool:
