@@ -67,6 +67,13 @@ def staged(path):
 # logs/<dataset>/): two datasets, or two settings of one, never overwrite each other. The id
 # is data.name, else the input's name and a digest of its content and of the data settings
 # (kneurons.configuration.dataset_id); the store and the staged inputs are shared.
+for _key in ("input", "non_enzymes"):
+    _path = config["data"].get(_key)
+    if _path and not os.path.isfile(_path):
+        config_error(
+            f"data.{_key}: no such file: {_path} (a relative path is read from the working "
+            f"directory, {os.getcwd()}: with -d/--directory give an absolute path)"
+        )
 DATASET = dataset_id(
     config["data"],
     {

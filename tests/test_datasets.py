@@ -132,3 +132,16 @@ def test_the_readme_command_for_own_data_offline_downloads_nothing(tmp_path):
     errors = [line for line in run.stderr.splitlines() if line.startswith("Error in rule")]
     assert errors and "lower data.min_per_class" in errors[0], run.stderr[-2000:]
     assert "Traceback" not in run.stderr
+
+
+def test_a_relative_input_missing_from_the_working_directory_is_one_line(tmp_path):
+    """`-d DIR` reads a config's relative data.input from DIR: a missing file says so."""
+    config = yaml.safe_load(write_config(tmp_path).read_text())
+    config["data"]["input"] = "tests/data/tiny_uniprot.tsv"  # relative to the clone, not tmp_path
+    run = run_snakemake(tmp_path, write_config(tmp_path, config, name="relative.yaml"), "-n")
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert (
+        "Error in config: data.input: no such file: tests/data/tiny_uniprot.tsv (a relative "
+        f"path is read from the working directory, {tmp_path}: with -d/--directory give an "
+        "absolute path)"
+    ) in run.stderr.splitlines()
