@@ -13,7 +13,7 @@ import yaml
 from kneurons import vocab
 from kneurons.deps import library_files
 from kneurons.io import stage_by_content
-from kneurons.model.resources import gpu_percent
+from kneurons.model.resources import gpu_percent, planned_tokens
 from kneurons.errors import ModelError, disk_error_line
 from kneurons.model.spec import ModelSpec, shape_of
 from kneurons.configuration import (
@@ -297,6 +297,7 @@ def gpu_share(kind, max_tokens):
             return 0
         job_kind = kind(wildcards) if callable(kind) else kind
         tokens = max_tokens(wildcards) if callable(max_tokens) else max_tokens
+        tokens = planned_tokens(tokens)  # `auto`: the most it picks on a GPU
         return gpu_percent(
             SHAPES[wildcards.model], job_kind, tokens, config.get("gpu_memory_gb")
         )

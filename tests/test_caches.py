@@ -550,3 +550,24 @@ def test_a_level_that_keeps_no_unit_is_refused_naming_the_key(tmp_path, changes,
     errors = [line for line in run.stderr.splitlines() if line.startswith("Error")]
     assert errors and errors[0].startswith(message), run.stderr[-2000:]
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.integration
+def test_auto_pass_size_equals_its_explicit_size_and_shares_its_store_entries(evaluated, tmp_path):
+    """`evaluation.max_tokens: auto` is 4096 on a CPU: set explicitly, the evaluations rerun
+    (a changed param) but find every mask's logits in the store under the same keys, and write
+    the same tables; the size used is in each file's metadata."""
+    workdir, config = copy_of(evaluated, tmp_path / "run")
+    before = {t: pd.read_parquet(workdir / t) for t in eval_targets()}
+    assert {read_parquet_metadata(workdir / t)["max_tokens"] for t in eval_targets()} == {4096}
+    n_entries = len(store_files(workdir, "logits"))
+    explicit = yaml.safe_load(config.read_text())
+    explicit["evaluation"]["max_tokens"] = 4096
+    config.write_text(yaml.safe_dump(explicit))
+    run = run_snakemake(workdir, config, *eval_targets())
+    assert run.returncode == 0, run.stderr[-3000:]
+    log = next((workdir / "logs").rglob("evaluate_masked*/**/*.log")).read_text()
+    assert " 0 computed" in log  # every mask from the store
+    assert len(store_files(workdir, "logits")) == n_entries
+    for target, frame in before.items():
+        pd.testing.assert_frame_equal(pd.read_parquet(workdir / target), frame, check_exact=True)

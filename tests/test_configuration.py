@@ -122,3 +122,11 @@ def test_replicate_config_errors_stop_the_dag_with_one_line(tmp_path: Path):
         run.stderr
     )
     assert "Traceback" not in run.stderr
+
+
+def test_a_number_where_a_pattern_or_an_integer_is_asked_for_becomes_the_number():
+    # evaluation.max_tokens: `auto` or an integer; --config hands "4096" over as a string
+    out = coerce_numbers({"evaluation": {"max_tokens": "4096"}}, SCHEMA)
+    assert out["evaluation"]["max_tokens"] == 4096
+    out = coerce_numbers({"evaluation": {"max_tokens": "auto"}}, SCHEMA)
+    assert out["evaluation"]["max_tokens"] == "auto"

@@ -12,7 +12,7 @@ import yaml
 from workflow_helpers import REPO, schema_defaults
 
 from kneurons.classes import rankings, stats
-from kneurons.evaluation.masked import predict_masked
+from kneurons.model import resources
 from kneurons.profiles.scan import profile_neurons
 from kneurons.residues.maps import residue_maps
 from kneurons.scoring import methods
@@ -45,7 +45,8 @@ CONSUMERS = {
     "profiles": [(signature_defaults(profile_neurons), None)],
     "evaluation": [
         (signature_defaults(add_statistics), {"alpha": "alpha", "equivalence_margin": "margin"}),
-        (signature_defaults(predict_masked), {"max_tokens": "max_tokens"}),
+        # `auto`, which the jobs resolve per device (kneurons.model.resources.pass_tokens)
+        ({"max_tokens": resources.AUTO}, {"max_tokens": "max_tokens"}),
     ],
     "evaluation.bootstrap": [
         (signature_defaults(add_statistics), {"n": "n_boot", "seed": "seed", "level": "level"}),

@@ -43,3 +43,30 @@ def test_share_of_the_gpu():
     assert gpu_percent(Architecture(2, 32, 4), "forward", 1, 1000) == 1  # never 0
     with pytest.raises(ValueError, match="gpu_memory_gb must be > 0"):
         gpu_percent(ESM2_8M, "forward", 1, 0)
+
+
+def test_auto_pass_size_is_the_cpu_size_on_a_cpu_and_a_number_is_kept():
+    import torch
+
+    from kneurons.model.resources import CPU_PASS_TOKENS, pass_tokens, planned_tokens
+
+    cpu = torch.device("cpu")
+    assert pass_tokens("auto", cpu, ESM2_8M) == CPU_PASS_TOKENS == 4096
+    assert pass_tokens(16384, cpu, ESM2_8M) == 16384
+    # what a GPU job's share is estimated for: the most `auto` picks there
+    assert planned_tokens("auto") == 16384 and planned_tokens(2048) == 2048
+
+
+def test_auto_pass_size_on_a_gpu_shrinks_to_half_the_free_memory(monkeypatch):
+    import torch
+
+    from kneurons.model.resources import pass_tokens
+
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (80 * 2**30, 80 * 2**30))
+    assert pass_tokens("auto", cuda, ESM2_650M) == 16384
+    # 2 GB free: halved until the estimate fits in 1 GB
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 * 2**30, 2 * 2**30))
+    tokens = pass_tokens("auto", cuda, ESM2_8M)
+    assert tokens < 16384 and gpu_memory_mb(ESM2_8M, "forward", tokens) * 2**20 <= 2**30
+    assert gpu_memory_mb(ESM2_8M, "forward", 2 * tokens) * 2**20 > 2**30

@@ -36,12 +36,16 @@ def _number(value: str, types: set[str]):
 
 def coerce_numbers(value, schema: dict):
     """`value` with every string that stands where `schema` wants an integer, a number or a
-    boolean (and does not allow a string) turned into it; everything else as it is."""
+    boolean (and does not allow that string: no string type, or one whose `pattern` it does not
+    match, as "4096" where `auto` or an integer is asked for) turned into it; everything else
+    as it is."""
     if not isinstance(schema, dict):
         return value
     types = _types(schema)
     if isinstance(value, str):
-        return value if "string" in types else _number(value, types)
+        pattern = schema.get("pattern")
+        allowed = "string" in types and (pattern is None or re.search(pattern, value))
+        return value if allowed else _number(value, types)
     if isinstance(value, dict):
         properties = schema.get("properties", {})
         extra = schema.get("additionalProperties")

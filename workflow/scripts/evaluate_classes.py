@@ -27,8 +27,9 @@ from kneurons.evaluation.masked import stored_logits
 from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.model.batching import tokenize
-from kneurons.model.classifier import alphabet, load_classifier
+from kneurons.model.classifier import alphabet, architecture_of, load_classifier
 from kneurons.model.predict import prepare_batches
+from kneurons.model.resources import pass_tokens
 from kneurons.selection.ranking import selected
 from kneurons.store import Store, files_fingerprint
 from kneurons.vocab import SELECTION_FILE, parse_method, parse_path
@@ -44,7 +45,8 @@ def main(snakemake):
     test = pd.read_parquet(snakemake.input.test)
     y_true = test["label"].to_numpy()
     tokens = tokenize(alphabet(), test["sequence"].tolist())
-    batches = prepare_batches(tokens, model.encoder.padding_idx, params.max_tokens)
+    max_tokens = pass_tokens(params.max_tokens, device, architecture_of(model.encoder))
+    batches = prepare_batches(tokens, model.encoder.padding_idx, max_tokens)
     store = Store(
         params.store,
         "logits",
@@ -55,7 +57,7 @@ def main(snakemake):
             "torch": torch.__version__,
             "device": device.type,
             "mode": "scaled",
-            "max_tokens": params.max_tokens,
+            "max_tokens": max_tokens,
         },
         log=log.warning,
     )
@@ -104,7 +106,7 @@ def main(snakemake):
 
     forward = time.perf_counter()
     logits, todo = stored_logits(
-        store, masks, shape, model, batches, device, params.max_tokens, log=log,
+        store, masks, shape, model, batches, device, max_tokens, log=log,
         what="class-specific evaluation",
     )  # fmt: skip
     forward = time.perf_counter() - forward
@@ -114,7 +116,7 @@ def main(snakemake):
     for out, rows in targets:
         records = [{**row, **per_sequence(logits[key], y_true), **unchanged} for row, key in rows]
         used = store.reference([base_key, *(key for _, key in rows)])
-        write_parquet(out, class_eval_frame(records), {"store": used})
+        write_parquet(out, class_eval_frame(records), {"store": used, "max_tokens": max_tokens})
         n_rows += len(records)
     log.info(
         "%d targets (%d rows: classes x methods x factors x levels): %d distinct masks, %d from "

@@ -19,8 +19,9 @@ from kneurons.evaluation.masking import mask_fingerprint, read_mean_activations,
 from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.model.batching import tokenize
-from kneurons.model.classifier import alphabet, load_classifier
+from kneurons.model.classifier import alphabet, architecture_of, load_classifier
 from kneurons.model.predict import prepare_batches
+from kneurons.model.resources import pass_tokens
 from kneurons.selection.ranking import pick, selected
 from kneurons.store import Store, files_fingerprint
 from kneurons.vocab import EVAL_FILE, SELECTION_FILE, is_group, parse_method, parse_path
@@ -36,7 +37,8 @@ def main(snakemake):
     model, meta = load_classifier(snakemake.input.checkpoint, device=device)
     test = pd.read_parquet(snakemake.input.test)
     tokens = tokenize(alphabet(), test["sequence"].tolist())
-    batches = prepare_batches(tokens, model.encoder.padding_idx, params.max_tokens)
+    max_tokens = pass_tokens(params.max_tokens, device, architecture_of(model.encoder))
+    batches = prepare_batches(tokens, model.encoder.padding_idx, max_tokens)
     store = Store(
         params.store,
         "logits",
@@ -48,7 +50,7 @@ def main(snakemake):
             "torch": torch.__version__,
             "device": device.type,
             "mode": w.mode,
-            "max_tokens": params.max_tokens,
+            "max_tokens": max_tokens,
         },
         log=log.warning,
     )
@@ -78,7 +80,7 @@ def main(snakemake):
 
     forward = time.perf_counter()
     logits, todo = stored_logits(
-        store, masks, shape, model, batches, device, params.max_tokens, means, log
+        store, masks, shape, model, batches, device, max_tokens, means, log
     )
     forward = time.perf_counter() - forward
 
@@ -101,7 +103,7 @@ def main(snakemake):
             "n_total": int(len(selection)),
         }
         frame = evaluation_frame(row, test["label"], logits[key], meta["classes"])
-        write_parquet(out, frame, {"store": store.reference([key])})
+        write_parquet(out, frame, {"store": store.reference([key]), "max_tokens": max_tokens})
     n_targets = len({target for target, _ in wanted})
     n_methods = len(wanted) // n_targets
     log.info(

@@ -6,8 +6,9 @@ from kneurons.evaluation.masked import evaluation_frame
 from kneurons.io import write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.model.batching import tokenize
-from kneurons.model.classifier import alphabet, load_classifier
+from kneurons.model.classifier import alphabet, architecture_of, load_classifier
 from kneurons.model.predict import predict_logits, prepare_batches
+from kneurons.model.resources import pass_tokens
 from kneurons.vocab import NONE, UNMASKED
 
 
@@ -16,7 +17,8 @@ def main(snakemake):
     model, meta = load_classifier(snakemake.input.checkpoint, device=device)
     test = pd.read_parquet(snakemake.input.test)
     tokens = tokenize(alphabet(), test["sequence"].tolist())
-    batches = prepare_batches(tokens, model.encoder.padding_idx, snakemake.params.max_tokens)
+    max_tokens = pass_tokens(snakemake.params.max_tokens, device, architecture_of(model.encoder))
+    batches = prepare_batches(tokens, model.encoder.padding_idx, max_tokens)
     logits = predict_logits(model, None, device, batches=batches)
     row = {
         "model": snakemake.wildcards.model,
@@ -34,7 +36,7 @@ def main(snakemake):
         "n_total": 0,
     }
     frame = evaluation_frame(row, test["label"], logits, meta["classes"])
-    write_parquet(snakemake.output[0], frame)
+    write_parquet(snakemake.output[0], frame, {"max_tokens": max_tokens})
     log.info("unmasked accuracy %.4f on %d test sequences", frame["accuracy"][0], len(test))
 
 

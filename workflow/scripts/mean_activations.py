@@ -14,7 +14,8 @@ from kneurons.evaluation.masking import mean_activations
 from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.model.batching import tokenize
-from kneurons.model.classifier import alphabet, load_classifier
+from kneurons.model.classifier import alphabet, architecture_of, load_classifier
+from kneurons.model.resources import pass_tokens
 from kneurons.scoring.files import count_per_class, pick_examples
 
 
@@ -27,7 +28,8 @@ def main(snakemake):
         pd.read_parquet(snakemake.input.train), options["n_examples"], options["seed"]
     )
     tokens = tokenize(alphabet(), examples["sequence"].tolist())
-    means = mean_activations(model, tokens, [layer_type], device, snakemake.params.max_tokens)
+    max_tokens = pass_tokens(snakemake.params.max_tokens, device, architecture_of(model.encoder))
+    means = mean_activations(model, tokens, [layer_type], device, max_tokens)
     frame = pd.concat(
         [
             pd.DataFrame(
@@ -50,6 +52,7 @@ def main(snakemake):
         "examples_per_class": count_per_class(examples, meta.get("classes")),
         "n_residues": int(examples["sequence"].str.len().sum()),
         "checkpoint_sha256": file_sha256(snakemake.input.checkpoint),
+        "max_tokens": max_tokens,
     }
     write_parquet(snakemake.output[0], frame, metadata)
     log.info("mean activations of %d %s units, %d examples", len(frame), layer_type, len(examples))

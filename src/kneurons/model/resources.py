@@ -18,6 +18,9 @@ matrix;
 - forward-only passes (masked evaluation, activations, profiles) keep one layer alive at a time:
   ~64 bytes per token and embedding unit, plus that layer's attention probabilities.
 It is an estimate, not a measurement: README ("Running on a GPU") says how to check it.
+
+`pass_tokens` resolves the forward jobs' pass size `evaluation.max_tokens: auto` on the device
+the job runs on.
 """
 
 from __future__ import annotations
@@ -70,3 +73,35 @@ def gpu_percent(
         raise ValueError(f"gpu_memory_gb must be > 0, got {gpu_memory_gb}")
     share = 100 * gpu_memory_mb(shape, kind, max_tokens) / (gpu_memory_gb * 1024)
     return max(1, min(100, math.ceil(share)))
+
+
+AUTO = "auto"
+# `evaluation.max_tokens: auto`. On a CPU, 4,096 padded tokens per pass: a 16,384-token pass runs
+# 1.45x slower per residue there (benchmarks/bench_evaluation.py, 2 cores, 8M shape; the cache
+# no longer holds a layer's activations). On a GPU, 16,384 (what the DAG's `gpu_percent` claims
+# for `auto`), halved while its estimate exceeds half the free memory.
+CPU_PASS_TOKENS = 4096
+GPU_PASS_TOKENS = 16384
+
+
+def planned_tokens(setting: int | str) -> int:
+    """The pass size a DAG-time resource estimate assumes for a `max_tokens` setting."""
+    return GPU_PASS_TOKENS if setting == AUTO else int(setting)
+
+
+def pass_tokens(setting: int | str, device, shape: Architecture) -> int:
+    """Padded tokens per pass of a forward job on `device` (a torch.device) for a model of
+    `shape`: `setting` when it is a number; for `auto` see CPU_PASS_TOKENS / GPU_PASS_TOKENS.
+    The result is the job's only pass size: it goes into its store keys and metadata, so
+    `auto` and an explicit setting of the same size give the same results."""
+    if setting != AUTO:
+        return int(setting)
+    if getattr(device, "type", str(device)) != "cuda":
+        return CPU_PASS_TOKENS
+    import torch  # only on a GPU: the rules import this module without torch
+
+    free, _ = torch.cuda.mem_get_info(device)
+    tokens = GPU_PASS_TOKENS
+    while tokens > 1024 and gpu_memory_mb(shape, "forward", tokens) * 2**20 > free / 2:
+        tokens //= 2
+    return tokens
