@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from kneurons.scoring.methods import integrated_gradients_scores
@@ -283,6 +284,7 @@ def policy_section(bench: Bench) -> None:
     rows, policy = [], {}
     runs = [
         ("engine, adaptive (default policy)", {}),
+        ("engine, adaptive, query and key apart (before)", {"share_query_key": False}),
         ("engine, 16 Gauss-Legendre steps, fixed", {"adaptive": False, "steps": 16}),
     ]
     for name, options in runs:
@@ -294,6 +296,21 @@ def policy_section(bench: Bench) -> None:
         rows.append(policy_row(name, result.gaps, result.seconds / n))
         load.note(name)
     reference = policy[runs[0][0]].gaps
+    shared, apart = (policy[name] for name, _ in runs[:2])
+    worst = max(
+        float(np.max(np.abs(shared.per_example[m] - apart.per_example[m])))
+        / max(float(np.max(np.abs(apart.per_example[m]))), 1e-30)
+        for m in apart.per_example
+    )
+    print(
+        f"  query and key sharing their rows: {shared.seconds / apart.seconds:.2f} of the time "
+        f"apart; largest per-unit difference to the rows apart {worst:.1e} (relative to the "
+        "module's largest attribution)"
+    )
+    verdict.append(
+        f"shared query/key rows: {shared.seconds / apart.seconds:.2f} x the time apart, largest "
+        f"relative difference {worst:.1e}"
+    )
     start = time.perf_counter()
     _, sums = captum_scores(model, sub_tokens, sub_labels, modules, 20, "riemann_trapezoid")
     seconds = (time.perf_counter() - start) / n

@@ -63,39 +63,6 @@ def staged(path):
         stop(f"Error: {disk_error_line(err) or err}")
 
 
-# Everything made from the dataset goes to its own folder, results/<dataset>/ (logs to
-# logs/<dataset>/): two datasets, or two settings of one, never overwrite each other. The id
-# is data.name, else the input's name and a digest of its content and of the data settings
-# (kneurons.configuration.dataset_id); the store and the staged inputs are shared.
-for _key in ("input", "non_enzymes"):
-    _path = config["data"].get(_key)
-    if _path and not os.path.isfile(_path):
-        config_error(
-            f"data.{_key}: no such file: {_path} (a relative path is read from the working "
-            f"directory, {os.getcwd()}: with -d/--directory give an absolute path)"
-        )
-DATASET = dataset_id(
-    config["data"],
-    {
-        key: os.path.basename(staged(config["data"][key]))
-        for key in ("input", "non_enzymes")
-        if config["data"].get(key)
-    },
-)
-if DATASET in {os.path.basename(vocab.STORE_DIR), os.path.basename(vocab.STAGED_DIR)}:
-    config_error(f"data.name: {DATASET!r} is the name of a shared folder of results/")
-RUN = f"{vocab.RESULTS}/{DATASET}"
-
-
-def results(path):
-    """`path` (relative to a run folder, e.g. `vocab.SCORE_FILE`) in this dataset's folder."""
-    return f"{RUN}/{path}"
-
-
-def log_path(path):
-    return f"logs/{DATASET}/{path}"
-
-
 def model_entry(name, entry):
     """A `models:` entry and its layer count, from the weights where they are files; a bad
     entry or file stops the DAG build with one line naming the key (no stack of frames).
@@ -211,6 +178,39 @@ if "qkv" in SCOPES and not set(vocab.GROUPS["qkv"]) <= set(LAYER_TYPES):
     config_error(
         "evaluation.scopes: qkv needs query, key and value in scoring.layer_types"
     )
+
+
+# Everything made from the dataset goes to its own folder, results/<dataset>/ (logs to
+# logs/<dataset>/): two datasets, or two settings of one, never overwrite each other. The id
+# is data.name, else the input's name and a digest of its content and of the data settings
+# (kneurons.configuration.dataset_id); the store and the staged inputs are shared.
+for _key in ("input", "non_enzymes"):
+    _path = config["data"].get(_key)
+    if _path and not os.path.isfile(_path):
+        config_error(
+            f"data.{_key}: no such file: {_path} (a relative path is read from the working "
+            f"directory, {os.getcwd()}: with -d/--directory give an absolute path)"
+        )
+DATASET = dataset_id(
+    config["data"],
+    {
+        key: os.path.basename(staged(config["data"][key]))
+        for key in ("input", "non_enzymes")
+        if config["data"].get(key)
+    },
+)
+if DATASET in {os.path.basename(vocab.STORE_DIR), os.path.basename(vocab.STAGED_DIR)}:
+    config_error(f"data.name: {DATASET!r} is the name of a shared folder of results/")
+RUN = f"{vocab.RESULTS}/{DATASET}"
+
+
+def results(path):
+    """`path` (relative to a run folder, e.g. `vocab.SCORE_FILE`) in this dataset's folder."""
+    return f"{RUN}/{path}"
+
+
+def log_path(path):
+    return f"logs/{DATASET}/{path}"
 
 
 def one_of(values):

@@ -165,7 +165,7 @@ def test_replicate_config_plans_every_replicate_and_the_findings_job(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     jobs = dry_run_jobs(run.stdout)
     finetunes = [j for j in jobs if j["rule"] == "finetune"]
-    assert sorted(next(iter(j["outputs"])).split("/")[2] for j in finetunes) == [
+    assert sorted(next(iter(j["outputs"])).split("/")[3] for j in finetunes) == [
         "tiny",
         "tiny_rep2",
         "tiny_rep3",

@@ -670,3 +670,48 @@ def test_one_accuracy_policy_for_scores_and_maps():
     maps = AccuracyPolicy.from_config({"steps": 8, "adaptive": False, "n_sequences": 20})
     assert maps.node_limit == 8  # not adaptive: one pass
     assert AccuracyPolicy(steps=4, max_steps=None).node_limit == 64
+
+
+@pytest.mark.parametrize(
+    "quadrature, steps, panel",
+    [
+        ("gausslegendre", 16, (0.0, 1.0)),  # nodes inside (0, 1): shared
+        ("riemann_right", 1, (0.0, 1.0)),  # gradient x activation's rule: shared
+        ("riemann_left", 8, (0.3, 1.0)),  # a node at the panel's start 0.3 > 0: shared
+        ("riemann_trapezoid", 9, (0.0, 1.0)),  # a node at alpha = 0: run apart
+    ],
+)
+def test_query_and_key_sharing_their_rows_equal_them_run_apart(
+    sharp_model, tiny_tokens, quadrature, steps, panel
+):
+    """One backward at (alpha q, k) gives the query path's gradient and alpha times the key
+    path's: the shared rows give the attributions and F(lo) of separate rows (float rounding)."""
+    modules = [(lt, layer) for lt in ("query", "key", "value") for layer in (0, 1)]
+    tasks = [((e, m), panel) for e in range(len(tiny_tokens)) for m in modules]
+    alphas, weights = quadrature_rule(quadrature, steps)
+    run = {
+        share: panel_integrals(
+            sharp_model, tiny_tokens, LABELS, tasks, alphas, weights, share_query_key=share
+        )
+        for share in (True, False)
+    }
+    for task in tasks:
+        apart = run[False].values[task]
+        np.testing.assert_allclose(
+            run[True].values[task], apart, rtol=1e-4, atol=1e-6 * np.abs(apart).max()
+        )
+        assert run[True].f0[task] == pytest.approx(run[False].f0[task], abs=1e-6)
+
+
+def test_query_and_key_tasks_merge_only_where_the_key_gradient_can_be_recovered():
+    from kneurons.scoring.integrals import SHARED, _merge_query_key
+
+    tasks = [("query", 0, 0.0, 1.0), ("key", 0, 0.0, 1.0), ("value", 0, 0.0, 1.0),
+             ("query", 1, 0.0, 1.0)]  # fmt: skip
+    inside = np.array([0.1, 0.5, 0.9])
+    assert _merge_query_key(tasks, inside, {}) == [
+        (SHARED, 0, 0.0, 1.0), ("value", 0, 0.0, 1.0), ("query", 1, 0.0, 1.0)
+    ]  # fmt: skip
+    with_zero = np.array([0.0, 0.5, 1.0])
+    assert _merge_query_key(tasks, with_zero, {}) == tasks  # dF/dk / alpha at alpha = 0
+    assert _merge_query_key(tasks, inside, {"key": torch.ones(4)}) == tasks  # unit masks

@@ -113,9 +113,13 @@ class BatchFirstLayers:
             zip(LAYER_TYPES, (q, k, v, o, f, g), strict=True)
         )
 
-    def resume(self, index, cache, layer_type, b: int, output, mask) -> torch.Tensor:
+    def resume(
+        self, index, cache, layer_type, b: int, output, mask, key_output=None
+    ) -> torch.Tensor:
         """Layer `index`'s output for n rows of example `b` (row b of the cache) whose module
-        `layer_type` outputs `output` (n, T, units); everything before it comes from the cache."""
+        `layer_type` outputs `output` (n, T, units); everything before it comes from the cache.
+        With `key_output` (n, T, units) and layer type query, the rows' key projection is that
+        instead of the cached one (a tensor the caller differentiates against)."""
         n = output.shape[0]
 
         def cached(name):
@@ -125,6 +129,8 @@ class BatchFirstLayers:
         if layer_type in ("query", "key", "value"):
             q = self.rotate(index, output) if layer_type == "query" else cached("q_heads")
             k = self.rotate(index, output) if layer_type == "key" else cached("k_heads")
+            if key_output is not None and layer_type == "query":
+                k = self.rotate(index, key_output)
             v = output if layer_type == "value" else cached("value")
             return self.ffn(index, cache["x"][b] + self.attend(index, q, k, v, mask))
         if layer_type == "attn_out":

@@ -11,6 +11,11 @@ mask) and keep the token axis. How it stays exact and fast (docs/methods.md, "Th
   of one layer share a batch (length-bucketed under a token budget; rows never interact, and
   padding is masked out of attention, pooling and the sum over tokens);
 - parameters are frozen and the backward stops at the scaled module;
+- a layer's query and key share their rows: attention scores are bilinear in the two (rotary
+  embedding is linear), so scaling the query by alpha gives the same F as scaling the key, and
+  one backward at (alpha q, k) gives both paths' gradients: dF/dq there is the query path's,
+  and dF/dk there is alpha times the key path's (`_merge_query_key`; nodes > 0 only, no unit
+  masks), halving those rows;
 - the layers run batch first with fused attention (`kneurons.model.transformer`, checked against
   fair-esm's in `tests/test_transformer.py`); `tests/test_scoring.py` checks IG against captum.
 `torch.inference_mode` is not used: fair-esm's rotary module caches cos/sin tables, and an
@@ -49,6 +54,7 @@ class _Batch:
 
 
 Task = tuple[str, int, float, float]  # (layer type, example row b, panel start, panel end)
+SHARED = "query+key"  # a task's layer type: the query and key rows of one example and panel
 Segment = tuple[Task, int, int]  # (task, first step, end step)
 Pair = tuple[int, UnitKey]  # (example, module)
 Panel = tuple[float, float]  # [start, end] of alpha within [0, 1]
@@ -105,8 +111,10 @@ class _Engine:
         leaves, outs, rows = [], [], []
         with torch.set_grad_enabled(need_grad), self._autocast():
             for (layer_type, b, lo, hi), k0, k1 in segments:
-                activation = cache[layer_type][b]
-                mask = masks.get(layer_type)
+                shared = layer_type == SHARED
+                module = "query" if shared else layer_type
+                activation = cache[module][b]
+                mask = masks.get(module)
                 nodes = alphas[k0:k1] if (lo, hi) == WHOLE else lo + (hi - lo) * alphas[k0:k1]
                 if mask is None:
                     scale = nodes[:, None, None]
@@ -115,8 +123,12 @@ class _Engine:
                 scaled = activation * scale.to(activation.dtype)
                 scaled.requires_grad_(need_grad)
                 kmask = None if batch.padding is None else key_mask(batch.padding[b : b + 1])
-                outs.append(self.net.resume(layer, cache, layer_type, b, scaled, kmask))
-                leaves.append(scaled)
+                key = None
+                if shared:  # the unscaled key, differentiated too (the key path's gradient)
+                    key = cache["key"][b : b + 1].expand(k1 - k0, -1, -1).clone()
+                    key.requires_grad_(need_grad)
+                outs.append(self.net.resume(layer, cache, module, b, scaled, kmask, key))
+                leaves += [scaled, key] if shared else [scaled]
                 rows += [b] * (k1 - k0)
             rows = torch.tensor(rows, device=self.device)
             x = torch.cat(outs) if len(outs) > 1 else outs[0]
@@ -146,13 +158,42 @@ def _plan(tasks: list[Task], steps: int, cap: int) -> list[list[Segment]]:
     return passes
 
 
+def _merge_query_key(tasks: list[Task], alphas: np.ndarray, masks) -> list[Task]:
+    """`tasks` with the query and key tasks of one example row and panel as one SHARED task
+    (see the module docstring), where the rule's nodes mapped onto the panel are all above 0
+    (the key's gradient is recovered by dividing by the node) and neither module has a unit
+    mask; the other tasks as they are."""
+    if "query" in masks or "key" in masks:
+        return tasks
+    present = {task for task in tasks if task[0] in ("query", "key")}
+    merged = []
+    for task in tasks:
+        layer_type, b, lo, hi = task
+        pair = {("query", b, lo, hi), ("key", b, lo, hi)}
+        if layer_type in ("query", "key") and pair <= present and lo + (hi - lo) * alphas.min() > 0:
+            if layer_type == "query":
+                merged.append((SHARED, b, lo, hi))
+        else:
+            merged.append(task)
+    return merged
+
+
 def _layer_integrals(
-    engine: _Engine, batch: _Batch, layer: int, tasks, alphas, weights, cap, masks, per_token
+    engine: _Engine,
+    batch: _Batch,
+    layer: int,
+    tasks,
+    alphas,
+    weights,
+    cap,
+    masks,
+    per_token,
+    share_query_key: bool = True,
 ):
     """For one batch of examples and one layer, per task (layer type, example row b, lo, hi):
     a * (hi - lo) * sum_k w_k dF/da(alpha_k a), alpha_k the rule's nodes mapped onto [lo, hi]
     (times the unit mask), over the real tokens, summed over them unless `per_token`; and
-    F(lo)."""
+    F(lo). `share_query_key`: a layer's query and key tasks share their rows (`SHARED`)."""
     device = engine.device
     cache = engine.layer_cache(batch, layer)
     alphas_t = torch.tensor(alphas, dtype=torch.float32, device=device)
@@ -160,32 +201,52 @@ def _layer_integrals(
     zero_step = next((k for k, a in enumerate(alphas) if a == 0.0), None)
     integrals = {task: 0.0 for task in tasks}
     f_lo: dict[Task, float] = {}
+    planned = _merge_query_key(tasks, np.asarray(alphas), masks) if share_query_key else tasks
 
-    for segments in _plan(tasks, len(alphas), cap):
+    def parts(task, k0, k1, grads):
+        """(task, dF/da of its rows, their weights) for one segment; a SHARED segment gives the
+        query's and the key's (dF/dk at (alpha q, k) is alpha x the key path's dF/dk)."""
+        layer_type, b, lo, hi = task
+        w = weights_t[k0:k1]
+        if layer_type != SHARED:
+            return [(task, next(grads), w)]
+        nodes = alphas_t[k0:k1] if (lo, hi) == WHOLE else lo + (hi - lo) * alphas_t[k0:k1]
+        return [
+            (("query", b, lo, hi), next(grads), w),
+            (("key", b, lo, hi), next(grads), w / nodes),
+        ]
+
+    def originals(task):
+        _, b, lo, hi = task
+        return [("query", b, lo, hi), ("key", b, lo, hi)] if task[0] == SHARED else [task]
+
+    for segments in _plan(planned, len(alphas), cap):
         prob, grads = engine.run(batch, layer, cache, segments, alphas_t, True, masks)
-        offset = 0
-        for (task, k0, k1), grad in zip(segments, grads, strict=True):
-            layer_type, b, lo, hi = task
-            # sum_k w_k dF/da_k, then times a and summed over the example's real tokens
-            weighted = torch.einsum("ktu,k->tu", grad.float(), weights_t[k0:k1])
-            product = cache[layer_type][b].double() * weighted.double()
-            if (lo, hi) != WHOLE:
-                product = product * (hi - lo)
-            if layer_type in masks:
-                product = product * masks[layer_type].double()
-            if batch.padding is not None:
-                product = product[~batch.padding[b]]
-            if not per_token:
-                product = product.sum(0)
-            integrals[task] = integrals[task] + product
-            if zero_step is not None and k0 <= zero_step < k1:
-                f_lo[task] = float(prob[offset + zero_step - k0])
+        grads, offset = iter(grads), 0
+        for planned_task, k0, k1 in segments:
+            for task, grad, w in parts(planned_task, k0, k1, grads):
+                layer_type, b, lo, hi = task
+                # sum_k w_k dF/da_k, then times a and summed over the example's real tokens
+                weighted = torch.einsum("ktu,k->tu", grad.float(), w)
+                product = cache[layer_type][b].double() * weighted.double()
+                if (lo, hi) != WHOLE:
+                    product = product * (hi - lo)
+                if layer_type in masks:
+                    product = product * masks[layer_type].double()
+                if batch.padding is not None:
+                    product = product[~batch.padding[b]]
+                if not per_token:
+                    product = product.sum(0)
+                integrals[task] = integrals[task] + product
+                if zero_step is not None and k0 <= zero_step < k1:
+                    f_lo[task] = float(prob[offset + zero_step - k0])
             offset += k1 - k0
-    if zero_step is None:  # F(lo) needs rows of its own, forward only
+    if zero_step is None:  # F(lo) needs rows of its own, forward only (shared: the same F)
         zero = torch.zeros(1, device=device)
-        for segments in _plan(tasks, 1, cap):
+        for segments in _plan(planned, 1, cap):
             prob, _ = engine.run(batch, layer, cache, segments, zero, False, masks)
-            f_lo.update(zip([task for task, _, _ in segments], prob.tolist(), strict=True))
+            for (task, _, _), value in zip(segments, prob.tolist(), strict=True):
+                f_lo.update(dict.fromkeys(originals(task), value))
     return {task: value.cpu().numpy() for task, value in integrals.items()}, f_lo
 
 
@@ -224,6 +285,7 @@ def gradient_integrals(
     masks: Mapping[UnitKey, torch.Tensor] | None = None,
     per_token: bool = False,
     progress_label: str = "integrated gradients",
+    share_query_key: bool = True,
 ) -> Integrals:
     """The IG engine: for every (example, module) pair, a * sum_k w_k dF/da(alpha_k a), summed
     over the example's tokens (padding excluded, BOS and EOS included); F(0) and F(1) too.
@@ -245,6 +307,7 @@ def gradient_integrals(
     out = panel_integrals(
         model, tokens, labels, [(pair, WHOLE) for pair in pairs], alphas, weights, device,
         max_tokens, autocast, masks=masks, per_token=per_token, progress_label=progress_label,
+        share_query_key=share_query_key,
     )  # fmt: skip
     return Integrals(*_whole_path(out), out.f1)
 
@@ -263,13 +326,16 @@ def panel_integrals(
     masks: Mapping[UnitKey, torch.Tensor] | None = None,
     per_token: bool = False,
     progress_label: str = "integrated gradients",
+    share_query_key: bool = True,
 ) -> Integrals:
     """`gradient_integrals` over a part of the path: for every ((example, module), [lo, hi])
     task, the rule mapped onto [lo, hi] (nodes lo + (hi - lo) alpha_k, weights (hi - lo) w_k),
     so the values integrate dF/da over that panel only and sum to F(hi) - F(lo) at
     convergence. Results are keyed by task; `f0` holds F(lo) (F with the module scaled by lo).
     An (example, module) may come with several panels; the panels of one example and layer share
-    passes like the modules do. The whole path [0, 1] gives exactly `gradient_integrals`."""
+    passes like the modules do. The whole path [0, 1] gives exactly `gradient_integrals`.
+    `share_query_key` (the default): a layer's query and key rows are shared (module docstring);
+    False runs them apart (the engine before, kept for the benchmark's comparison)."""
     device = torch.device(device)
     engine = _Engine(model, device, autocast)
     masks = {m: v.to(device=device, dtype=torch.float32) for m, v in (masks or {}).items()}
@@ -302,8 +368,9 @@ def panel_integrals(
                 ]
                 layer_masks = {lt: m for (lt, at), m in masks.items() if at == layer}
                 integrals, f_lo = _layer_integrals(
-                    engine, batch, layer, layer_tasks, alphas, weights, cap, layer_masks, per_token
-                )
+                    engine, batch, layer, layer_tasks, alphas, weights, cap, layer_masks,
+                    per_token, share_query_key,
+                )  # fmt: skip
                 for task, values in integrals.items():
                     lt, b, lo, hi = task
                     key = ((members[b], (lt, layer)), (lo, hi))

@@ -217,6 +217,7 @@ def _gradient_method(
     max_steps: int | None = None,
     info: dict | None = None,
     label: str = "integrated gradients",
+    share_query_key: bool = True,
 ) -> ScoreResult:
     start = time.perf_counter()
     if len(tokens) != len(labels):
@@ -235,7 +236,7 @@ def _gradient_method(
     def integrate(tasks, progress_label):
         return panel_integrals(
             model, tokens, labels, tasks, alphas, weights, device, max_tokens, autocast,
-            progress_label=progress_label,
+            progress_label=progress_label, share_query_key=share_query_key,
         )  # fmt: skip
 
     limit = steps if rtol is None else max_steps if max_steps is not None else 16 * steps
@@ -270,6 +271,7 @@ def integrated_gradients_scores(
     atol: float = ATOL,
     max_steps: int | None = 256,
     autocast: bool = False,
+    share_query_key: bool = True,
 ) -> ScoreResult:
     """Exact IG of the true-class probability w.r.t. every module of `layer_types` x `layers`.
 
@@ -286,7 +288,9 @@ def integrated_gradients_scores(
     the pairs still above their tolerance are flagged (`gaps["above_tolerance"]`,
     `info["n_above_tolerance"]`).
     Not adaptive: one pass at `steps`; the gaps are still judged against the tolerance.
-    `autocast`: bf16 autocast (meant for CUDA).
+    `autocast`: bf16 autocast (meant for CUDA). `share_query_key`: a layer's query and key
+    share their forward and backward rows (`kneurons.scoring.integrals`; False: apart, the
+    engine before, for the benchmark).
     """
     policy = AccuracyPolicy(steps, quadrature, adaptive, rtol, atol, max_steps)
     info = {"steps": steps, "quadrature": quadrature, "adaptive": adaptive}
@@ -295,7 +299,7 @@ def integrated_gradients_scores(
         info["max_steps"] = policy.node_limit
     return _gradient_method(
         model, tokens, labels, layer_types, layers, device, steps, quadrature, max_tokens,
-        autocast, rtol, atol, policy.node_limit, info,
+        autocast, rtol, atol, policy.node_limit, info, share_query_key=share_query_key,
     )  # fmt: skip
 
 
