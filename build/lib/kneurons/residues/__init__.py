@@ -1,1 +1,0 @@
-"""Stage 7, residues: residue maps of selected units and recovery of annotated or planted sites."""

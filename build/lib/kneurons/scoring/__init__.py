@@ -1,2 +1,0 @@
-"""Stage 3, scoring: every unit's score (activation, integrated gradients, random) and the score
-files."""
