@@ -3,6 +3,7 @@
 # scripts (or, for model-free jobs run in this process, one library call); each stage's input
 # functions live beside its rules. The names come from kneurons.vocab (no torch is imported).
 
+import functools
 import itertools
 import os
 import re
@@ -53,9 +54,11 @@ def stop(line):
     raise SystemExit(1)
 
 
+@functools.cache
 def staged(path):
     """The user's file `path` through its copy named by content (`kneurons.io.stage_by_content`,
-    re-hashed on every DAG build); a full disk or read-only results folder is one line.
+    re-hashed on every DAG build, once: the dataset id and the input functions of the data and
+    provenance rules all ask); a full disk or read-only results folder is one line.
     """
     try:
         return stage_by_content(path, vocab.STAGED_DIR)
