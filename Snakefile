@@ -47,6 +47,7 @@ report: os.path.abspath(FRONT_PAGE) if os.path.exists(FRONT_PAGE) else "report/w
 
 include: "rules/data.smk"
 include: "rules/model.smk"
+include: "rules/sae.smk"
 include: "rules/scoring.smk"
 include: "rules/selection.smk"
 include: "rules/evaluation.smk"
@@ -66,3 +67,4 @@ rule all:
         class_targets(),
         profile_targets(),
         provenance_targets(),
+        sae_targets(),

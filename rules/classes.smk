@@ -20,6 +20,7 @@ ruleorder: evaluate_classes_model > evaluate_classes
 rule evaluate_classes:
     input:
         checkpoint=model_file("{model}"),
+        saes=sae_inputs,
         lib=script_library("evaluate_classes"),
         test=DATA_FILES["test"],
         selections=class_selections,

@@ -106,14 +106,31 @@ SELECTION_METHODS = [m for m in METHODS if not vocab.is_random(m)]
 EVALUATION = config["evaluation"]
 
 
+def config_block(name):
+    """A top-level config block with the schema's defaults for keys left out: Snakemake's
+    validate fills a block's defaults only when the block is written in the config."""
+    with open(os.path.join(workflow.basedir, "config/schema.yaml")) as fh:
+        properties = yaml.safe_load(fh)["properties"][name]["properties"]
+    defaults = {k: v["default"] for k, v in properties.items() if "default" in v}
+    return {**defaults, **(config.get(name) or {})}
+
+
 def smallest_pool(per_layer):
     """The fewest units any retention level is applied to, over the config's models and scored
     layer types: one layer's units (`per_layer`, scope layer) or one layer type's over all
-    layers. FFN-in has 4 x embed_dim units per layer, the other types embed_dim."""
+    layers. FFN-in has 4 x embed_dim units per layer, the other types embed_dim; an SAE layer
+    type its latents (kneurons.configuration.sae_latents)."""
+    from kneurons.configuration import sae_latents
+
+    expansion = config_block("sae")["expansion"]
     sizes = []
     for shape in SHAPES.values():
         for layer_type in LAYER_TYPES:
-            units = shape.embed_dim * (4 if layer_type == "ffn_in" else 1)
+            if layer_type in vocab.LATENT_TYPES:
+                site = layer_type.removeprefix("sae_")
+                units = sae_latents(site, shape.embed_dim, expansion[site])
+            else:
+                units = shape.embed_dim * (4 if layer_type == "ffn_in" else 1)
             sizes.append(units if per_layer else units * shape.num_layers)
     return min(sizes)
 
@@ -157,15 +174,6 @@ if "remove" in DIRECTIONS and any(float(r) >= 100 for r in RETENTIONS):
         "method removes the whole pool and equals random); use levels below 100 there"
     )
 RESIDUES = config.get("residues", {"enabled": False})
-
-
-def config_block(name):
-    """A top-level config block with the schema's defaults for keys left out: Snakemake's
-    validate fills a block's defaults only when the block is written in the config."""
-    with open(os.path.join(workflow.basedir, "config/schema.yaml")) as fh:
-        properties = yaml.safe_load(fh)["properties"][name]["properties"]
-    defaults = {k: v["default"] for k, v in properties.items() if "default" in v}
-    return {**defaults, **(config.get(name) or {})}
 
 
 CLASS_SPECIFIC = config_block("class_specific")

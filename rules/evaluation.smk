@@ -17,6 +17,7 @@ ruleorder: evaluate_masked_model > evaluate_masked
 rule mean_activations:
     input:
         checkpoint=model_file("{model}"),
+        saes=sae_inputs,
         lib=script_library("mean_activations"),
         train=DATA_FILES["train"],
     output:
@@ -68,6 +69,7 @@ rule evaluate_unmasked:
 rule evaluate_masked:
     input:
         checkpoint=model_file("{model}"),
+        saes=sae_inputs,
         lib=script_library("evaluate_masked"),
         test=DATA_FILES["test"],
         selections=eval_selections,
@@ -102,6 +104,7 @@ rule evaluate_masked:
 use rule evaluate_masked as evaluate_masked_model with:
     input:
         checkpoint=model_file("{model}"),
+        saes=sae_inputs,
         lib=script_library("evaluate_masked"),
         test=DATA_FILES["test"],
         selections=model_eval_selections,

@@ -9,6 +9,7 @@ include: "inputs/profiles.smk"
 rule profile_neurons:
     input:
         checkpoint=model_file("{model}"),
+        saes=sae_inputs,
         lib=script_library("profile_neurons"),
         test=DATA_FILES["test"],
         sites=sites_table(),

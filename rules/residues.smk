@@ -8,6 +8,7 @@ include: "inputs/residues.smk"
 rule map_residues:
     input:
         checkpoint=model_file("{model}"),
+        saes=sae_inputs,
         lib=script_library("map_residues"),
         test=DATA_FILES["test"],
         sites=sites_table(),

@@ -12,6 +12,7 @@ include: "inputs/scoring.smk"
 rule score_neurons:
     input:
         checkpoint=model_file("{model}"),
+        saes=sae_inputs,
         lib=script_library("score_neurons"),
         train=DATA_FILES["train"],
     output:
@@ -65,4 +66,5 @@ rule score_random:
             list(output),
             log[0],
             wildcards.method,
+            latent_units(wildcards.model),
         )

@@ -174,3 +174,17 @@ def dataset_id(data: dict, file_digests: dict[str, str]) -> str:
     settings = {k: v for k, v in data.items() if k not in unused}
     blob = json.dumps({"settings": settings, "files": file_digests}, sort_keys=True, default=str)
     return f"{base}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
+
+
+def sae_site_width(site: str, embed_dim: int) -> int:
+    """The width an SAE of `site` reads (`kneurons.sae.splice`): the residual stream (embed_dim)
+    or the FFN hidden layer (4 x embed_dim)."""
+    if site not in ("resid", "ffn"):
+        raise ValueError(f"unknown SAE site {site!r}; choose resid or ffn")
+    return embed_dim * (4 if site == "ffn" else 1)
+
+
+def sae_latents(site: str, embed_dim: int, expansion: float) -> int:
+    """The number of latents of an SAE: round(expansion x the site's width), at least 1 (the
+    DAG sizes pools and random scores with it before any SAE exists; `train_sae` uses it)."""
+    return max(1, round(float(expansion) * sae_site_width(site, embed_dim)))

@@ -3,8 +3,10 @@ the output paths, the parquet columns and the code. Imports nothing heavy (no to
 so the Snakemake process, the rules and every job read the same definitions.
 
 The names (docs/design.md, "Vocabulary"):
-- layer type: a kind of module whose output units are the neurons (`LAYER_TYPES`);
-- group: several layer types ranked together (`GROUPS`): `qkv`, and `all` (every scored type);
+- layer type: a kind of module whose output units are the neurons (`NEURON_TYPES`), or an SAE's
+  latents spliced into a site (`LATENT_TYPES`); both are `LAYER_TYPES`; unit kind: neuron or latent;
+- group: several layer types ranked together (`GROUPS`): `qkv`, and `all` (every scored neuron
+  type);
 - target: what one evaluation masks, a layer type or a group (wildcard and column `target`);
 - scope: where the top r% is taken (`SCOPES`): all layers of one type, each layer alone, or a
   group's pool;
@@ -23,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 # layer type -> submodule of fair-esm's `model.layers[l]` whose output units are the neurons.
-LAYER_TYPES: dict[str, str] = {
+NEURON_TYPES: dict[str, str] = {
     "query": "self_attn.q_proj",
     "key": "self_attn.k_proj",
     "value": "self_attn.v_proj",
@@ -31,6 +33,13 @@ LAYER_TYPES: dict[str, str] = {
     "ffn_in": "fc1",
     "ffn_out": "fc2",
 }
+# layer type -> the latents module of a sparse autoencoder spliced into layer l
+# (`kneurons.sae.splice`): `sae_resid` reads the residual stream after the layer, `sae_ffn` the
+# FFN's hidden layer. Its units are latents; they exist once the SAEs are trained (rule train_sae)
+# and attached to the loaded model.
+LATENT_TYPES: dict[str, str] = {"sae_resid": "sae_resid.latents", "sae_ffn": "sae_ffn.latents"}
+LAYER_TYPES: dict[str, str] = {**NEURON_TYPES, **LATENT_TYPES}
+NEURON, LATENT = "neuron", "latent"  # unit kinds (column `unit_kind`)
 # group -> its layer types; None: every layer type scored in the run.
 GROUPS: dict[str, tuple[str, ...] | None] = {"qkv": ("query", "key", "value"), "all": None}
 SCOPES = ("layer_type", "layer", "qkv", "all")
@@ -84,6 +93,9 @@ MEANS_FILE = "activations/{model}/{layer_type}.parquet"
 UNMASKED_FILE = "eval/{model}/unmasked.parquet"
 EVAL_FILE = "eval/{model}/{mode}/{scope}/{method}/{target}/{direction}{retention}.parquet"
 RESIDUE_FILE = "residues/{model}/{method}/{layer_type}/keep{retention}.parquet"
+SAE_FILE = "sae/{model}/{site}/layer{layer}.pt"  # site: resid, ffn (kneurons.sae.splice.SITES)
+SAE_FIDELITY = "sae/{model}/fidelity.parquet"
+SAE_PAGE = "summary/{model}/sae_fidelity.md"
 # Shared by every dataset, relative to the working directory: results kept by content, so that a
 # job rerun for a new target computes only it (kneurons.store), and the user's input files, by
 # content (kneurons.io.stage_by_content).
@@ -146,16 +158,24 @@ def format_retention(value: float | str) -> str:
     return format(Decimal(text), "f") if "e" in text else text
 
 
+def unit_kind(layer_type: str) -> str:
+    """ "latent" for an SAE layer type, "neuron" for the model's own (column `unit_kind`)."""
+    return LATENT if layer_type in LATENT_TYPES else NEURON
+
+
 def is_group(name: str) -> bool:
     return name in GROUPS
 
 
 def target_layer_types(target: str, scored: Sequence[str]) -> list[str]:
-    """The layer types a target covers: a layer type itself, or a group's members."""
+    """The layer types a target covers: a layer type itself, or a group's members (`all`:
+    every scored neuron type; latents and neurons are not ranked on one scale)."""
     if target not in GROUPS:
         return [target]
     members = GROUPS[target]
-    return list(scored) if members is None else list(members)
+    if members is None:
+        return [t for t in scored if t not in LATENT_TYPES]
+    return list(members)
 
 
 def scope_targets(scope: str, scored: Sequence[str]) -> list[str]:

@@ -27,9 +27,10 @@ from kneurons.evaluation.masked import stored_logits
 from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.model.batching import tokenize
-from kneurons.model.classifier import alphabet, architecture_of, load_classifier
+from kneurons.model.classifier import alphabet, architecture_of
 from kneurons.model.predict import prepare_batches
 from kneurons.model.resources import pass_tokens
+from kneurons.sae import load_analysis_model
 from kneurons.selection.ranking import selected
 from kneurons.store import Store, files_fingerprint
 from kneurons.vocab import SELECTION_FILE, parse_method, parse_path
@@ -40,7 +41,9 @@ def main(snakemake):
     log, device = start_job(snakemake)
     w = snakemake.wildcards
     params = snakemake.params
-    model, meta = load_classifier(snakemake.input.checkpoint, device=device)
+    model, meta, digest = load_analysis_model(
+        snakemake.input.checkpoint, list(snakemake.input.get("saes", [])), device
+    )
     classes = [str(c) for c in meta["classes"]]
     test = pd.read_parquet(snakemake.input.test)
     y_true = test["label"].to_numpy()
@@ -51,7 +54,7 @@ def main(snakemake):
         params.store,
         "logits",
         {
-            "checkpoint": file_sha256(snakemake.input.checkpoint),
+            "checkpoint": digest,
             "test": file_sha256(snakemake.input.test),
             "code": files_fingerprint(snakemake.input.lib),
             "torch": torch.__version__,

@@ -19,9 +19,10 @@ from kneurons.evaluation.masking import mask_fingerprint, read_mean_activations,
 from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.model.batching import tokenize
-from kneurons.model.classifier import alphabet, architecture_of, load_classifier
+from kneurons.model.classifier import alphabet, architecture_of
 from kneurons.model.predict import prepare_batches
 from kneurons.model.resources import pass_tokens
+from kneurons.sae import load_analysis_model
 from kneurons.selection.ranking import pick, selected
 from kneurons.store import Store, files_fingerprint
 from kneurons.vocab import EVAL_FILE, SELECTION_FILE, is_group, parse_method, parse_path
@@ -34,7 +35,9 @@ def main(snakemake):
     params = snakemake.params
     ranking = params.group_ranking
     means = read_mean_activations(snakemake.input.means) if w.mode == "mean" else None
-    model, meta = load_classifier(snakemake.input.checkpoint, device=device)
+    model, meta, digest = load_analysis_model(
+        snakemake.input.checkpoint, list(snakemake.input.get("saes", [])), device
+    )
     test = pd.read_parquet(snakemake.input.test)
     tokens = tokenize(alphabet(), test["sequence"].tolist())
     max_tokens = pass_tokens(params.max_tokens, device, architecture_of(model.encoder))
@@ -43,7 +46,7 @@ def main(snakemake):
         params.store,
         "logits",
         {
-            "checkpoint": file_sha256(snakemake.input.checkpoint),
+            "checkpoint": digest,
             "test": file_sha256(snakemake.input.test),
             "means": [file_sha256(p) for p in snakemake.input.means],
             "code": files_fingerprint(snakemake.input.lib),

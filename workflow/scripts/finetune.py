@@ -22,7 +22,7 @@ from kneurons.model.classifier import (
 from kneurons.model.predict import classification_metrics, predict_logits
 from kneurons.model.train import TrainOptions, finetune
 from kneurons.store import files_fingerprint
-from kneurons.vocab import LAYER_TYPES
+from kneurons.vocab import NEURON_TYPES
 
 
 def main(snakemake):
@@ -67,7 +67,7 @@ def main(snakemake):
         "spec": snakemake.params.model,
         "architecture": asdict(architecture_of(model.encoder)),
         "classes": classes,
-        "units": {lt: units_of(model.encoder, lt) for lt in LAYER_TYPES},
+        "units": {lt: units_of(model.encoder, lt) for lt in NEURON_TYPES},
     }
     save_classifier(snakemake.output.checkpoint, model.cpu(), {"classes": classes})
     write_json(snakemake.output.info, info)

@@ -5,8 +5,9 @@ import pandas as pd
 from kneurons.evaluation.masking import unit_masks
 from kneurons.io import write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.model.classifier import alphabet, load_classifier
+from kneurons.model.classifier import alphabet
 from kneurons.residues.maps import completeness_summary, plot_residue_maps, residue_maps
+from kneurons.sae import load_analysis_model
 from kneurons.scoring.files import pick_examples
 from kneurons.scoring.quadrature import AccuracyPolicy
 from kneurons.selection.ranking import pick, selected
@@ -16,7 +17,9 @@ def main(snakemake):
     params = snakemake.params.residues
     log, device = start_job(snakemake, seed=params["seed"])
     wildcards = snakemake.wildcards
-    model, _ = load_classifier(snakemake.input.checkpoint)  # CPU
+    model, _, _ = load_analysis_model(
+        snakemake.input.checkpoint, list(snakemake.input.get("saes", []))
+    )  # CPU
     # the top r% of the layer type's units over all its layers (scope layer_type, all classes)
     units = pick(pd.read_parquet(snakemake.input.selection))
     selection = units.assign(selected=selected(units, float(wildcards.retention)))

@@ -14,8 +14,9 @@ from kneurons.evaluation.masking import mean_activations
 from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.model.batching import tokenize
-from kneurons.model.classifier import alphabet, architecture_of, load_classifier
+from kneurons.model.classifier import alphabet, architecture_of
 from kneurons.model.resources import pass_tokens
+from kneurons.sae import load_analysis_model
 from kneurons.scoring.files import count_per_class, pick_examples
 
 
@@ -23,7 +24,9 @@ def main(snakemake):
     options = dict(snakemake.params.options)
     log, device = start_job(snakemake, seed=options["seed"])
     layer_type = snakemake.wildcards.layer_type
-    model, meta = load_classifier(snakemake.input.checkpoint, device=device)
+    model, meta, digest = load_analysis_model(
+        snakemake.input.checkpoint, list(snakemake.input.get("saes", [])), device
+    )
     examples = pick_examples(
         pd.read_parquet(snakemake.input.train), options["n_examples"], options["seed"]
     )
@@ -52,6 +55,7 @@ def main(snakemake):
         "examples_per_class": count_per_class(examples, meta.get("classes")),
         "n_residues": int(examples["sequence"].str.len().sum()),
         "checkpoint_sha256": file_sha256(snakemake.input.checkpoint),
+        "model_digest": digest,
         "max_tokens": max_tokens,
     }
     write_parquet(snakemake.output[0], frame, metadata)

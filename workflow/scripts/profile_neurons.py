@@ -7,10 +7,11 @@ import pandas as pd
 
 from kneurons.io import atomic_write, write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.model.classifier import alphabet, load_classifier
+from kneurons.model.classifier import alphabet
 from kneurons.profiles.figures import plot_logos
 from kneurons.profiles.report import profiles_markdown
 from kneurons.profiles.scan import profile_neurons, top_units
+from kneurons.sae import load_analysis_model
 from kneurons.scoring.files import pick_examples
 from kneurons.vocab import SELECTION_FILE, parse_path
 
@@ -24,7 +25,9 @@ def main(snakemake):
     params = snakemake.params.profiles
     log, device = start_job(snakemake, seed=params["seed"])
     model_name = snakemake.wildcards.model
-    model, _ = load_classifier(snakemake.input.checkpoint, device=device)
+    model, _, _ = load_analysis_model(
+        snakemake.input.checkpoint, list(snakemake.input.get("saes", [])), device
+    )
     # the top n units of each (method, layer type): all-class ranking over all layers of the type
     units = pd.concat(
         [

@@ -21,7 +21,8 @@ import torch
 from kneurons.io import file_sha256, write_parquet
 from kneurons.jobs import run_job, start_job
 from kneurons.model.batching import tokenize
-from kneurons.model.classifier import alphabet, load_classifier
+from kneurons.model.classifier import alphabet
+from kneurons.sae import analysis_digest, load_analysis_model
 from kneurons.scoring.adaptive import gap_summary
 from kneurons.scoring.files import count_per_class, pick_stratified
 from kneurons.scoring.methods import score_neurons, score_table
@@ -37,12 +38,13 @@ def main(snakemake):
     method, layer = wildcards.method, int(wildcards.layer)
     options = dict(params.get("options") or {})
     outputs = {parse_path(SCORE_FILE, out)["layer_type"]: out for out in snakemake.output}
+    saes = list(snakemake.input.get("saes", []))
     checkpoint_sha256 = file_sha256(snakemake.input.checkpoint)
     store = Store(
         snakemake.params.store,
         "scores",
         {
-            "checkpoint": checkpoint_sha256,
+            "checkpoint": analysis_digest(snakemake.input.checkpoint, saes),
             "train": file_sha256(snakemake.input.train),
             "code": files_fingerprint(snakemake.input.lib),
             "torch": torch.__version__,
@@ -59,7 +61,7 @@ def main(snakemake):
     if not todo:
         return
 
-    model, meta = load_classifier(snakemake.input.checkpoint, device=device)
+    model, meta, _ = load_analysis_model(snakemake.input.checkpoint, saes, device)
     examples = pick_stratified(
         pd.read_parquet(snakemake.input.train), params["n_examples"], params["seed"]
     )

@@ -103,9 +103,17 @@ def units_of(encoder: ESM2, layer_type: str) -> int:
 
 
 def get_module(encoder: ESM2, layer_type: str, layer: int) -> nn.Linear:
+    """The module whose output units are `layer_type`'s on `layer`: a Linear for a neuron type,
+    the latents of the SAE spliced there for a latent type (`kneurons.sae.splice`)."""
     module = encoder.layers[layer]
     for part in LAYER_TYPES[layer_type].split("."):
-        module = getattr(module, part)
+        found = getattr(module, part, None)
+        if found is None:
+            raise ModelError(
+                f"no SAE spliced into layer {layer} for {layer_type}: its latents exist once "
+                "the SAE is attached (kneurons.sae.attach_saes, rule input `saes`)"
+            )
+        module = found
     return module
 
 

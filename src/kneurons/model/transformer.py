@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from esm.model.esm2 import ESM2
 
-from kneurons.vocab import LAYER_TYPES
+from kneurons.vocab import NEURON_TYPES
 
 
 def key_mask(padding: torch.Tensor | None) -> torch.Tensor | None:
@@ -110,7 +110,7 @@ class BatchFirstLayers:
         f = layer.fc1(layer.final_layer_norm(y))
         g = layer.fc2(F.gelu(f))
         return {"x": x, "y": y, "q_heads": q_heads, "k_heads": k_heads} | dict(
-            zip(LAYER_TYPES, (q, k, v, o, f, g), strict=True)
+            zip(NEURON_TYPES, (q, k, v, o, f, g), strict=True)
         )
 
     def resume(

@@ -27,7 +27,7 @@ from kneurons.model.classifier import EsmClassifier
 from kneurons.model.hooks import captured_outputs
 from kneurons.residues.recovery import MAP_VALUES
 from kneurons.scoring.adaptive import refine_panels
-from kneurons.scoring.integrals import panel_integrals
+from kneurons.scoring.hooked import split_panel_integrals
 from kneurons.scoring.quadrature import ATOL, RTOL, completeness_tolerance, quadrature_rule
 from kneurons.vocab import UnitKey
 
@@ -77,7 +77,7 @@ def ig_maps(
     device = model.head.weight.device
 
     def integrate(tasks, progress_label):
-        return panel_integrals(
+        return split_panel_integrals(
             model, tokens, labels, tasks, alphas, weights, device, max_tokens,
             masks=masks, per_token=True, progress_label=progress_label,
         )  # fmt: skip

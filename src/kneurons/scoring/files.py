@@ -148,12 +148,17 @@ def examples_per_class(source: Mapping | str | os.PathLike) -> dict[str, int]:
 
 
 def write_random_scores(
-    model_info: str, out_paths: Sequence[str], log_path: str, method: str
+    model_info: str,
+    out_paths: Sequence[str],
+    log_path: str,
+    method: str,
+    latents: dict[str, int] | None = None,
 ) -> None:
     """Job body of rule score_random: the random scores of one layer, one file per layer type,
-    named by `out_paths` (`vocab.SCORE_FILE`), from the model's sizes."""
+    named by `out_paths` (`vocab.SCORE_FILE`), from the model's sizes (neurons) and `latents`,
+    the latent counts of the SAE layer types (`kneurons.configuration.sae_latents`)."""
     with open(model_info) as fh:
-        units = json.load(fh)["units"]
+        units = {**json.load(fh)["units"], **(latents or {})}
     _, seed = parse_method(method)
     if seed is None:
         raise ValueError(f"{method!r} is not a random method (random-<seed>)")

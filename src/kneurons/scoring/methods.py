@@ -38,7 +38,7 @@ from kneurons.model.hooks import captured_outputs
 from kneurons.progress import Progress
 from kneurons.scoring.adaptive import _gap_frame, refine_panels
 from kneurons.scoring.files import score_frame, split_halves
-from kneurons.scoring.integrals import panel_integrals
+from kneurons.scoring.hooked import split_panel_integrals
 from kneurons.scoring.quadrature import ATOL, RTOL, AccuracyPolicy, quadrature_rule
 from kneurons.vocab import ALL_CLASSES, LAYER_TYPES, SCORING_METHODS, UnitKey
 
@@ -234,7 +234,7 @@ def _gradient_method(
     alphas, weights = quadrature_rule(quadrature, steps)
 
     def integrate(tasks, progress_label):
-        return panel_integrals(
+        return split_panel_integrals(
             model, tokens, labels, tasks, alphas, weights, device, max_tokens, autocast,
             progress_label=progress_label, share_query_key=share_query_key,
         )  # fmt: skip
