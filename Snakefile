@@ -54,6 +54,7 @@ include: "rules/summary.smk"
 include: "rules/residues.smk"
 include: "rules/classes.smk"
 include: "rules/profiles.smk"
+include: "rules/concepts.smk"
 include: "rules/provenance.smk"
 include: "rules/store.smk"
 
@@ -65,4 +66,5 @@ rule all:
         residue_targets(),
         class_targets(),
         profile_targets(),
+        concept_targets(),
         provenance_targets(),
