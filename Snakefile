@@ -55,6 +55,7 @@ include: "rules/summary.smk"
 include: "rules/residues.smk"
 include: "rules/classes.smk"
 include: "rules/profiles.smk"
+include: "rules/concepts.smk"
 include: "rules/provenance.smk"
 include: "rules/store.smk"
 
@@ -66,5 +67,6 @@ rule all:
         residue_targets(),
         class_targets(),
         profile_targets(),
+        concept_targets(),
         provenance_targets(),
         sae_targets(),

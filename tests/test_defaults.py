@@ -12,6 +12,7 @@ import yaml
 from workflow_helpers import REPO, schema_defaults
 
 from kneurons.classes import rankings, stats
+from kneurons.concepts import matching, report
 from kneurons.model import resources
 from kneurons.profiles.scan import profile_neurons
 from kneurons.residues.maps import residue_maps
@@ -43,6 +44,10 @@ CONSUMERS = {
     ],
     "residues": [(signature_defaults(residue_maps), None), (policy_defaults(), None)],
     "profiles": [(signature_defaults(profile_neurons), None)],
+    "concepts": [
+        ({"thresholds": list(matching.THRESHOLDS)}, None),
+        (signature_defaults(report.best_units), None),
+    ],
     "evaluation": [
         (signature_defaults(add_statistics), {"alpha": "alpha", "equivalence_margin": "margin"}),
         # `auto`, which the jobs resolve per device (kneurons.model.resources.pass_tokens)
@@ -95,7 +100,10 @@ def block_of(config: dict, path: str) -> dict:
 @pytest.mark.parametrize("path", sorted(CONSUMERS))
 def test_library_defaults_are_the_schemas(path):
     config = schema_defaults(
-        residues={"enabled": True}, profiles={"enabled": True}, class_specific={"enabled": True}
+        residues={"enabled": True},
+        profiles={"enabled": True},
+        class_specific={"enabled": True},
+        concepts={"enabled": True},
     )
     block = block_of(config, path)
     for defaults, names in CONSUMERS[path]:

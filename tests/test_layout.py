@@ -14,7 +14,7 @@ SRC = REPO / "src/kneurons"
 # The stages in the order the data flows (rules/<stage>.smk); a stage may import the ground
 # floor and earlier stages only.
 STAGES = ["data", "model", "scoring", "selection", "evaluation", "classes", "residues",
-          "profiles", "summary"]  # fmt: skip
+          "profiles", "concepts", "summary"]  # fmt: skip
 MAX_LINES = 500
 
 

@@ -11,6 +11,8 @@ def provenance_stages():
             stages.append(f"classes/{model}")
         if PROFILES["enabled"]:
             stages.append(f"profiles/{model}")
+        if CONCEPTS["enabled"]:
+            stages.append(f"concepts/{model}")
     return stages
 
 
@@ -49,6 +51,14 @@ def provenance_inputs(wildcards):
                 results(vocab.PROFILE_COMPOSITION).format(model=model),
             ],
         }
+    if kind == "concepts":
+        return {
+            "inputs": [model_file(model), DATA_FILES["val"], DATA_FILES["test"]],
+            "outputs": [
+                results(vocab.CONCEPT_UNITS).format(model=model),
+                results(vocab.CONCEPT_BEST).format(model=model),
+            ],
+        }
     if kind == "classes":
         return {
             "inputs": [model_file(model), DATA_FILES["test"]],
@@ -70,6 +80,7 @@ def provenance_config(wildcards):
         "eval": ["data", "finetune", "scoring", "evaluation"],
         "classes": ["data", "finetune", "scoring", "evaluation", "class_specific"],
         "profiles": ["data", "finetune", "scoring", "profiles"],
+        "concepts": ["data", "finetune", "scoring", "concepts"],
     }.get(kind)
     if sections is None:  # summary: everything
         return {k: v for k, v in config.items() if k != "models"} | {
