@@ -14,7 +14,7 @@ rule match_concepts:
         val=DATA_FILES["val"],
         test=DATA_FILES["test"],
         sites=sites_table(),
-        saes=concept_saes,
+        saes=sae_inputs,
     output:
         units=results(vocab.CONCEPT_UNITS),
         best=results(vocab.CONCEPT_BEST),

@@ -240,7 +240,9 @@ def test_latent_targets_are_computed_flagged_and_cached(sae_run):
     assert "Flagged as poor" in page  # a 3-epoch SAE of a 2-layer model explains little
     scores = pd.read_parquet(run / "scores/tiny/integrated_gradients/sae_ffn/layer1.parquet")
     assert len(scores[scores["label"] == -1]) == 64
-    evaluation = pd.read_parquet(run / "eval/tiny/zero/layer_type/random-0/sae_resid/keep10.parquet")
+    evaluation = pd.read_parquet(
+        run / "eval/tiny/zero/layer_type/random-0/sae_resid/keep10.parquet"
+    )
     assert int(evaluation["n_total"][0]) == 128 and int(evaluation["n_kept"][0]) == 13
     # nothing to redo; a lost latent score file comes back from the store, not recomputed
     again = run_snakemake(workdir, config)

@@ -12,13 +12,6 @@ def concept_params():
     }
 
 
-def concept_saes(wildcards):
-    """The SAE files of the model (`sae_inputs`, rules/inputs/sae.smk), none before the SAE
-    rules exist."""
-    inputs = globals().get("sae_inputs")
-    return inputs(wildcards) if inputs is not None else []
-
-
 def concept_targets():
     if not CONCEPTS["enabled"]:
         return []

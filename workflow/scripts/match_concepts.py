@@ -7,9 +7,11 @@ import pandas as pd
 from kneurons.concepts.matching import match_concepts, unit_kind, usable_examples
 from kneurons.concepts.report import best_units, concepts_markdown, kept_units
 from kneurons.errors import ModelError
-from kneurons.io import atomic_write, file_sha256, write_parquet
+from kneurons.io import atomic_write, write_parquet
 from kneurons.jobs import run_job, start_job
-from kneurons.model.classifier import alphabet, load_classifier
+from kneurons.model.classifier import alphabet
+from kneurons.sae import load_analysis_model
+from kneurons.sae.splice import attached_sites
 from kneurons.scoring.files import pick_examples
 
 
@@ -35,14 +37,10 @@ def main(snakemake):
     params = snakemake.params.concepts
     log, device = start_job(snakemake, seed=params["seed"])
     model_name = snakemake.wildcards.model
-    model, _ = load_classifier(snakemake.input.checkpoint, device=device)
-    attached = {}
-    if snakemake.input.get("saes"):  # the SAE latents (issue 27), once the SAE rules exist
-        from kneurons.sae import attach_saes
-
-        attached = attach_saes(model, list(snakemake.input.saes),
-                               file_sha256(snakemake.input.checkpoint))  # fmt: skip
-    modules = scanned_modules(model, params["layer_types"], attached or {})
+    saes = list(snakemake.input.get("saes", []))
+    model, _, digest = load_analysis_model(snakemake.input.checkpoint, saes, device)
+    attached = {(f"sae_{site.site}", site.layer) for site in attached_sites(model)}
+    modules = scanned_modules(model, params["layer_types"], attached)
     sites = pd.read_csv(snakemake.input.sites, sep="\t")
     splits = {}
     for split in ("val", "test"):
@@ -54,6 +52,7 @@ def main(snakemake):
                       params["f1_pass"], params["min_residues"])  # fmt: skip
     metadata = {
         "model": model_name,
+        "model_digest": digest,
         "params": dict(params),
         "modules": [list(m) for m in modules],
         "n_val_sequences": matching.n_val_sequences,

@@ -40,15 +40,7 @@ from kneurons.model.classifier import EsmClassifier
 from kneurons.model.hooks import forward_hooks
 from kneurons.profiles.scan import SIGNED_LAYER_TYPES
 from kneurons.residues.recovery import SITE_KINDS
-from kneurons.vocab import UnitKey
-
-try:  # the SAE latents' vocabulary (issue 27); before it lands, SAE layer types start "sae_"
-    from kneurons.vocab import unit_kind
-except ImportError:  # pragma: no cover - depends on the library version
-
-    def unit_kind(layer_type: str) -> str:
-        return "latent" if layer_type.startswith("sae_") else "neuron"
-
+from kneurons.vocab import UnitKey, unit_kind
 
 THRESHOLDS = (0.0, 0.15, 0.3, 0.5, 0.6, 0.8)  # fractions of a unit's validation maximum
 MAX_TOKENS = 4096  # padded tokens per forward batch (the hooks' temporaries scale with it)

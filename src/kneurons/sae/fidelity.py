@@ -19,22 +19,11 @@ import torch
 
 from kneurons.format import md_table
 from kneurons.model.predict import prepare_batches
-from kneurons.sae.splice import SaeSite, spliced
+from kneurons.sae.splice import attached_sites, spliced
 from kneurons.sae.train import fidelity, site_activations
 from kneurons.statistics import bootstrap_accuracy, bootstrap_counts, percentile_interval
 
 N_BOOT = 2000
-
-
-def attached_sites(model) -> list[SaeSite]:
-    """The SAE sites spliced into `model`, by layer then site."""
-    out = []
-    for layer in model.encoder.layers:
-        for name in ("sae_resid", "sae_ffn"):
-            site = getattr(layer, name, None)
-            if isinstance(site, SaeSite):
-                out.append(site)
-    return out
 
 
 @torch.no_grad()

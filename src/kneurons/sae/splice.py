@@ -182,6 +182,17 @@ def attach_saes(
     return sites
 
 
+def attached_sites(model) -> list[SaeSite]:
+    """The SAE sites spliced into `model`, by layer then site."""
+    out = []
+    for layer in model.encoder.layers:
+        for name in ("sae_resid", "sae_ffn"):
+            site = getattr(layer, name, None)
+            if isinstance(site, SaeSite):
+                out.append(site)
+    return out
+
+
 @contextmanager
 def spliced(sites: Sequence[SaeSite], mode: str) -> Iterator[None]:
     """Within the block, the `sites` run in `mode` (module docstring); then "exact" again."""
