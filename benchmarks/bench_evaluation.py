@@ -53,7 +53,7 @@ from kneurons.model.classifier import (
 )
 from kneurons.model.predict import predict_logits, prepare_batches
 from kneurons.selection.ranking import select
-from kneurons.vocab import LAYER_TYPES
+from kneurons.vocab import NEURON_TYPES
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 
@@ -239,7 +239,7 @@ def main():
     print(f"  fixed costs measured (import {t_import:.1f} s)", file=sys.stderr, flush=True)
     batches = holder["batches"]
 
-    all_types = list(LAYER_TYPES)
+    all_types = list(NEURON_TYPES)
     scores_all = random_scores(model, all_types)
     one = select(scores_all[scores_all["layer_type"] == "key"], args.retention)
     masks_one = unit_masks(one, "keep")

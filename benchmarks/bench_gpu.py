@@ -177,12 +177,12 @@ def ig_figure(report: Report, device, sizes: Sizes, max_tokens: int, prec: str) 
     from kneurons.model.classifier import alphabet
     from kneurons.scoring.adaptive import gap_summary
     from kneurons.scoring.methods import score_neurons
-    from kneurons.vocab import LAYER_TYPES
+    from kneurons.vocab import NEURON_TYPES
 
     model = make_model("8M").to(device).eval()
     tokens = tokenize(alphabet(), random_sequences(sizes.ig_examples, sizes.length, seed=2))
     labels = random_labels(sizes.ig_examples, 2)
-    layer_types = list(LAYER_TYPES)
+    layer_types = list(NEURON_TYPES)
     options = {
         "steps": sizes.ig_steps,
         "quadrature": "gausslegendre",

@@ -27,7 +27,7 @@ import torch
 
 from kneurons.scoring.methods import integrated_gradients_scores
 from kneurons.scoring.quadrature import ATOL, RTOL
-from kneurons.vocab import LAYER_TYPES
+from kneurons.vocab import NEURON_TYPES
 
 # the shared parts live beside this file: found also when it is loaded by path
 if str(Path(__file__).resolve().parent) not in sys.path:
@@ -135,7 +135,7 @@ def setup(args) -> Bench:
     model = build_model(args.checkpoint, 7, args.seed)
     if not args.checkpoint and args.fit_examples:
         fit_head(model, tokens + fit_tokens, labels + fit_labels, args.weight_decay)
-    layer_types = pick(args.layer_types, list(LAYER_TYPES))
+    layer_types = pick(args.layer_types, list(NEURON_TYPES))
     layers = pick(args.layers, list(range(model.num_layers)))
     modules = [(lt, layer) for layer in layers for lt in layer_types]
     lengths = [len(t) for t in tokens]
@@ -339,7 +339,7 @@ def policy_section(bench: Bench) -> None:
         "module's output times 0)"
     )
     best = rows[0]
-    full = len(modules) == len(LAYER_TYPES) * model.num_layers
+    full = len(modules) == len(NEURON_TYPES) * model.num_layers
     judged = ("met" if best["s/example"] <= 10 else "NOT met") if full else "not judged"
     verdict.append(
         f"{'full sweep' if full else f'sweep of {len(modules)} modules (not the full one)'}"

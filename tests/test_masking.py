@@ -9,7 +9,7 @@ from kneurons.evaluation.masking import ablated, mean_activations, unit_masks
 from kneurons.model.batching import pad
 from kneurons.model.classifier import get_module
 from kneurons.selection.ranking import all_class_rows, num_kept, per_class_rows, select
-from kneurons.vocab import LAYER_TYPES
+from kneurons.vocab import NEURON_TYPES
 
 
 def test_num_kept_is_ceiling_without_float_noise():
@@ -41,7 +41,7 @@ def test_select_across_layers_with_deterministic_ties():
     assert masks[("key", 0)].tolist() == [0, 1, 1] and masks[("key", 1)].tolist() == [0, 0, 1]
 
 
-@pytest.mark.parametrize("layer_type", list(LAYER_TYPES))
+@pytest.mark.parametrize("layer_type", list(NEURON_TYPES))
 def test_zero_ablation_equals_zeroed_weight_rows(tiny_model, tiny_tokens, layer_type):
     """Hook masking must give the same logits as zeroing the weight rows and biases."""
     rng = np.random.default_rng(0)

@@ -250,7 +250,7 @@ def test_latent_targets_are_computed_flagged_and_cached(sae_run):
     lost = run / "scores/tiny/integrated_gradients/sae_resid/layer0.parquet"
     kept = lost.read_bytes()
     lost.unlink()
-    again = run_snakemake(workdir, config)
+    again = run_snakemake(workdir, config, str(lost.relative_to(workdir)))
     assert again.returncode == 0, again.stderr[-2000:]
     assert lost.read_bytes() == kept
     log = (workdir / "logs/tiny_sae/score_neurons/tiny/integrated_gradients/layer0.log").read_text()

@@ -30,7 +30,7 @@ from kneurons.scoring.methods import (
 )
 from kneurons.scoring.quadrature import completeness_tolerance, quadrature_rule
 from kneurons.selection.ranking import all_class_rows
-from kneurons.vocab import ALL_CLASSES, LAYER_TYPES, QUADRATURES
+from kneurons.vocab import ALL_CLASSES, LAYER_TYPES, NEURON_TYPES, QUADRATURES
 
 LABELS = [0, 1, 2, 0]
 
@@ -166,7 +166,7 @@ def captum_ig(model, tok, label, layer_type, layer, steps, quadrature):
     return theirs * (steps / (steps - 1) if quadrature == "riemann_trapezoid" else 1.0)
 
 
-@pytest.mark.parametrize("layer_type", list(LAYER_TYPES))
+@pytest.mark.parametrize("layer_type", list(NEURON_TYPES))
 def test_ig_matches_captum_every_layer_type(sharp_model, tiny_tokens, layer_type):
     """All examples in one padded batch, both layers: per example equal to captum's LIG."""
     steps, quadrature = 16, "gausslegendre"
@@ -225,9 +225,9 @@ def test_padding_and_batching_do_not_change_scores(sharp_model, tiny_tokens):
 
 def test_fused_modules_equal_one_at_a_time(sharp_model, tiny_tokens):
     fused = integrated_gradients_scores(
-        sharp_model, tiny_tokens, LABELS, list(LAYER_TYPES), adaptive=False
+        sharp_model, tiny_tokens, LABELS, list(NEURON_TYPES), adaptive=False
     )
-    for layer_type in LAYER_TYPES:
+    for layer_type in NEURON_TYPES:
         single = integrated_gradients_scores(
             sharp_model, tiny_tokens, LABELS, layer_type, adaptive=False
         )
