@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src/kneurons"
 # The stages in the order the data flows (rules/<stage>.smk); a stage may import the ground
 # floor and earlier stages only.
-STAGES = ["data", "model", "scoring", "selection", "evaluation", "classes", "residues",
+STAGES = ["data", "model", "sae", "scoring", "selection", "evaluation", "classes", "residues",
           "profiles", "concepts", "summary"]  # fmt: skip
 MAX_LINES = 500
 

@@ -21,7 +21,7 @@ from kneurons.model.classifier import EsmClassifier, alphabet, build_random, get
 from kneurons.model.predict import prepare_batches
 from kneurons.model.spec import Architecture
 from kneurons.sae import attach_saes, save_sae, spliced
-from kneurons.sae.model import TopKSAE
+from kneurons.sae.autoencoder import TopKSAE
 from kneurons.sae.train import fidelity, site_activations, train_sae
 from kneurons.scoring.hooked import hooked_panel_integrals
 from kneurons.scoring.integrals import WHOLE, panel_integrals

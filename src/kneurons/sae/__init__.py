@@ -1,6 +1,6 @@
 """Sparse autoencoders on the fine-tuned model's sites, whose latents are units like neurons:
-the SAE (`model`), its training and fidelity (`train`), and the splice into the classifier
-(`splice`). docs/methods.md, "SAE latents"."""
+the SAE (`autoencoder`), its training and fidelity (`train`, `fidelity`), and the splice into
+the classifier (`splice`). docs/methods.md, "SAE latents"."""
 
 from kneurons.sae.splice import (
     SITES,

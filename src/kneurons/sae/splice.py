@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from kneurons.errors import ModelError
-from kneurons.sae.model import TopKSAE
+from kneurons.sae.autoencoder import TopKSAE
 
 SITES = ("resid", "ffn")  # config `sae.sites`; layer type `sae_<site>`
 FORMAT = "kneurons-sae-v1"

@@ -2,7 +2,7 @@
 
 `site_activations` runs the classifier over sequences and keeps the site's activation at every
 real residue (BOS, EOS and padding left out), in sequence order. `train_sae` fits a `TopKSAE`
-(`kneurons.sae.model`) on the training sequences' activations with Adam, shuffled minibatches,
+(`kneurons.sae.autoencoder`) on the training sequences' activations with Adam, shuffled minibatches,
 the auxiliary loss against dead latents, unit-norm decoder columns after every step, and early
 stopping on the validation activations' normalised MSE (the epoch with the lowest is kept).
 Everything is seeded (the initialisation and the shuffling draw from one generator), so the
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from kneurons.model.batching import iter_batches
-from kneurons.sae.model import TopKSAE, aux_loss, normalisation_scale
+from kneurons.sae.autoencoder import TopKSAE, aux_loss, normalisation_scale
 from kneurons.sae.splice import SITES
 
 log = logging.getLogger(__name__)
