@@ -61,6 +61,7 @@ rule summarize:
         equivalence_margin=EVALUATION["equivalence_margin"],
         retention=EVALUATION["retention"],
         group_ranking=EVALUATION["group_ranking"],
+        sae_flag=SAE["flag"],
     script:
         "../workflow/scripts/summarize.py"
 

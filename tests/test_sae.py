@@ -256,3 +256,19 @@ def test_latent_targets_are_computed_flagged_and_cached(sae_run):
     log = (workdir / "logs/tiny_sae/score_neurons/tiny/integrated_gradients/layer0.log").read_text()
     assert "from the store (scored before): ffn_in, key, sae_ffn, sae_resid" in log
     assert not list((workdir / "logs/tiny_sae").glob("train_sae/**/*.log.1"))
+
+
+def test_the_summary_sets_latents_beside_neurons(sae_run):
+    """summarize reads the fidelity table: the section, the poor SAEs named, `unit_kind`."""
+    workdir, _ = sae_run
+    summary = workdir / "results/tiny_sae/summary/tiny"
+    page = (summary / "summary.md").read_text()
+    section = page[page.index("## SAE latents beside neurons") :]
+    assert "Flagged poor (4 of 4 SAEs)" in section
+    assert "[sae_fidelity.md](sae_fidelity.md)" in section
+    assert "| sae_resid (poor SAE) | latent |" in section and "| key | neuron |" in section
+    assert "**Do SAE latents hold the task better than neurons" in page
+    table = pd.read_parquet(summary / "masked_eval.parquet")
+    kinds = table.dropna(subset=["unit_kind"]).groupby("target")["unit_kind"].first().to_dict()
+    assert kinds == {"key": "neuron", "ffn_in": "neuron", "sae_resid": "latent",
+                     "sae_ffn": "latent"}  # fmt: skip

@@ -135,6 +135,14 @@ def summary_inputs(wildcards):
     if profile_targets():
         inputs["profiles"] = results(f"summary/{model}/neuron_profiles.parquet")
     inputs["figures"] = [spec["png"] for spec in linked_figures(wildcards).values()]
+    # SAE latents beside neurons: the SAEs' fidelity and, with concepts, the best unit per
+    # concept, with the pages the section links (so it links no missing file)
+    if SAE_SITES:
+        inputs["sae_fidelity"] = results(vocab.SAE_FIDELITY).format(model=model)
+        inputs["sae_page"] = results(vocab.SAE_PAGE).format(model=model)
+        if CONCEPTS["enabled"]:
+            inputs["concepts"] = results(vocab.CONCEPT_BEST).format(model=model)
+            inputs["concepts_page"] = results(vocab.CONCEPTS_PAGE).format(model=model)
     return inputs
 
 

@@ -6,7 +6,10 @@ Params: bootstrap (n, seed, level), alpha and equivalence_margin (of every test)
 options, with its `png` path: drawn here), linked_figures (the same for the other rules'
 figures, `input.figures`). summary.md and summary.html show both by their path relative to the
 page. The test set (`input.test`, in the evaluations' order) gives the classes and homology
-clusters the resamples keep together, and the count of cropped test sequences."""
+clusters the resamples keep together, and the count of cropped test sequences. With latent types
+scored: `input.sae_fidelity` (the SAEs' fidelity, flagged by `params.sae_flag`) and, with
+concepts, `input.concepts` (the best unit per concept) feed "SAE latents beside neurons". Every
+table with a layer type or target gets its `unit_kind`."""
 
 import json
 import os
@@ -23,6 +26,7 @@ from kneurons.summary.baseline import add_statistics
 from kneurons.summary.findings import findings_section, markdown_to_rst, scoring_sample_note
 from kneurons.summary.headline import HEADING, headline_section
 from kneurons.summary.html import markdown_to_html
+from kneurons.summary.latents import latent_labels
 from kneurons.summary.overlap import class_overlap, enrichment_tables
 from kneurons.summary.plots import (
     plot_accuracy_vs_retention,
@@ -31,7 +35,7 @@ from kneurons.summary.plots import (
     plot_stability,
     plot_type_enrichment,
 )
-from kneurons.summary.tables import collect
+from kneurons.summary.tables import add_unit_kind, collect
 from kneurons.summary.text import (
     caution_notes,
     dataset_markdown,
@@ -96,15 +100,18 @@ def main(snakemake):
     by_layer, by_type = enrichment_tables(selections, retentions, rankings=rankings, model=model)
     overlap = class_overlap(selections, retentions, card["classes"], model=model)
 
-    write_parquet(snakemake.output.table, stats.table)
-    write_parquet(snakemake.output.random, stats.random)
-    write_parquet(snakemake.output.auc, stats.auc)
-    write_parquet(snakemake.output.enrichment, by_layer)
-    write_parquet(snakemake.output.type_enrichment, by_type)
-    write_parquet(snakemake.output.class_overlap, overlap)
-    write_parquet(snakemake.output.completeness, completeness)
-    write_parquet(snakemake.output.stability, stability)
-    write_parquet(snakemake.output.self_check, stats.self_check)
+    for name, frame in (
+        ("table", stats.table),
+        ("random", stats.random),
+        ("auc", stats.auc),
+        ("enrichment", by_layer),
+        ("type_enrichment", by_type),
+        ("class_overlap", overlap),
+        ("completeness", completeness),
+        ("stability", stability),
+        ("self_check", stats.self_check),
+    ):
+        write_parquet(getattr(snakemake.output, name), add_unit_kind(frame))
 
     cropped_test = int(pd.read_parquet(snakemake.input.test, columns=["cropped"])["cropped"].sum())
     notes = caution_notes(stats, card, cropped_test)
@@ -120,6 +127,10 @@ def main(snakemake):
         pd.read_parquet(snakemake.input.profiles) if "profiles" in snakemake.input.keys() else None
     )
     completeness = completeness if len(completeness) else None
+    inputs = snakemake.input.keys()
+    fidelity = pd.read_parquet(snakemake.input.sae_fidelity) if "sae_fidelity" in inputs else None
+    concepts = pd.read_parquet(snakemake.input.concepts) if "concepts" in inputs else None
+    sae_flag = snakemake.params.sae_flag
     text = markdown_summary(
         stats,
         completeness,
@@ -138,6 +149,9 @@ def main(snakemake):
         notes=notes,
         figures=page_figures(snakemake),
         cropped_test=cropped_test,
+        sae_fidelity=fidelity,
+        sae_flag=sae_flag,
+        concepts=concepts,
     )
     write_text(snakemake.output.markdown, text)
     findings = findings_section(
@@ -151,9 +165,10 @@ def main(snakemake):
         classes=classes,
         alpha=alpha,
         margin=margin,
+        labels=latent_labels(fidelity),
     )
     findings = findings.replace("## Findings", f"## Findings: {model}", 1)
-    answers = headline_section(stats, card, alpha, recovery, classes)
+    answers = headline_section(stats, card, alpha, recovery, classes, fidelity, sae_flag)
     answers = answers.replace(HEADING, f"{HEADING}: {model}", 1)
     write_text(snakemake.output.findings, markdown_to_rst(f"{answers}\n\n{findings}"))
     write_text(snakemake.output.html, markdown_to_html(text, f"{model}: knowledge neurons"))

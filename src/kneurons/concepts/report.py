@@ -1,12 +1,15 @@
 """Concept matching in tables and words: per concept the best unit of each kind (neuron,
 latent), chosen by validation F1 and reported on test, how many units of the kind pass a test
-F1, and the page that puts the best neuron beside the best latent (summary/{model}/concepts.md).
+F1, and the page that puts the best neuron beside the best latent (summary/{model}/concepts.md);
+the same in short for the summary (`concepts_block`).
 
 Reads the tables of `kneurons.concepts.matching` (every (concept, unit) row and the concepts
 with their residue counts). Imports no torch.
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
@@ -187,3 +190,50 @@ def concepts_markdown(best: pd.DataFrame, model: str, meta: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _best_cell(row, poor: Collection[tuple[str, int]]) -> str:
+    if row is None or pd.isna(row["unit"]) or pd.isna(row["test_f1"]):
+        return MISSING_CELL
+    layer = int(row["layer"])
+    text = f"{fmt(row['test_f1'])} ({row['layer_type']} {layer}:{int(row['unit'])}"
+    return text + (", poor SAE)" if (row["layer_type"], layer) in poor else ")")
+
+
+def concepts_block(
+    best: pd.DataFrame | None, poor: Collection[tuple[str, int]] = (), page: str = "concepts.md"
+) -> str:
+    """The summary's concept table: per concept the best neuron's test F1 beside the best
+    latent's (each chosen on validation, with its unit) and how many units of each kind pass;
+    flagged concepts marked, a latent of a poor SAE (`poor`: its (layer type, layer)) too;
+    `page`: concepts.md relative to the summary. "" without concepts."""
+    if best is None or best.empty:
+        return ""
+    f1_pass = float(best["f1_pass"].iloc[0])
+    rows = []
+    for concept, group in best.groupby("concept", sort=False):
+        by_kind = {rec["kind"]: rec for _, rec in group.iterrows()}
+        head = group.iloc[0]
+        cells = [f"`{concept}`" + (" (flagged: too few residues)" if head["flagged"] else "")]
+        cells += [_best_cell(by_kind.get(kind), poor) for kind in KINDS]
+        for kind in KINDS:
+            rec = by_kind.get(kind)
+            cells.append(
+                MISSING_CELL if rec is None else f"{int(rec['n_pass'])} of {int(rec['n_units'])}"
+            )
+        rows.append([*cells, fmt(head["all_on_f1"])])
+    header = ["concept", "best neuron F1", "best latent F1", f"neurons F1 > {f1_pass:g}",
+              f"latents F1 > {f1_pass:g}", "all-on F1"]  # fmt: skip
+    return "\n".join(
+        [
+            "### Concepts: the best neuron beside the best latent",
+            "",
+            "Each unit read as a detector of a concept's residues; per concept and kind, the unit "
+            "with the best validation F1, its F1 on test (layer type layer:unit), and how many "
+            f"units of the kind reach test F1 > {f1_pass:g}. All-on F1: a detector on at every "
+            "residue, the floor to beat. A flagged concept has too few residues to be a finding. "
+            f"Thresholds, precision and recall: [{page}]({page}).",
+            "",
+            md_table(header, rows, ["l", "r", "r", "r", "r", "r"]),
+        ]
+    )

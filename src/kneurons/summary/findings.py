@@ -13,7 +13,7 @@ findings, the section opens by saying the tests are not to be trusted for this r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
@@ -24,7 +24,7 @@ from kneurons.summary.baseline import Statistics, is_finding
 from kneurons.summary.tables import per_class, unmasked_rows, variant_rows, variants
 from kneurons.vocab import RANDOM
 
-__all__ = ["findings_section", "is_finding", "has_claims", "markdown_to_rst"]
+__all__ = ["cell_verdict", "findings_section", "is_finding", "has_claims", "markdown_to_rst"]
 
 
 def chance_level(stats: Statistics, card: dict | None) -> float | None:
@@ -113,13 +113,16 @@ def best_per_cell(stats: Statistics, variant: Sequence[str]) -> pd.DataFrame:
     return best.drop(columns="_gain")
 
 
-def _cell_sentence(row, alpha: float) -> str:
+def cell_verdict(row, alpha: float) -> str:
+    """A tested cell's verdict in words: "beats random" (`is_finding`), "not told apart from
+    random", or "untested" (no q-value)."""
     if isnan(row["q_value"]):
-        verdict = "untested"
-    elif is_finding(row, alpha):
-        verdict = "beats random"
-    else:
-        verdict = "not told apart from random"
+        return "untested"
+    return "beats random" if is_finding(row, alpha) else "not told apart from random"
+
+
+def _cell_sentence(row, alpha: float) -> str:
+    verdict = cell_verdict(row, alpha)
     return (
         f"{pct(row['retention'])}: {row['method']} "
         f"{fmt_ci(row['accuracy'], row['accuracy_ci_low'], row['accuracy_ci_high'])} vs random "
@@ -155,10 +158,17 @@ def _insensitive_targets(
 
 
 def variant_findings(
-    stats: Statistics, variant: Sequence[str], alpha: float, margin: float = 0.02
+    stats: Statistics,
+    variant: Sequence[str],
+    alpha: float,
+    margin: float = 0.02,
+    labels: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Bullets of one variant: per method the cells it wins, per target the best method at
-    every retention level with Δ [CI] and q, and the targets where nothing beats random."""
+    every retention level with Δ [CI] and q, and the targets where nothing beats random.
+    `labels`: target -> its name in the bullets (a latent type of poor SAEs says so,
+    `kneurons.summary.latents.latent_labels`)."""
+    labels = labels or {}
     best = best_per_cell(stats, variant)
     if best.empty:
         return []
@@ -179,13 +189,14 @@ def variant_findings(
                 f"{pct(r)} (q {fmt_p(q)})"
                 for r, q in zip(cells["retention"], cells["q_value"], strict=True)
             ]
-            parts.append(f"{target} at {_list(levels)}")
+            parts.append(f"{labels.get(target, target)} at {_list(levels)}")
         bullets.append(f"**{method}** {verb} random selections for {'; '.join(parts)}.")
     insensitive = _insensitive_targets(stats, variant, margin)
     for target, lowest in insensitive.items():
         rec = unmasked_rows(stats.table).iloc[0]
+        name = labels.get(target, target)
         bullets.append(
-            f"**Masking {target} cannot tell methods apart**: random selections keeping as "
+            f"**Masking {name} cannot tell methods apart**: random selections keeping as "
             f"little as {pct(lowest)} of the {target} units are equivalent to the unmasked "
             f"model ({fmt_ci(rec['accuracy'], rec['accuracy_ci_low'], rec['accuracy_ci_high'])}"
             f") within ±{margin:g} accuracy at every retention level (two one-sided tests at "
@@ -196,14 +207,16 @@ def variant_findings(
     silent = [t for t in target_order(tested) if t not in set(wins["target"])]
     if silent:
         bullets.append(
-            f"**No method can be told apart from random** for {_list(silent)}: at every "
+            f"**No method can be told apart from random** for "
+            f"{_list([labels.get(t, t) for t in silent])}: at every "
             "retention level the best method's q-value is above "
             f"{alpha:g} or its Δ interval includes 0."
         )
     for target in target_order(best["target"].unique()):
         cells = best[best["target"] == target].sort_values("retention", ascending=False)
         sentences = "; ".join(_cell_sentence(r, alpha) for _, r in cells.iterrows())
-        bullets.append(f"{target} — best method per retention level: {sentences}.")
+        name = labels.get(target, target)
+        bullets.append(f"{name} — best method per retention level: {sentences}.")
     return bullets
 
 
@@ -336,11 +349,12 @@ def findings_section(
     classes: pd.DataFrame | None = None,
     alpha: float = 0.05,
     margin: float = 0.02,
+    labels: Mapping[str, str] | None = None,
 ) -> str:
     """## Findings: the answer first (see the module docstring), then what the run cannot tell;
     `classes` (`kneurons.classes.stats.specificity_table`) adds the class-specific findings.
     `alpha`: the significance level of every finding; `margin`: the equivalence margin
-    (accuracy)."""
+    (accuracy); `labels`: target -> its name in the bullets (`variant_findings`)."""
     parts = ["## Findings", ""]
     if self_check_trusted(stats, alpha) is False:
         n, raw, found = self_check_counts(stats, alpha)
@@ -381,7 +395,7 @@ def findings_section(
     else:
         found = False
         for variant in variants(stats.table):
-            bullets = variant_findings(stats, variant, alpha, margin)
+            bullets = variant_findings(stats, variant, alpha, margin, labels)
             if not bullets:
                 continue
             found = found or any(

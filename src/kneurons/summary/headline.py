@@ -7,12 +7,17 @@ numbers the Findings already compute (`kneurons.summary.findings`), no new stati
   above every random seed, and the decoys, which carry no label (`contrast_verdicts`)?
 - Class-specific neurons (with the class-specific stage): is any set of a class's own units
   called class-specific (`kneurons.classes.stats`)?
+- SAE latents (when latent types are scored): do they beat random where neurons do, how their
+  accuracy intervals sit beside the neurons' at the same retention, which SAEs are poor
+  (`kneurons.summary.latents`).
 
 Where the run cannot answer (the model at chance, nothing tested, no random baseline), the
 sentence says so and why.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import pandas as pd
 
@@ -22,6 +27,7 @@ from kneurons.residues.recovery import NULL_SITE_KINDS, contrast_verdicts
 from kneurons.summary.baseline import Statistics, is_finding
 from kneurons.summary.findings import at_chance, chance_level, self_check_trusted
 from kneurons.summary.gallery import variant_words
+from kneurons.summary.latents import latent_answer, latent_labels
 from kneurons.summary.tables import MIN_TEST_SEQUENCES, unmasked_rows
 from kneurons.vocab import RANDOM
 
@@ -47,7 +53,7 @@ def _tested(stats: Statistics) -> pd.DataFrame:
     return rows[rows["q_value"].notna()]
 
 
-def _where(wins: pd.DataFrame, several_variants: bool) -> str:
+def _where(wins: pd.DataFrame, several_variants: bool, labels: Mapping[str, str]) -> str:
     """Per method (and variant), the targets it wins and at which retention levels."""
     parts = []
     for (mode, scope, direction), by_variant in wins.groupby(["mode", "scope", "direction"]):
@@ -56,17 +62,19 @@ def _where(wins: pd.DataFrame, several_variants: bool) -> str:
             targets = []
             for target in target_order(mine["target"].unique()):
                 levels = sorted(mine.loc[mine["target"] == target, "retention"], reverse=True)
-                targets.append(f"{target} ({', '.join(pct(r) for r in levels)})")
+                name = labels.get(target, target)
+                targets.append(f"{name} ({', '.join(pct(r) for r in levels)})")
             lead = f"{variant_words(mode, scope, direction)}: " if several_variants else ""
             parts.append(f"{lead}{method} for {_list(targets)}")
     return "; ".join(parts)
 
 
-def _cell_words(row) -> str:
+def _cell_words(row, labels: Mapping[str, str]) -> str:
     what = "kept" if row["direction"] == "keep" else "left after removing them"
     delta = fmt_delta(row["delta"], row["delta_ci_low"], row["delta_ci_high"])
     return (
-        f"{row['method']}'s top {pct(row['retention'])} of {row['target']} "
+        f"{row['method']}'s top {pct(row['retention'])} of "
+        f"{labels.get(row['target'], row['target'])} "
         f"({variant_words(row['mode'], row['scope'], row['direction'])}): accuracy {what} "
         f"{fmt_ci(row['accuracy'], row['accuracy_ci_low'], row['accuracy_ci_high'])} vs random "
         f"{fmt(row['random_mean'])}, Δ {delta}, "
@@ -74,8 +82,15 @@ def _cell_words(row) -> str:
     )
 
 
-def beat_random_sentence(stats: Statistics, card: dict | None = None, alpha: float = 0.05) -> str:
-    """Does any method beat random, where, how sure; or why the run cannot tell."""
+def beat_random_sentence(
+    stats: Statistics,
+    card: dict | None = None,
+    alpha: float = 0.05,
+    labels: Mapping[str, str] | None = None,
+) -> str:
+    """Does any method beat random, where, how sure; or why the run cannot tell. `labels`:
+    target -> its name (a latent type of poor SAEs says so)."""
+    labels = labels or {}
     unmasked = unmasked_rows(stats.table)
     masked = stats.table[~stats.table["method_family"].isin([RANDOM, "unmasked"])]
     if not unmasked.empty and at_chance(stats, card, alpha):
@@ -109,7 +124,7 @@ def beat_random_sentence(stats: Statistics, card: dict | None = None, alpha: flo
         return (
             f"{BEAT} No: in none of the {len(tested)} tested cells (method × target × masking "
             f"variant × retention) does a method beat random at q ≤ {alpha:g} with Δ's "
-            f"interval excluding 0. The closest: {_cell_words(closest.iloc[0])}.{small}"
+            f"interval excluding 0. The closest: {_cell_words(closest.iloc[0], labels)}.{small}"
         )
     several = wins[["mode", "scope", "direction"]].drop_duplicates().shape[0] > 1
     ranked = wins.assign(_gain=sign[wins.index] * wins["delta"]).sort_values(
@@ -123,8 +138,8 @@ def beat_random_sentence(stats: Statistics, card: dict | None = None, alpha: flo
     }[trust]
     return (
         f"{BEAT} Yes, in {len(wins)} of {len(tested)} tested cells (q ≤ {alpha:g}, Δ's interval "
-        f"excluding 0): {_where(wins, several)}. Most certain: "
-        f"{_cell_words(ranked.iloc[0])}.{check}{small}"
+        f"excluding 0): {_where(wins, several, labels)}. Most certain: "
+        f"{_cell_words(ranked.iloc[0], labels)}.{check}{small}"
     )
 
 
@@ -222,11 +237,16 @@ def headline_section(
     alpha: float = 0.05,
     recovery: pd.DataFrame | None = None,
     classes: pd.DataFrame | None = None,
+    fidelity: pd.DataFrame | None = None,
+    flag: Mapping | None = None,
 ) -> str:
-    """## The answers in short: a bullet per question this run asks (see the module)."""
+    """## The answers in short: a bullet per question this run asks (see the module).
+    `fidelity` (rule sae_fidelity's table) and `flag` (config sae.flag): the poor SAEs, named
+    wherever their latents are (`kneurons.summary.latents`)."""
     chance = not unmasked_rows(stats.table).empty and at_chance(stats, card, alpha)
     bullets = [
-        beat_random_sentence(stats, card, alpha),
+        beat_random_sentence(stats, card, alpha, latent_labels(fidelity)),
+        latent_answer(stats, fidelity, card, alpha, flag),
         ground_truth_sentence(recovery, chance),
         class_sentence(classes),
     ]

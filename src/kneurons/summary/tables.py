@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from kneurons.vocab import DIRECTIONS, MODES, NONE, SCOPES, UNMASKED
+from kneurons.vocab import DIRECTIONS, MODES, NONE, SCOPES, UNMASKED, unit_kind
 
 # Below these, a test set (or one class of it) is flagged as too small to read much into.
 MIN_TEST_SEQUENCES = 30
@@ -131,3 +131,18 @@ def per_class(row) -> dict:
     except (TypeError, ValueError):
         return {}
     return {k: (np.nan if v is None else float(v)) for k, v in out.items()}
+
+
+def add_unit_kind(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with a `unit_kind` column (`vocab.unit_kind`: "neuron" or "latent") of its units:
+    of `layer_type` where the table has one (the units counted), else of `target` (what was
+    masked; the groups qkv and all are neuron groups); null for the unmasked row."""
+    column = "layer_type" if "layer_type" in frame.columns else "target"
+    out = frame.copy()
+    if column not in out.columns:
+        return out
+    kinds = out[column].map(lambda name: unit_kind(str(name)))
+    if "method_family" in out.columns:
+        kinds = kinds.where(out["method_family"] != UNMASKED, None)
+    out["unit_kind"] = kinds.astype(object)
+    return out

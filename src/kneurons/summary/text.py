@@ -18,6 +18,7 @@ from kneurons.summary.baseline import Statistics, add_statistics
 from kneurons.summary.findings import findings_section
 from kneurons.summary.groundtruth import ground_truth_section
 from kneurons.summary.headline import headline_section
+from kneurons.summary.latents import latent_labels, latent_section
 from kneurons.summary.tables import (
     MIN_CLASS_TEST_SEQUENCES,
     MIN_TEST_SEQUENCES,
@@ -219,6 +220,9 @@ def markdown_summary(
     notes: Sequence[str] | None = None,
     figures: Sequence[Mapping] = (),
     cropped_test: int | None = None,
+    sae_fidelity: pd.DataFrame | None = None,
+    sae_flag: Mapping | None = None,
+    concepts: pd.DataFrame | None = None,
 ) -> str:
     """summary.md of one model: the answers in short (`kneurons.summary.headline`), the Findings
     (`kneurons.summary.findings`), then unmasked
@@ -229,7 +233,10 @@ def markdown_summary(
     completeness (each section only when its data is given). The optional tables must be of the
     evaluations' model. `notes`: the limits' caution bullets (default `caution_notes`).
     `figures` (`kneurons.summary.gallery`): shown after the section each illustrates, the rest at
-    the end; `cropped_test`: the test sequences cropped to the length limit."""
+    the end; `cropped_test`: the test sequences cropped to the length limit. When latent types
+    are scored, "SAE latents beside neurons" (`kneurons.summary.latents`) follows the accuracy
+    tables, from the SAEs' fidelity (`sae_fidelity`, flagged by `sae_flag`) and the best unit
+    per concept (`concepts`); a poor SAE is named wherever its latents are read."""
     stats = table if isinstance(table, Statistics) else add_statistics(table, level=level)
     model = stats.model
     _check_model(completeness, model, "completeness")
@@ -239,8 +246,11 @@ def markdown_summary(
     _check_model(stability, model, "stability")
     _check_model(classes, model, "classes")
     _check_model(profiles, model, "profiles")
+    _check_model(sae_fidelity, model, "sae_fidelity")
+    _check_model(concepts, model, "concepts")
 
-    parts = [f"{TITLE} ({model})", "", headline_section(stats, card, alpha, recovery, classes), ""]
+    answers = headline_section(stats, card, alpha, recovery, classes, sae_fidelity, sae_flag)
+    parts = [f"{TITLE} ({model})", "", answers, ""]
     findings = findings_section(
         stats,
         card,
@@ -252,6 +262,7 @@ def markdown_summary(
         classes=classes,
         alpha=alpha,
         margin=margin,
+        labels=latent_labels(sae_fidelity),
     )
     shown: list[Mapping] = []
 
@@ -262,6 +273,7 @@ def markdown_summary(
         shown.extend(picked)
         return "\n\n".join(x for x in (block, gallery.figure_markdown(picked)) if x)
 
+    latents = latent_section(stats, sae_fidelity, sae_flag, concepts, profiles, alpha, level)
     blocks = [findings, _unmasked_section(stats)]
     if metrics:
         blocks.append(finetuning_markdown(metrics))
@@ -274,12 +286,15 @@ def markdown_summary(
             for v in variants(stats.table)
         ]
         blocks += [
+            latents,
             with_figures(ground_truth_section(stats, recovery, level=level), "ground_truth"),
             with_figures(specificity_section(classes, model, level=level), "classes"),
             with_figures(profiles_section(profiles) if profiles is not None else "", "profiles"),
             with_figures(sections.enrichment_section(by_type), "enrichment"),
             sections.overlap_section(overlap),
         ]
+    else:
+        blocks.append(latents)
     blocks.append(with_figures(stability_section(stability), "stability"))
     blocks.append(completeness_section(completeness))
     blocks.append(gallery.leftover(figures, shown))
