@@ -105,8 +105,10 @@ TARGET_WORDS = {
     "attn_out": "attention outputs",
     "ffn_in": "feed-forward inputs (fc1)",
     "ffn_out": "feed-forward outputs (fc2)",
+    "sae_resid": "SAE latents of the residual stream",
+    "sae_ffn": "SAE latents of the feed-forward hidden layer",
     "qkv": "query, key and value ranked together",
-    "all": "all scored layer types ranked together",
+    "all": "all scored neuron types ranked together",
 }
 
 

@@ -53,7 +53,7 @@ def describe_variant(variant: Sequence[str], group_ranking: str | None = None) -
         "layer_type": "ranked over all layers of each layer type",
         "layer": "ranked within each layer",
         "qkv": "query, key and value ranked together",
-        "all": "all scored layer types ranked together",
+        "all": "all scored neuron types ranked together",
     }.get(scope, scope)
     ranking = f" ({group_ranking} scale across types)" if group_ranking else ""
     return f"{what}; ablated units {how}; {where}{ranking}"
