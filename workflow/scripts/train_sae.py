@@ -8,6 +8,7 @@ the layer and the normalisation, which `kneurons.sae.attach_saes` checks when it
 
 import pandas as pd
 
+from kneurons.errors import DataError
 from kneurons.io import atomic_write, file_sha256
 from kneurons.jobs import run_job, start_job
 from kneurons.model.batching import tokenize
@@ -30,8 +31,14 @@ def main(snakemake):
     site, layer = snakemake.wildcards.site, int(snakemake.wildcards.layer)
     model, _ = load_classifier(snakemake.input.checkpoint, device=device)
     cap, seed = params["max_train_tokens"], params["seed"]
-    train = budget(pd.read_parquet(snakemake.input.train), cap, seed)
-    val = budget(pd.read_parquet(snakemake.input.val), cap, seed)
+    frames = {split: pd.read_parquet(snakemake.input[split]) for split in ("train", "val")}
+    for split, frame in frames.items():
+        if frame.empty:
+            raise DataError(
+                f"{snakemake.input[split]}: no {split} sequences to train the SAE on (an SAE "
+                "needs validation sequences for early stopping: raise data.split.val)"
+            )
+    train, val = (budget(frames[split], cap, seed) for split in ("train", "val"))
     acts = {}
     for name, frame in (("train", train), ("val", val)):
         tokens = tokenize(alphabet(), frame["sequence"].tolist())
