@@ -56,12 +56,13 @@ def main(snakemake):
 
     options = ("expansion", "k", "epochs", "batch_size", "lr", "aux_weight", "dead_after")
     trained = train_sae(
-        acts["train"].to("cpu"),
-        acts["val"].to("cpu"),
+        acts["train"],
+        acts["val"],
         **{key: params[key] for key in options},
         patience=params["patience"],
         seed=params["seed"],
         progress=progress,
+        device=device,
     )
     sae = trained.sae
     val_fidelity = fidelity(sae, acts["val"])

@@ -104,9 +104,12 @@ def train_sae(
     patience: int = 3,
     seed: int = 0,
     progress=None,
+    device: torch.device | str = "cpu",
 ) -> TrainedSae:
     """A TopK SAE with round(expansion x width) latents fitted on `train` (N, width), early
-    stopping on `val` (module docstring). `k_aux` defaults to width / 2 (Gao et al.)."""
+    stopping on `val` (module docstring), on `device` (the draws stay on the CPU's generator,
+    so the initialisation and the order do not depend on it). `k_aux` defaults to width / 2
+    (Gao et al.)."""
     if len(train) == 0 or len(val) == 0:
         raise ValueError("no activations to train the SAE on (empty training or validation set)")
     start = time.perf_counter()
@@ -114,17 +117,20 @@ def train_sae(
     n_latents = max(1, round(float(expansion) * width))  # = configuration.sae_latents
     scale = normalisation_scale(train)
     generator = torch.Generator().manual_seed(seed)
-    x_train, x_val = train.float() * scale, val.float() * scale
+    device = torch.device(device)
+    x_train, x_val = train.float().cpu() * scale, val.float().cpu() * scale
     sae = TopKSAE(width, n_latents, min(k, n_latents), scale=scale)
     sae.init_from(x_train, generator)
+    sae.to(device)
+    x_train, x_val = x_train.to(device), x_val.to(device)
     optimiser = torch.optim.Adam(sae.parameters(), lr=lr)
     k_aux = width // 2 if k_aux is None else k_aux
     variance = (x_train - x_train.mean(0)).pow(2).sum(-1).mean()
-    since_fired = torch.zeros(n_latents, dtype=torch.long)
+    since_fired = torch.zeros(n_latents, dtype=torch.long, device=device)
     out = TrainedSae(sae)
     best, best_state, stale = float("inf"), None, 0
     for epoch in range(epochs):
-        order = torch.randperm(len(x_train), generator=generator)
+        order = torch.randperm(len(x_train), generator=generator).to(device)
         losses, aux_losses = [], []
         sae.train()
         for begin in range(0, len(order), batch_size):
@@ -166,6 +172,7 @@ def train_sae(
             if stale >= patience:
                 break
     sae.load_state_dict(best_state)
+    sae.cpu()
     out.seconds = time.perf_counter() - start
     return out
 
@@ -175,7 +182,7 @@ def fidelity(sae: TopKSAE, x: torch.Tensor, batch: int = 8192) -> dict:
     """Fraction of variance explained, dead-latent share (never active on `x`), mean active
     latents per token (L0), on held-out activations `x` (N, width), raw units."""
     x = x.float()
-    fired = torch.zeros(sae.n_latents, dtype=torch.bool)
+    fired = torch.zeros(sae.n_latents, dtype=torch.bool, device=x.device)
     err, l0 = 0.0, 0.0
     for start in range(0, len(x), batch):
         part = x[start : start + batch]
