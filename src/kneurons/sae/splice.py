@@ -8,8 +8,10 @@ layer's output), and `ffn`, the FFN's hidden layer (GELU(fc1(.)), the input of f
 
 where z' is the output of the site's `latents` module: z itself unless a forward hook changes it
 (a mask, a scaling alpha, a mean). The reconstruction error is kept: with no hook, z' - z is 0
-and x' is x exactly, so the spliced model computes what the model computes, bit for bit; a hook
-that silences latent i removes exactly its decoder direction times its activation. The latents
+and x' is x exactly, so the spliced model computes what the model computes, bit for bit (a
+site whose latents no hook reads or changes returns x without encoding it: the SAEs cost
+nothing where they are not analysed); a hook that silences latent i removes exactly its decoder
+direction times its activation. The latents
 module is the unit module of the layer types `sae_resid` / `sae_ffn`
 (`kneurons.vocab.LATENT_TYPES`, `kneurons.model.classifier.get_module`), so scoring, masking,
 mean ablation, class masks and profiles use it as they use a Linear's output.
@@ -83,6 +85,8 @@ class SaeSite(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "zero":
             return torch.zeros_like(x)
+        if self.mode == "exact" and not self.latents._forward_hooks:
+            return x  # nothing reads or changes the latents: x' is x, no need to encode
         z = self.sae.encode(x)
         if self.mode == "reconstruction":
             return self.sae.decode(self.latents(z)).to(x.dtype)
