@@ -94,6 +94,11 @@ def largest_difference(single: dict, batched: dict) -> float:
     )
 
 
+def report(row) -> None:
+    label, before, after, diff = row
+    print(f"{label:22}{before:12.2f}{after:12.2f}{before / after:8.2f}{diff:13.2e}", flush=True)
+
+
 def best_of(repeats: int, call) -> tuple[float, object]:
     best, result = float("inf"), None
     for _ in range(repeats):
@@ -124,6 +129,7 @@ def main() -> None:
         f"{args.max_length}, {args.selections} selections keeping {args.keep:.0%}, "
         f"{args.threads} threads"
     )
+    print(f"{'':22}{'baseline s':>12}{'batched s':>12}{'ratio':>8}{'max |diff|':>13}")
 
     rows = []
     # activation maps: one forward per sequence per selection, against one per batch
@@ -137,6 +143,7 @@ def main() -> None:
     after, batched = best_of(args.repeats, lambda: activation_maps(model, tokens, selections))
     diff = largest_difference(single, batched)
     rows.append(("activation maps", before, after, diff))
+    report(rows[-1])
     # IG maps: one engine run per selection, against one for all
     before, single = best_of(
         args.repeats,
@@ -151,6 +158,7 @@ def main() -> None:
         {n: m[0] for n, m in single.items()}, {n: m[0] for n, m in batched.items()}
     )
     rows.append(("IG maps", before, after, diff))
+    report(rows[-1])
     # the whole job body: residue_maps per selection, against residue_maps_of_selections
     before, single = best_of(
         args.repeats,
@@ -168,10 +176,7 @@ def main() -> None:
         for n in selections
     )
     rows.append(("residue maps (both)", before, after, diff))
-
-    print(f"{'':22}{'baseline s':>12}{'batched s':>12}{'ratio':>8}{'max |diff|':>13}")
-    for label, before, after, diff in rows:
-        print(f"{label:22}{before:12.2f}{after:12.2f}{before / after:8.2f}{diff:13.2e}")
+    report(rows[-1])
     print(
         "baseline: one selection per call, one forward per sequence (residue_maps per "
         "selection); batched: one call per layer type (residue_maps_of_selections)"

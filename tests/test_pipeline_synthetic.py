@@ -117,7 +117,7 @@ def test_one_map_residues_job_per_layer_type(tmp_path):
             for ext in ("parquet", "png")
         }
         assert job["outputs"] == expected
-        selections = {i for i in job["inputs"] if "/selection/" in i}
+        selections = {i for i in job["inputs"] if i.startswith("results/tiny/selection/")}
         assert selections == {
             f"results/tiny/selection/tiny/layer_type/{method}/{layer_type}.parquet"
             for method in ("activation", "random-0", "random-1")
