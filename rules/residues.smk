@@ -1,5 +1,9 @@
 # Residue maps of selected neurons and how well they recover known sites (planted motifs on
 # synthetic data, annotated active/binding sites on real enzymes). Enabled by `residues.enabled`.
+# One map_residues job per (model, layer type) writes every (method, retention) map of it: one
+# start-up and model load, one forward pass per batch of sequences for all activation maps, and
+# every selection's IG integrals in one engine run; a map made before with the same inputs is
+# taken from the store (kneurons.store), so a new method or retention computes only its maps.
 
 
 include: "inputs/residues.smk"
@@ -12,22 +16,18 @@ rule map_residues:
         lib=script_library("map_residues"),
         test=DATA_FILES["test"],
         sites=sites_table(),
-        selection=residue_selection,
+        selections=residue_selections,
     output:
-        maps=results(vocab.RESIDUE_FILE),
-        plot=report(
-            results("residues/{model}/{method}/{layer_type}/keep{retention}.png"),
+        maps=layer_type_residue_files(vocab.RESIDUE_FILE),
+        plots=report(
+            layer_type_residue_files(vocab.RESIDUE_PLOT),
             caption="../report/residue_map.rst",
             category="Residue maps",
         ),
     log:
-        log_path("map_residues/{model}/{method}/{layer_type}/keep{retention}.log"),
+        log_path("map_residues/{model}/{layer_type}.log"),
     benchmark:
-        results(
-            "benchmarks/map_residues/{model}/{method}/{layer_type}/keep{retention}.tsv"
-        )
-    wildcard_constraints:
-        retention=one_of(residue_retentions()),
+        results("benchmarks/map_residues/{model}/{layer_type}.tsv")
     conda:
         "../envs/kneurons.yaml"
     threads: model_threads(2)
@@ -37,6 +37,7 @@ rule map_residues:
     params:
         job=JOB,
         residues=residue_params(),
+        store=vocab.STORE_DIR,
     script:
         "../workflow/scripts/map_residues.py"
 

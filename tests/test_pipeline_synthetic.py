@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import yaml
+from test_rules import dry_run_jobs
 from workflow_helpers import run_snakemake, write_config
 
 from kneurons.io import read_parquet_metadata
@@ -77,6 +78,13 @@ def test_synthetic_run_maps_residues_and_scores_recovery(tmp_path):
     assert (run_dir / "summary/tiny/figures/logo_activation_key.png").stat().st_size
     assert "respond to" in summary
 
+    # one map_residues job per layer type wrote every selection's map (3 methods here)
+    assert (tmp_path / "logs/tiny/map_residues/tiny/key.log").is_file()
+    assert (
+        "3 selections mapped (0 from the store)"
+        in (tmp_path / "logs/tiny/map_residues/tiny/key.log").read_text()
+    )
+
     # the per-target jobs (evaluation.jobs) wrote the masked and class-specific evaluations
     assert (tmp_path / "logs/tiny/evaluate_masked/tiny/zero/layer_type/key/keep.log").is_file()
     assert (tmp_path / "logs/tiny/evaluate_classes/tiny/key.log").is_file()
@@ -89,3 +97,28 @@ def test_synthetic_run_maps_residues_and_scores_recovery(tmp_path):
         record = yaml.safe_load((run_dir / stage / "provenance.json").read_text())
         assert record["outputs"] and all(len(h) == 64 for h in record["outputs"].values())
         assert "torch" in record["packages"]
+
+
+def test_one_map_residues_job_per_layer_type(tmp_path):
+    """A dry run: one map_residues job per (model, layer type) writes the map and plot of every
+    mapped method x retention level of that type, from the selections of every method."""
+    config = {**CONFIG, "scoring": {**CONFIG["scoring"], "layer_types": ["key", "ffn_in"]},
+              "residues": {**CONFIG["residues"], "retention": [10, 50]}}  # fmt: skip
+    plan = run_snakemake(tmp_path, write_config(tmp_path, config), "--dry-run")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    jobs = [j for j in dry_run_jobs(plan.stdout) if j["rule"] == "map_residues"]
+    assert len(jobs) == 2
+    for job in jobs:
+        layer_type = "key" if any("/key/" in out for out in job["outputs"]) else "ffn_in"
+        expected = {
+            f"results/tiny/residues/tiny/{method}/{layer_type}/keep{r}.{ext}"
+            for method in ("activation", "random-0", "random-1")
+            for r in (10, 50)
+            for ext in ("parquet", "png")
+        }
+        assert job["outputs"] == expected
+        selections = {i for i in job["inputs"] if i.startswith("results/tiny/selection/")}
+        assert selections == {
+            f"results/tiny/selection/tiny/layer_type/{method}/{layer_type}.parquet"
+            for method in ("activation", "random-0", "random-1")
+        }

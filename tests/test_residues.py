@@ -5,7 +5,16 @@ import torch
 
 from kneurons.model.batching import tokenize
 from kneurons.model.classifier import alphabet, get_module
-from kneurons.residues.maps import completeness_summary, ig_map, ig_maps, residue_maps
+from kneurons.residues.maps import (
+    activation_map,
+    activation_maps,
+    completeness_summary,
+    ig_map,
+    ig_maps,
+    ig_maps_of_selections,
+    residue_maps,
+    residue_maps_of_selections,
+)
 from kneurons.residues.recovery import site_recovery
 from kneurons.scoring.quadrature import quadrature_rule
 
@@ -162,6 +171,92 @@ def test_residue_maps_of_several_sequences_equal_one_at_a_time(tiny_model, tiny_
         got = together.loc[together["accession"] == row.accession, "ig"].to_numpy()
         # fp32 sums in another batch order: near zero, 1e-6 of the map's largest value
         np.testing.assert_allclose(got, alone, rtol=1e-5, atol=1e-6 * np.abs(alone).max())
+
+
+def _selections(layer_type, units, seeds=(1, 2, 3)):
+    """Selections of one layer type as a job maps them: one per seed, plus a copy of the
+    first (two methods that select the same units share their integrals)."""
+    selections = {f"s{seed}": _random_masks(layer_type, seed=seed, units=units) for seed in seeds}
+    selections["copy"] = dict(selections[f"s{seeds[0]}"])
+    return selections
+
+
+@pytest.mark.parametrize("layer_type", ["key", "ffn_in"])
+def test_batched_activation_maps_equal_one_forward_per_sequence(
+    tiny_model, tiny_tokens, layer_type
+):
+    """One forward per length bucket (padding, here all four sequences in one batch and in
+    batches of one or two) for every selection equals one forward per sequence per selection."""
+    units = get_module(tiny_model.encoder, layer_type, 0).out_features
+    selections = _selections(layer_type, units)
+    for max_tokens in (16384, 40):
+        batched = activation_maps(tiny_model, tiny_tokens, selections, max_tokens)
+        for name, masks in selections.items():
+            for e, tok in enumerate(tiny_tokens):
+                alone = activation_map(tiny_model, tok, masks)
+                assert batched[name][e].shape == alone.shape == (len(tok) - 2,)
+                np.testing.assert_allclose(batched[name][e], alone, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("layer_type", ["query", "key", "value", "ffn_in"])
+def test_ig_maps_of_selections_equal_each_selection_alone(tiny_model, tiny_tokens, layer_type):
+    """Several selections in one engine run (identical masks shared, their rows in the same
+    batches) give each selection's own `ig_maps`: one fixed pass to float rounding (maps, F(0),
+    F(1), gaps); with the accuracy policy every (sequence, module, selection) integral is judged
+    and refined on its own, so each meets the tolerance as it does alone. The number of panels
+    may differ where a panel's gap sits within float noise of its share of the tolerance (the
+    same happens to one selection run with another `max_tokens`); elsewhere it is the same."""
+    with torch.no_grad():
+        tiny_model.head.weight.mul_(20)
+    units = get_module(tiny_model.encoder, layer_type, 0).out_features
+    selections = _selections(layer_type, units)
+    labels = [0, 1, 2, 0]
+    fixed = {"steps": 4, "quadrature": "gausslegendre", "rtol": None}
+    together = ig_maps_of_selections(tiny_model, tiny_tokens, labels, selections, **fixed)
+    exact = ["example", "layer_type", "layer", "steps", "panels", "above_tolerance"]
+    for name, masks in selections.items():
+        maps, gaps = together[name]
+        alone_maps, alone_gaps = ig_maps(tiny_model, tiny_tokens, labels, masks, **fixed)
+        for got, expected in zip(maps, alone_maps, strict=True):
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+        pd.testing.assert_frame_equal(gaps[exact], alone_gaps[exact])
+        for column in ("f0", "f1", "gap"):
+            np.testing.assert_allclose(gaps[column], alone_gaps[column], rtol=0, atol=1e-7)
+
+    rule = {"steps": 2, "quadrature": "riemann_trapezoid", "rtol": 1e-3, "atol": 1e-5}
+    together = ig_maps_of_selections(tiny_model, tiny_tokens, labels, selections, **rule)
+    refined = same = 0
+    for name, masks in selections.items():
+        maps, gaps = together[name]
+        alone_maps, alone_gaps = ig_maps(tiny_model, tiny_tokens, labels, masks, **rule)
+        assert not gaps["above_tolerance"].any() and not alone_gaps["above_tolerance"].any()
+        pd.testing.assert_frame_equal(gaps[exact[:3]], alone_gaps[exact[:3]])
+        refined += int((alone_gaps["panels"] > 1).sum())
+        same += int((gaps["panels"] == alone_gaps["panels"]).sum())
+        for e, (got, expected) in enumerate(zip(maps, alone_maps, strict=True)):
+            rows = gaps["example"] == e
+            if (gaps.loc[rows, "panels"] == alone_gaps.loc[rows, "panels"]).all():
+                np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+    assert refined, "the test needs refined integrals"
+    assert same >= 0.95 * len(selections) * len(tiny_tokens) * 2
+
+
+def test_residue_maps_of_selections_equal_residue_maps(tiny_model):
+    sequences = ["MKTAYIAKQRWW", "GAVLIMFWPSTCYNQDEKRH", "MKW"]
+    examples = pd.DataFrame(
+        {"accession": ["A", "B", "C"], "sequence": sequences, "label": [0, 2, 1]}
+    )
+    selections = _selections("value", 32)
+    together = residue_maps_of_selections(
+        tiny_model, alphabet(), examples, selections, steps=4, rtol=None
+    )
+    for name, masks in selections.items():
+        alone, alone_gaps = residue_maps(
+            tiny_model, alphabet(), examples, masks, steps=4, rtol=None
+        )
+        maps, gaps = together[name]
+        pd.testing.assert_frame_equal(maps, alone, rtol=1e-5, atol=1e-7)
+        assert len(gaps) == len(alone_gaps) == 3 * 2
 
 
 def test_residue_heat_strips_are_labelled_with_colour_bars(tmp_path, monkeypatch):

@@ -379,7 +379,7 @@ def test_replicate_models_are_compared_across_finetune_seeds(tmp_path):
 
 def test_job_outputs_are_read_back_from_their_paths():
     """Multi-output jobs learn their targets from their output paths (vocab.parse_path)."""
-    from kneurons.vocab import EVAL_FILE, SCORE_FILE, parse_path
+    from kneurons.vocab import EVAL_FILE, RESIDUE_FILE, RESIDUE_PLOT, SCORE_FILE, parse_path
 
     names = dict(model="m", mode="zero", scope="layer_type", method="random-3", target="key")
     for direction in ("keep", "remove"):
@@ -390,6 +390,11 @@ def test_job_outputs_are_read_back_from_their_paths():
                 "direction": direction,
                 "retention": retention,
             }
+    for pattern in (RESIDUE_FILE, RESIDUE_PLOT):
+        path = pattern.format(model="m", method="random-2", layer_type="sae_ffn", retention="12.5")
+        assert parse_path(pattern, f"results/d/{path}") == {
+            "model": "m", "method": "random-2", "layer_type": "sae_ffn", "retention": "12.5"
+        }  # fmt: skip
     path = SCORE_FILE.format(model="esm2_8M", method="activation", layer_type="ffn_in", layer=11)
     assert parse_path(SCORE_FILE, path)["layer"] == "11"
     with pytest.raises(ValueError, match="does not match"):

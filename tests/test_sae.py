@@ -272,3 +272,42 @@ def test_the_summary_sets_latents_beside_neurons(sae_run):
     kinds = table.dropna(subset=["unit_kind"]).groupby("target")["unit_kind"].first().to_dict()
     assert kinds == {"key": "neuron", "ffn_in": "neuron", "sae_resid": "latent",
                      "sae_ffn": "latent"}  # fmt: skip
+
+
+def test_residue_maps_of_latent_selections_equal_each_selection_alone(spliced_model):
+    """SAE latent layer types take the hooked engine in the batched IG maps too (variants hook
+    their layer type's module): several selections in one run equal each alone, every
+    (sequence, module, selection) integral judged by the accuracy policy."""
+    from kneurons.residues.maps import (
+        activation_map,
+        activation_maps,
+        ig_maps,
+        ig_maps_of_selections,
+    )
+
+    model, tokens, _, _, _ = spliced_model
+    tokens, labels = tokens[:4], [0, 1, 2, 0]
+    for layer_type in ("sae_resid", "sae_ffn"):
+        units = get_module(model.encoder, layer_type, 0).out_features
+        selections = {
+            f"s{seed}": {
+                (layer_type, layer): (torch.rand(units, generator=torch.Generator().manual_seed(
+                    seed + layer)) < 0.3).float()
+                for layer in (0, 1)
+            }
+            for seed in (0, 10)
+        }  # fmt: skip
+        selections["copy"] = dict(selections["s0"])
+        rule = {"steps": 4, "rtol": 1e-3, "atol": 1e-6, "max_steps": 64}
+        together = ig_maps_of_selections(model, tokens, labels, selections, **rule)
+        batched = activation_maps(model, tokens, selections)
+        for name, masks in selections.items():
+            maps, gaps = together[name]
+            alone_maps, alone_gaps = ig_maps(model, tokens, labels, masks, **rule)
+            assert gaps["layer_type"].eq(layer_type).all() and len(gaps) == 4 * 2
+            assert not gaps["above_tolerance"].any()
+            np.testing.assert_array_equal(gaps["panels"], alone_gaps["panels"])
+            for e, (got, expected) in enumerate(zip(maps, alone_maps, strict=True)):
+                np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+                alone = activation_map(model, tokens[e], masks)
+                np.testing.assert_allclose(batched[name][e], alone, rtol=1e-5, atol=1e-6)

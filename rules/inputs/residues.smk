@@ -20,20 +20,40 @@ def residue_params():
 
 
 def residue_map_files(wildcards):
+    return model_residue_files(wildcards.model)
+
+
+def model_residue_files(model):
+    """Every residue map of a model: methods x layer types x retention levels."""
     return expand(
         results(vocab.RESIDUE_FILE),
-        model=wildcards.model,
+        model=model,
         method=residue_methods(),
         layer_type=LAYER_TYPES,
         retention=residue_retentions(),
     )
 
 
-def residue_selection(wildcards):
-    """The selection of the mapped units: the top r% of one layer type over all its layers."""
-    return selection_file(
-        wildcards.model, "layer_type", wildcards.method, wildcards.layer_type
+def layer_type_residue_files(pattern):
+    """The outputs of one map_residues job (wildcards model, layer_type): `pattern`
+    (vocab.RESIDUE_FILE, vocab.RESIDUE_PLOT) for every mapped method and retention level.
+    """
+    return expand(
+        results(pattern),
+        model="{model}",
+        method=residue_methods(),
+        layer_type="{layer_type}",
+        retention=residue_retentions(),
     )
+
+
+def residue_selections(wildcards):
+    """The selections of the mapped units, one per method: the top r% of one layer type over
+    all its layers."""
+    return [
+        selection_file(wildcards.model, "layer_type", method, wildcards.layer_type)
+        for method in residue_methods()
+    ]
 
 
 def sites_table():

@@ -1,9 +1,10 @@
 """A content-addressed store of computed results: a job that Snakemake reruns as a whole
 computes only what it has not computed before.
 
-Snakemake's unit of caching is the job. Masked evaluation and scoring jobs write many targets
-each (every method x retention of one layer type; every layer type of one layer), which pays a
-job's start-up (interpreter, torch, model load, tokenising) once for all of them; adding a
+Snakemake's unit of caching is the job. Masked evaluation, scoring and residue-map jobs write
+many targets each (every method x retention of one layer type; every layer type of one layer;
+every method x retention of one layer type's maps), which pays a job's start-up (interpreter,
+torch, model load, tokenising) once for all of them; adding a
 retention level, a random seed or a layer type then reruns the whole job. Every target's result
 is also kept here under a name derived from everything that determines it: the bytes of the
 checkpoint and the data, the library code that computes it, the torch version and device kind,
@@ -40,7 +41,7 @@ from kneurons.io import atomic_write, file_sha256
 MAGIC = b"kneurons-store"
 VERSION = b"1"
 # results/store/<kind>/<key[:2]>/<key><suffix>: kinds written by the workflow's jobs
-KINDS = ("logits", "scores")
+KINDS = ("logits", "scores", "residues")
 
 _log = logging.getLogger("kneurons.store")
 

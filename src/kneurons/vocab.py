@@ -96,6 +96,7 @@ MEANS_FILE = "activations/{model}/{layer_type}.parquet"
 UNMASKED_FILE = "eval/{model}/unmasked.parquet"
 EVAL_FILE = "eval/{model}/{mode}/{scope}/{method}/{target}/{direction}{retention}.parquet"
 RESIDUE_FILE = "residues/{model}/{method}/{layer_type}/keep{retention}.parquet"
+RESIDUE_PLOT = "residues/{model}/{method}/{layer_type}/keep{retention}.png"
 SAE_FILE = "sae/{model}/{site}/layer{layer}.pt"  # site: resid, ffn (kneurons.sae.splice.SITES)
 SAE_FIDELITY = "sae/{model}/fidelity.parquet"
 SAE_PAGE = "summary/{model}/sae_fidelity.md"

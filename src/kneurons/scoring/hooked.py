@@ -24,7 +24,7 @@ import torch
 from kneurons.model.classifier import EsmClassifier
 from kneurons.model.hooks import forward_hooks
 from kneurons.progress import Progress
-from kneurons.scoring.integrals import Integrals, Pair, Panel, _frozen
+from kneurons.scoring.integrals import Integrals, Pair, Panel, _frozen, base_type
 from kneurons.vocab import LATENT_TYPES, UnitKey
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,10 @@ def hooked_panel_integrals(
     masks: Mapping[UnitKey, torch.Tensor] | None = None,
     per_token: bool = False,
     progress_label: str = "integrated gradients",
+    sum_units: bool = False,
 ) -> Integrals:
-    """`kneurons.scoring.integrals.panel_integrals` through hooks (module docstring)."""
+    """`kneurons.scoring.integrals.panel_integrals` through hooks (module docstring); a variant
+    module (`kneurons.scoring.integrals.base_type`) hooks its layer type's module."""
     device = torch.device(device)
     masks = {m: v.to(device=device, dtype=torch.float32) for m, v in (masks or {}).items()}
     alphas = np.asarray(alphas, dtype=np.float64)
@@ -93,6 +95,7 @@ def hooked_panel_integrals(
                     values = acts * sums[p]
                     if mask is not None:
                         values = values * mask.double().cpu()
+                    values = values.sum(-1) if sum_units else values
                     values = values if per_token else values.sum(0)
                     out.values[((example, module), (lo, hi))] = values.numpy()
                     progress.update(1)
@@ -115,7 +118,8 @@ def _pass(model, seq, label, module, mask, alphas, device):
         kept["a"], kept["leaf"] = a, leaf
         return leaf
 
-    with forward_hooks(model, {module: hook}), torch.enable_grad():
+    hooked = (base_type(module[0]), module[1])
+    with forward_hooks(model, {hooked: hook}), torch.enable_grad():
         probs = _probability(model, seq.expand(n, -1), label)
         probs.sum().backward()
     grads = kept["leaf"].grad.double().cpu()
@@ -125,25 +129,28 @@ def _pass(model, seq, label, module, mask, alphas, device):
 def split_panel_integrals(
     model, tokens, labels, tasks, alphas, weights, device, max_tokens, autocast=False, *,
     masks=None, per_token=False, progress_label="integrated gradients", share_query_key=True,
+    sum_units=False,
 ) -> Integrals:  # fmt: skip
     """`panel_integrals` for any layer type: neuron modules through the batch-first engine,
-    latent modules (`vocab.LATENT_TYPES`) through hooks (`hooked_panel_integrals`)."""
+    latent modules (`vocab.LATENT_TYPES`, variants included) through hooks
+    (`hooked_panel_integrals`)."""
     from kneurons.scoring.integrals import panel_integrals
 
-    latent = [t for t in tasks if t[0][1][0] in LATENT_TYPES]
-    neuron = [t for t in tasks if t[0][1][0] not in LATENT_TYPES]
+    latent = [t for t in tasks if base_type(t[0][1][0]) in LATENT_TYPES]
+    neuron = [t for t in tasks if base_type(t[0][1][0]) not in LATENT_TYPES]
     out = Integrals({}, {}, {})
     if neuron:
         part = panel_integrals(
             model, tokens, labels, neuron, alphas, weights, device, max_tokens, autocast,
             masks=masks, per_token=per_token, progress_label=progress_label,
-            share_query_key=share_query_key,
+            share_query_key=share_query_key, sum_units=sum_units,
         )  # fmt: skip
         out.values.update(part.values), out.f0.update(part.f0), out.f1.update(part.f1)
     if latent:
         part = hooked_panel_integrals(
             model, tokens, labels, latent, alphas, weights, device, max_tokens, masks=masks,
             per_token=per_token, progress_label=f"{progress_label} (SAE latents)",
+            sum_units=sum_units,
         )  # fmt: skip
         out.values.update(part.values), out.f0.update(part.f0)
         for example, f1 in part.f1.items():

@@ -16,6 +16,9 @@ mask) and keep the token axis. How it stays exact and fast (docs/methods.md, "Th
   one backward at (alpha q, k) gives both paths' gradients: dF/dq there is the query path's,
   and dF/dk there is alpha times the key path's (`_merge_query_key`; nodes > 0 only, no unit
   masks), halving those rows;
+- one module may come under several unit masks at once (a variant, layer type `query#2`: the
+  residue maps of several selections, `kneurons.residues.maps`): a variant's rows resume from
+  its module's cache like the module's own, with its own mask, and share batches with the rest;
 - the layers run batch first with fused attention (`kneurons.model.transformer`, checked against
   fair-esm's in `tests/test_transformer.py`); `tests/test_scoring.py` checks IG against captum.
 `torch.inference_mode` is not used: fair-esm's rotary module caches cos/sin tables, and an
@@ -59,6 +62,14 @@ Segment = tuple[Task, int, int]  # (task, first step, end step)
 Pair = tuple[int, UnitKey]  # (example, module)
 Panel = tuple[float, float]  # [start, end] of alpha within [0, 1]
 WHOLE: Panel = (0.0, 1.0)
+VARIANT = "#"  # "query#2": the module query under one of several unit masks (`base_type`)
+
+
+def base_type(layer_type: str) -> str:
+    """The layer type a task's module name scales: itself, or the module of a variant
+    ("query#2" -> "query"). A variant differs from its module only by its unit mask (`masks`
+    is keyed by the variant's name), so several masks of one module share passes."""
+    return layer_type.split(VARIANT, 1)[0]
 
 
 class _Engine:
@@ -113,7 +124,7 @@ class _Engine:
             for (layer_type, b, lo, hi), k0, k1 in segments:
                 shared = layer_type == SHARED
                 module = "query" if shared else layer_type
-                activation = cache[module][b]
+                activation = cache[base_type(module)][b]
                 mask = masks.get(module)
                 nodes = alphas[k0:k1] if (lo, hi) == WHOLE else lo + (hi - lo) * alphas[k0:k1]
                 if mask is None:
@@ -127,7 +138,7 @@ class _Engine:
                 if shared:  # the unscaled key, differentiated too (the key path's gradient)
                     key = cache["key"][b : b + 1].expand(k1 - k0, -1, -1).clone()
                     key.requires_grad_(need_grad)
-                outs.append(self.net.resume(layer, cache, module, b, scaled, kmask, key))
+                outs.append(self.net.resume(layer, cache, base_type(module), b, scaled, kmask, key))
                 leaves += [scaled, key] if shared else [scaled]
                 rows += [b] * (k1 - k0)
             rows = torch.tensor(rows, device=self.device)
@@ -189,11 +200,13 @@ def _layer_integrals(
     masks,
     per_token,
     share_query_key: bool = True,
+    sum_units: bool = False,
 ):
     """For one batch of examples and one layer, per task (layer type, example row b, lo, hi):
     a * (hi - lo) * sum_k w_k dF/da(alpha_k a), alpha_k the rule's nodes mapped onto [lo, hi]
-    (times the unit mask), over the real tokens, summed over them unless `per_token`; and
-    F(lo). `share_query_key`: a layer's query and key tasks share their rows (`SHARED`)."""
+    (times the unit mask), over the real tokens, summed over them unless `per_token` (and over
+    the units with `sum_units`); and F(lo). `share_query_key`: a layer's query and key tasks
+    share their rows (`SHARED`)."""
     device = engine.device
     cache = engine.layer_cache(batch, layer)
     alphas_t = torch.tensor(alphas, dtype=torch.float32, device=device)
@@ -228,13 +241,15 @@ def _layer_integrals(
                 layer_type, b, lo, hi = task
                 # sum_k w_k dF/da_k, then times a and summed over the example's real tokens
                 weighted = torch.einsum("ktu,k->tu", grad.float(), w)
-                product = cache[layer_type][b].double() * weighted.double()
+                product = cache[base_type(layer_type)][b].double() * weighted.double()
                 if (lo, hi) != WHOLE:
                     product = product * (hi - lo)
                 if layer_type in masks:
                     product = product * masks[layer_type].double()
                 if batch.padding is not None:
                     product = product[~batch.padding[b]]
+                if sum_units:
+                    product = product.sum(-1)
                 if not per_token:
                     product = product.sum(0)
                 integrals[task] = integrals[task] + product
@@ -327,6 +342,7 @@ def panel_integrals(
     per_token: bool = False,
     progress_label: str = "integrated gradients",
     share_query_key: bool = True,
+    sum_units: bool = False,
 ) -> Integrals:
     """`gradient_integrals` over a part of the path: for every ((example, module), [lo, hi])
     task, the rule mapped onto [lo, hi] (nodes lo + (hi - lo) alpha_k, weights (hi - lo) w_k),
@@ -335,7 +351,9 @@ def panel_integrals(
     An (example, module) may come with several panels; the panels of one example and layer share
     passes like the modules do. The whole path [0, 1] gives exactly `gradient_integrals`.
     `share_query_key` (the default): a layer's query and key rows are shared (module docstring);
-    False runs them apart (the engine before, kept for the benchmark's comparison)."""
+    False runs them apart (the engine before, kept for the benchmark's comparison).
+    `sum_units`: values summed over the units too ((tokens,) per task with `per_token`): what a
+    residue map needs, without holding (tokens, units) per task."""
     device = torch.device(device)
     engine = _Engine(model, device, autocast)
     masks = {m: v.to(device=device, dtype=torch.float32) for m, v in (masks or {}).items()}
@@ -369,7 +387,7 @@ def panel_integrals(
                 layer_masks = {lt: m for (lt, at), m in masks.items() if at == layer}
                 integrals, f_lo = _layer_integrals(
                     engine, batch, layer, layer_tasks, alphas, weights, cap, layer_masks,
-                    per_token, share_query_key,
+                    per_token, share_query_key, sum_units,
                 )  # fmt: skip
                 for task, values in integrals.items():
                     lt, b, lo, hi = task
