@@ -24,6 +24,10 @@ epochs
   completeness gaps (mean and max |gap|, mean |F(1) - F(0)|, pairs above the default
   tolerance); at the config default max_tokens 8192 in fp32 and (CUDA) at 65536 in fp32, TF32
   and bf16 (the library's `autocast` option);
+- `ig_shared_pass_ratio`: the same full sweep at the default max_tokens in fp32 with a layer's
+  query and key sharing their rows (the engine's default) over it with them apart (the engine
+  before: `share_query_key` False); detail: both times and the largest score difference,
+  absolute and relative to the largest score (issue 28);
 - `forward_residues_per_s`: the plain forward (`kneurons.model.predict.predict_logits`) over 256
   test sequences in length-sorted batches of `batch_tokens` padded tokens: 16384 (the
   pipeline's `evaluation.max_tokens`) and 65536; the minimum of 5 runs;
@@ -172,7 +176,9 @@ def finetune_figure(report: Report, shape: str, device, sizes: Sizes, prec: str)
     )  # fmt: skip
 
 
-def ig_figure(report: Report, device, sizes: Sizes, max_tokens: int, prec: str) -> None:
+def ig_figure(
+    report: Report, device, sizes: Sizes, max_tokens: int, prec: str, share_query_key: bool = True
+):
     from kneurons.model.batching import tokenize
     from kneurons.model.classifier import alphabet
     from kneurons.scoring.adaptive import gap_summary
@@ -189,6 +195,7 @@ def ig_figure(report: Report, device, sizes: Sizes, max_tokens: int, prec: str) 
         "adaptive": False,
         "max_tokens": max_tokens,
         "autocast": prec == "bf16",  # the library's own bf16 autocast
+        "share_query_key": share_query_key,
     }
     context = (lambda: precision("tf32", device)) if prec == "tf32" else nullcontext
     with context():
@@ -207,6 +214,8 @@ def ig_figure(report: Report, device, sizes: Sizes, max_tokens: int, prec: str) 
         )
     gaps = gap_summary(result.gaps)
     modules = len(layer_types) * model.num_layers
+    if not share_query_key:
+        return seconds, result
     report.emit(
         "ig_s_per_example", seconds / sizes.ig_examples, "s/example", model_label("8M"), prec,
         n_examples=sizes.ig_examples, length=sizes.length, modules=modules,
@@ -217,6 +226,26 @@ def ig_figure(report: Report, device, sizes: Sizes, max_tokens: int, prec: str) 
         delta_mean_abs=gaps["delta_mean_abs"], rel_gap_max=gaps.get("rel_gap_max"),
         n_pairs=gaps["n_examples"], n_above_tolerance=gaps.get("n_above_tolerance"),
         peak_gpu_memory_gib=peak_gib(device),
+    )  # fmt: skip
+    return seconds, result
+
+
+def shared_pass_figure(report: Report, device, sizes: Sizes, shared) -> None:
+    """`ig_shared_pass_ratio`: the full sweep's time with a layer's query and key sharing their
+    rows (the engine's default, `shared`: (seconds, result) of `ig_figure`) over the same sweep
+    with them apart (the engine before), at the default pass size in fp32, and the largest
+    score difference between the two, absolute and relative to the largest score."""
+    import numpy as np
+
+    apart_s, apart = ig_figure(report, device, sizes, sizes.ig_max_tokens[0], "fp32", False)
+    shared_s, result = shared
+    largest = max(float(np.abs(v).max()) for v in apart.scores.values())
+    diff = max(float(np.abs(result.scores[m] - apart.scores[m]).max()) for m in apart.scores)
+    report.emit(
+        "ig_shared_pass_ratio", shared_s / apart_s, "ratio", model_label("8M"), "fp32",
+        shared_s=round(shared_s, 3), apart_s=round(apart_s, 3),
+        max_tokens=sizes.ig_max_tokens[0], largest_score_difference=diff,
+        relative_to_largest_score=diff / largest if largest else None,
     )  # fmt: skip
 
 
@@ -383,10 +412,17 @@ def ig_section(report: Report, device, args, sizes: Sizes, cuda: bool) -> None:
     if cuda or args.cpu_precision:
         largest = sizes.ig_max_tokens[-1]
         ig_runs += [(largest, p) for p in PRECISIONS if (largest, p) not in ig_runs]
+    shared = None
     for max_tokens, prec in ig_runs:
         with report.guard("ig_s_per_example", model_label("8M"), prec, device,
                           max_tokens=max_tokens):  # fmt: skip
-            ig_figure(report, device, sizes, max_tokens, prec)
+            out = ig_figure(report, device, sizes, max_tokens, prec)
+            if (max_tokens, prec) == ig_runs[0]:
+                shared = out
+        free(device)
+    if shared is not None:
+        with report.guard("ig_shared_pass_ratio", model_label("8M"), "fp32", device):
+            shared_pass_figure(report, device, sizes, shared)
         free(device)
 
 

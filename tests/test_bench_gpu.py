@@ -63,6 +63,7 @@ def test_quick_gpu_run_prints_one_numeric_json_line_per_figure():
         "environment",
         "finetune_residues_per_s",
         "ig_s_per_example",
+        "ig_shared_pass_ratio",
         "forward_residues_per_s",
         "masked_evals_per_s",
         "total_wall_s",
