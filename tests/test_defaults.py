@@ -16,6 +16,7 @@ from kneurons.concepts import matching, report
 from kneurons.model import resources
 from kneurons.profiles.scan import profile_neurons
 from kneurons.residues.maps import residue_maps
+from kneurons.sae.train import train_sae
 from kneurons.scoring import methods
 from kneurons.scoring.quadrature import AccuracyPolicy
 from kneurons.summary.baseline import add_statistics
@@ -64,6 +65,10 @@ CONSUMERS = {
         (signature_defaults(stats.specificity_table), {"margin": "margin"}),
         (signature_defaults(rankings.shared_units), {"shared_fraction": "shared_fraction"}),
     ],
+    "sae": [(signature_defaults(train_sae), None)],
+    # explicit values from the rules (rules/inputs/sae.smk)
+    "sae.expansion": [],
+    "sae.flag": [],
     "evaluation.mean_ablation": [],
     # tested in their own modules: test_data (data, data.split), test_uniprot (data.uniprot),
     # test_train (finetune)
@@ -104,6 +109,7 @@ def test_library_defaults_are_the_schemas(path):
         profiles={"enabled": True},
         class_specific={"enabled": True},
         concepts={"enabled": True},
+        sae={},
     )
     block = block_of(config, path)
     for defaults, names in CONSUMERS[path]:
