@@ -212,7 +212,9 @@ def test_a_concept_without_residues_is_flagged_and_latents_face_neurons():
     meta = {"n_val_sequences": 5, "n_test_sequences": 6, "n_val_residues": 800,
             "n_test_residues": 1000, "thresholds": [0, 0.5]}  # fmt: skip
     text = concepts_markdown(best, "m", meta)
-    assert "`motif:AAA`: latents match it better than neurons (best latent test F1 0.850" in text
+    assert "`motif:AAA`: the best latent scores a higher test F1 than the best neuron" in text
+    assert "(0.850 and" in text
+    assert "not a tested difference" in text
     assert "`decoy:KKK`: too few residues to judge (0 validation, 0 test); not a finding." in text
     assert "sae_resid 2:7 (> 0.15 max)" in text and "1 of 2" in text
     assert "optimistic" in text

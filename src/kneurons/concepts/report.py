@@ -19,7 +19,7 @@ from kneurons.format import MISSING_CELL, fmt, md_table
 F1_PASS = 0.5  # a unit "passes" a concept at test F1 above this (config concepts.f1_pass)
 MIN_RESIDUES = 10  # fewer validation or test residues: the concept is flagged, not reported
 KINDS = ("neuron", "latent")
-CLOSE = 0.02  # test F1s closer than this are "about as well"
+CLOSE = 0.02  # test F1s closer than this are "about the same"
 BEST_COLUMNS = (
     "concept",
     "site_kind",
@@ -122,14 +122,14 @@ def verdict(rows: pd.DataFrame) -> str:
     if {"neuron", "latent"} <= set(scored.index):
         neuron, latent = scored.loc["neuron", "test_f1"], scored.loc["latent", "test_f1"]
         if abs(latent - neuron) < CLOSE:
-            words = "latents and neurons match it about as well"
+            words = "the best latent and the best neuron score about the same test F1"
         elif latent > neuron:
-            words = "latents match it better than neurons"
+            words = "the best latent scores a higher test F1 than the best neuron"
         else:
-            words = "neurons match it better than latents"
+            words = "the best neuron scores a higher test F1 than the best latent"
         return (
-            f"{name}: {words} (best latent test F1 {fmt(latent)}, best neuron "
-            f"{fmt(neuron)}; {floor})."
+            f"{name}: {words} ({fmt(latent)} and {fmt(neuron)}; {floor}). No interval: "
+            "a description of this test set, not a tested difference."
         )
     kind = scored.index[0]
     return (
