@@ -81,7 +81,7 @@ def run_costs(folder: Path) -> pd.DataFrame:
     """Seconds per rule from a run folder's benchmark files (Snakemake's `benchmark:` TSVs)."""
     rows = []
     for path in (folder / "benchmarks").rglob("*.tsv"):
-        rule = path.relative_to(folder / "benchmarks").parts[0]
+        rule = path.relative_to(folder / "benchmarks").parts[0].removesuffix(".tsv")
         seconds = float(pd.read_csv(path, sep="\t")["s"].iloc[0])
         rows.append({"rule": rule, "seconds": seconds})
     frame = pd.DataFrame(rows)
