@@ -4,7 +4,7 @@ import torch
 from kneurons.model.batching import pad
 from kneurons.model.hooks import captured_outputs
 from kneurons.model.transformer import BatchFirstLayers, key_mask
-from kneurons.vocab import LAYER_TYPES
+from kneurons.vocab import NEURON_TYPES
 
 
 def fair_esm_layers(model, x, padding):
@@ -42,7 +42,7 @@ def test_unpadded_batch_needs_no_mask(tiny_model, tiny_tokens):
     torch.testing.assert_close(y, reference, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("layer_type", list(LAYER_TYPES))
+@pytest.mark.parametrize("layer_type", list(NEURON_TYPES))
 def test_cache_and_resume(tiny_model, tiny_tokens, layer_type):
     """The cache holds each module's output as fair-esm computes it, and resuming a layer from
     a module's cached output gives the layer's output."""
