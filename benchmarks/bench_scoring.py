@@ -43,6 +43,7 @@ from scoring_tools import (  # noqa: E402
     Bench,
     Load,
     build_model,
+    captum_flops,
     captum_scores,
     compare,
     fit_head,
@@ -52,6 +53,7 @@ from scoring_tools import (  # noqa: E402
     policy_row,
     pooled_features,
     section,
+    sweep_flops,
     table,
     timed,
     useful_flops,
@@ -95,6 +97,12 @@ def parse_args(argv=None):
     p.add_argument("--accuracy-layers", default="0,5")
     p.add_argument("--accuracy-steps", default="4,8,16,32")
     p.add_argument("--reference-steps", type=int, default=256)
+    p.add_argument(
+        "--policy-reference-examples",
+        type=int,
+        default=1,
+        help="examples of the policy runs checked against the reference (0: none)",
+    )
     p.add_argument(
         "--policy-steps", default="4,16", help="first nodes of the adaptive rows (accuracy)"
     )
@@ -311,6 +319,7 @@ def policy_section(bench: Bench) -> None:
         f"shared query/key rows: {shared.seconds / apart.seconds:.2f} x the time apart, largest "
         f"relative difference {worst:.1e}"
     )
+    reference_lines = _reference_differences(bench, policy, n)
     start = time.perf_counter()
     _, sums = captum_scores(model, sub_tokens, sub_labels, modules, 20, "riemann_trapezoid")
     seconds = (time.perf_counter() - start) / n
@@ -338,9 +347,19 @@ def policy_section(bench: Bench) -> None:
         "|F(1) - F(0)|; F(0) and F(1) from the engine (captum's baseline is the same: the "
         "module's output times 0)"
     )
+    for line in reference_lines:
+        print(line)
+    floor = _floor_lines(bench, policy, runs, seconds, n)
     best = rows[0]
     full = len(modules) == len(NEURON_TYPES) * model.num_layers
     judged = ("met" if best["s/example"] <= 10 else "NOT met") if full else "not judged"
+    verdict.append(
+        f"arithmetic floor of the sweep at the policy's accuracy {floor['floor']:.1f} s/example: "
+        f"the engine at {floor['engine'] / floor['floor']:.2f} x the floor; captum at 20 "
+        f"trapezoid steps {floor['captum']:.1f} s/example, so at most "
+        f"{floor['captum'] / floor['floor']:.2f} x captum is reachable at this accuracy "
+        f"(target 2.5 x; the engine: {floor['captum'] / floor['engine']:.2f} x)"
+    )
     verdict.append(
         f"{'full sweep' if full else f'sweep of {len(modules)} modules (not the full one)'}"
         f" at the policy: {best['s/example']:.1f} s/example (target for the full sweep "
@@ -350,6 +369,79 @@ def policy_section(bench: Bench) -> None:
         + f"; captum at 20 trapezoid steps {rows[-1]['s/example']:.1f} s/example, "
         + f"{rows[-1]['above']} pairs above"
     )
+
+
+def _reference_differences(bench: Bench, policy: dict, n: int) -> list[str]:
+    """Per-unit accuracy of each policy run: the largest difference of an example's unit score
+    to a Gauss-Legendre reference with --reference-steps nodes, relative to the module's largest
+    reference attribution, over the first --policy-reference-examples examples."""
+    args, model = bench.args, bench.model
+    k = min(args.policy_reference_examples, n)
+    if k == 0:
+        return []
+    reference = integrated_gradients_scores(
+        model, bench.tokens[:k], bench.labels[:k], bench.layer_types, bench.layers,
+        adaptive=False, steps=args.reference_steps, quadrature="gausslegendre",
+        max_tokens=args.max_tokens,
+    )  # fmt: skip
+    bench.load.note("reference")
+    lines = [
+        f"  per-unit accuracy against a {args.reference_steps}-node Gauss-Legendre reference "
+        f"({k} example(s); largest |score - reference| over units and modules, relative to the "
+        "module's largest reference attribution):"
+    ]
+    for name, result in policy.items():
+        worst = max(
+            float(np.max(np.abs(result.per_example[m][:k] - ref[:k])))
+            / max(float(np.max(np.abs(ref[:k]))), 1e-30)
+            for m, ref in reference.per_example.items()
+        )
+        lines.append(f"    {name}: {worst:.2e}")
+    return lines
+
+
+def _floor_lines(bench: Bench, policy: dict, runs, captum_seconds: float, n: int) -> dict:
+    """The arithmetic floor (`scoring_tools.sweep_flops`) of the policy's sweep at the run's
+    best measured matmul rate, against each run's time; prints a table and returns the figures
+    of the verdict."""
+    model, modules = bench.model, bench.modules
+    lengths = bench.lengths[:n]
+    ceiling = bench.ceiling()
+    rows, figures = [], {}
+    for name, options in runs:
+        result = policy[name]
+        flops = sweep_flops(model, lengths, result.gaps, options.get("share_query_key", True))
+        seconds = result.seconds / n
+        rows.append(
+            {
+                "run": name,
+                "GFLOP/ex (rows run)": flops["evaluated"] / n / 1e9,
+                "s/ex at ceiling": flops["evaluated"] / n / ceiling,
+                "s/ex measured": seconds,
+                "of ceiling": flops["evaluated"] / n / ceiling / seconds,
+                "floor s/ex (final panels)": flops["final"] / n / ceiling,
+            }
+        )
+        figures.setdefault("floor", flops["final"] / n / ceiling)
+        figures.setdefault("engine", seconds)
+    flops = captum_flops(model, lengths, modules, 20)
+    rows.append(
+        {
+            "run": "captum, 20 trapezoid steps",
+            "GFLOP/ex (rows run)": flops / n / 1e9,
+            "s/ex at ceiling": flops / n / ceiling,
+            "s/ex measured": captum_seconds,
+            "of ceiling": flops / n / ceiling / captum_seconds,
+        }
+    )
+    print(
+        f"  arithmetic (matmul FLOPs, `scoring_tools.row_flops`) at the best measured matmul "
+        f"rate, {ceiling / 1e9:.0f} GFLOP/s; 'floor': only the final panels' nodes, a layer's "
+        "query and key sharing rows"
+    )
+    table(rows, floats="{:.4g}")
+    figures["captum"] = captum_seconds
+    return figures
 
 
 def verdict_section(bench: Bench) -> None:

@@ -95,6 +95,47 @@ def test_several_masks_per_pass_give_each_mask_its_own_logits(tiny_model, tiny_t
     assert not torch.allclose(stacked[0], stacked[1])
 
 
+@pytest.mark.parametrize("mode", ["zero", "mean", "amplify"])
+def test_batch_first_masked_forward_agrees_with_fair_esm_hooks(
+    tiny_model, tiny_tokens, mode, monkeypatch
+):
+    """An unhooked model runs its masks through the batch-first layers; a hooked one (an SAE
+    spliced in, any caller's hook) through fair-esm's with hooks; both give the same logits to
+    float rounding, every layer type masked, zero, mean and x2 masks, several per pass."""
+    import kneurons.evaluation.masked as masked
+
+    cpu = torch.device("cpu")
+    batches = prepare_batches(tiny_tokens, tiny_model.encoder.padding_idx, max_tokens=60)
+    gen = torch.Generator().manual_seed(2)
+    widths = {"query": 32, "key": 32, "value": 32, "attn_out": 32, "ffn_in": 128, "ffn_out": 32}
+    masks = []
+    for _ in range(3):
+        mask = {}
+        for (layer_type, units), layer in zip(widths.items(), [0, 1, 0, 1, 0, 1], strict=True):
+            bits = (torch.rand(units, generator=gen) > 0.5).float()
+            mask[(layer_type, layer)] = bits * 2.0 + (1 - bits) if mode == "amplify" else bits
+        masks.append(mask)
+    means = None
+    if mode == "mean":
+        means = {key: torch.randn(len(m), generator=gen) for key, m in masks[0].items()}
+    calls = []
+    edited = masked._forward_edited
+    monkeypatch.setattr(
+        masked, "_forward_edited", lambda *a: calls.append(1) or edited(*a), raising=True
+    )
+    fast = predict_masked(tiny_model, batches, masks, cpu, max_tokens=10_000, means=means)
+    assert len(calls) == len(batches)  # one pass per batch, all masks in it, batch first
+    handle = tiny_model.encoder.layers[0].fc2.register_forward_hook(lambda *_: None)
+    try:
+        hooked = predict_masked(tiny_model, batches, masks, cpu, max_tokens=10_000, means=means)
+    finally:
+        handle.remove()
+    assert len(calls) == len(batches)  # the hooked model took fair-esm's path
+    for a, b in zip(fast, hooked, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(fast[0], fast[1])
+
+
 def test_masks_per_pass_follow_the_token_budget(tiny_model, tiny_tokens):
     """A budget of one batch runs one mask per pass; the logits do not depend on it."""
     cpu = torch.device("cpu")

@@ -90,11 +90,27 @@ class BatchFirstLayers:
         layer = self.layers[index]
         return y + layer.fc2(F.gelu(layer.fc1(layer.final_layer_norm(y))))
 
-    def forward(self, index: int, x: torch.Tensor, mask) -> torch.Tensor:
-        """Layer `index` on x (B, T, E)."""
+    def forward(self, index: int, x: torch.Tensor, mask, edits=None) -> torch.Tensor:
+        """Layer `index` on x (B, T, E). `edits` (optional): layer type -> a function applied to
+        that module's output (B, T, units) before the layer goes on with it, as a forward hook
+        on fair-esm's module would (a unit mask: `kneurons.evaluation.masked.predict_masked`)."""
+        if edits:
+            return self._edited(index, x, mask, edits)
         q, k, v = self.project(index, x)
         o = self.attend(index, self.rotate(index, q), self.rotate(index, k), v, mask)
         return self.ffn(index, x + o)
+
+    def _edited(self, index: int, x: torch.Tensor, mask, edits) -> torch.Tensor:
+        def edit(layer_type, output):
+            return edits[layer_type](output) if layer_type in edits else output
+
+        layer = self.layers[index]
+        q, k, v = self.project(index, x)
+        q, k, v = edit("query", q), edit("key", k), edit("value", v)
+        o = self.attend(index, self.rotate(index, q), self.rotate(index, k), v, mask)
+        y = x + edit("attn_out", o)
+        f = edit("ffn_in", layer.fc1(layer.final_layer_norm(y)))
+        return y + edit("ffn_out", layer.fc2(F.gelu(f)))
 
     __call__ = forward
 

@@ -17,8 +17,9 @@ A job maps several selections at once (every method and retention level of one l
 of sequences for all of them (`activation_maps`), and its IG maps one adaptive run of the engine
 in which every distinct (module, mask) is a task of its own, deduplicated over the selections, the
 rows of all selections sharing prefix passes and batches (`ig_maps_of_selections`). Each
-selection's maps equal its own `residue_maps` (one selection, one forward per sequence: the
-reference and the benchmark's baseline) up to float rounding (`tests/test_residues.py`).
+selection's maps equal its own `residue_maps` (the selection alone: an engine run of its own,
+one forward per sequence for the activation map; the reference and the benchmark's baseline) up
+to float rounding (`tests/test_residues.py`).
 """
 
 from __future__ import annotations
@@ -109,40 +110,17 @@ def ig_maps(
     """Residue-level IG through the selected units, for each sequence (BOS and EOS dropped);
     and the completeness of every (sequence, module) integral: a frame with `example`,
     `layer_type`, `layer`, `f0`, `f1`, `gap`, `steps` (nodes), `panels`, `above_tolerance`.
+    One selection: `ig_maps_of_selections` of it alone.
 
-    The same accuracy policy as the scores (`kneurons.scoring.adaptive.refine_panels`): an integral
-    whose |gap| exceeds atol + rtol |F(1) - F(0)| has the panels of its path that hold the gap
-    halved,
-    up to `max_steps` nodes (rtol None: one pass, nothing refined or judged). On a trained model
-    masked query/key paths switch sharply, and 16 fixed nodes left map gaps larger than F's whole
-    range. Runs on the model's device."""
-    maps = [np.zeros(len(t) - 2) for t in tokens]
-    pairs = [(e, module) for e in range(len(tokens)) for module in masks]
-    if not pairs:
-        return maps, pd.DataFrame(columns=COMPLETENESS_COLUMNS)
-    alphas, weights = quadrature_rule(quadrature, steps)
-    device = model.head.weight.device
-
-    def integrate(tasks, progress_label):
-        return split_panel_integrals(
-            model, tokens, labels, tasks, alphas, weights, device, max_tokens,
-            masks=masks, per_token=True, progress_label=progress_label,
-        )  # fmt: skip
-
-    refined = refine_panels(integrate, pairs, steps, rtol, atol, max_steps, "residue IG maps")
-    values, f0, f1 = refined.values, refined.f0, refined.f1
-    rows = []
-    for e, module in pairs:
-        per_token = values[(e, module)].sum(1)  # (T,)
-        maps[e] += per_token[1:-1]
-        delta = f1[e] - f0[(e, module)]
-        gap = float(per_token.sum() - delta)
-        above = rtol is not None and abs(gap) > completeness_tolerance(delta, rtol, atol)
-        rows.append(
-            (e, *module, f0[(e, module)], f1[e], gap, refined.nodes[(e, module)],
-             refined.panels[(e, module)], bool(above))
-        )  # fmt: skip
-    return maps, pd.DataFrame(rows, columns=COMPLETENESS_COLUMNS)
+    The same accuracy policy as the scores (`kneurons.scoring.adaptive.refine_panels`): an
+    integral whose |gap| exceeds atol + rtol |F(1) - F(0)| has the panels of its path that hold
+    the gap halved, up to `max_steps` nodes (rtol None: one pass, nothing refined or judged). On
+    a trained model masked query/key paths switch sharply, and 16 fixed nodes left map gaps
+    larger than F's whole range. Runs on the model's device."""
+    return ig_maps_of_selections(
+        model, tokens, labels, {"": masks}, steps, quadrature, max_tokens, rtol=rtol, atol=atol,
+        max_steps=max_steps,
+    )[""]  # fmt: skip
 
 
 COMPLETENESS_COLUMNS = [
