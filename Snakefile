@@ -16,8 +16,11 @@ min_version("9.0")
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 from kneurons.configuration import coerce_numbers
 from kneurons.deps import share_library_path
+from kneurons.scheduling import single_reevaluation_timer
 
 share_library_path(os.path.join(workflow.basedir, "src"))
+# Snakemake's scheduler loop wakes once more per finished job every second (kneurons.scheduling)
+single_reevaluation_timer()
 
 
 # `--configfile X` replaces the default config instead of being merged into it (a merge would

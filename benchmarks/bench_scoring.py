@@ -32,6 +32,7 @@ from kneurons.vocab import NEURON_TYPES
 # the shared parts live beside this file: found also when it is loaded by path
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scoring_flops import captum_flops, sweep_flops, useful_flops  # noqa: E402
 from scoring_sections import (  # noqa: E402
     accuracy_section,
     levers_section,
@@ -43,7 +44,6 @@ from scoring_tools import (  # noqa: E402
     Bench,
     Load,
     build_model,
-    captum_flops,
     captum_scores,
     compare,
     fit_head,
@@ -53,10 +53,8 @@ from scoring_tools import (  # noqa: E402
     policy_row,
     pooled_features,
     section,
-    sweep_flops,
     table,
     timed,
-    useful_flops,
 )
 
 
@@ -401,7 +399,7 @@ def _reference_differences(bench: Bench, policy: dict, n: int) -> list[str]:
 
 
 def _floor_lines(bench: Bench, policy: dict, runs, captum_seconds: float, n: int) -> dict:
-    """The arithmetic floor (`scoring_tools.sweep_flops`) of the policy's sweep at the run's
+    """The arithmetic floor (`scoring_flops.sweep_flops`) of the policy's sweep at the run's
     best measured matmul rate, against each run's time; prints a table and returns the figures
     of the verdict."""
     model, modules = bench.model, bench.modules
@@ -435,7 +433,7 @@ def _floor_lines(bench: Bench, policy: dict, runs, captum_seconds: float, n: int
         }
     )
     print(
-        f"  arithmetic (matmul FLOPs, `scoring_tools.row_flops`) at the best measured matmul "
+        f"  arithmetic (matmul FLOPs, `scoring_flops.row_flops`) at the best measured matmul "
         f"rate, {ceiling / 1e9:.0f} GFLOP/s; 'floor': only the final panels' nodes, a layer's "
         "query and key sharing rows"
     )

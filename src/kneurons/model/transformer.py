@@ -1,4 +1,5 @@
-"""fair-esm's transformer layers, batch first, for the IG engine (`kneurons.scoring.integrals`).
+"""fair-esm's transformer layers, batch first, for the IG engine (`kneurons.scoring.integrals`)
+and masked evaluation (`kneurons.evaluation.masked`: module outputs edited inside the layer).
 
 `BatchFirstLayers` computes what fair-esm's `TransformerLayer.forward` computes (pre-LN attention
 with rotary q/k, pre-LN GELU FFN), with the same modules and weights, but:
