@@ -3,8 +3,9 @@ so the fixed cost (interpreter, imports, checkpoint load, tokenising) of every j
 
     python benchmarks/run_costs.py path/to/workdir          # the directory Snakemake ran in
 
-Reads `results/benchmarks/**/*.tsv` (Snakemake's `benchmark:` files: wall seconds per job) and
-the job logs under `logs/`. Two measures of a job's fixed cost:
+Reads `results/<dataset>/benchmarks/**/*.tsv` (Snakemake's `benchmark:` files: wall seconds per
+job) and the job logs under `logs/<dataset>/` (`results/benchmarks` and `logs/` before the
+layout of issue 25). Two measures of a job's fixed cost:
 - `fixed_s`, where the log's last line states the compute: `evaluate_masked`,
   `evaluate_classes` and their per-model forms (`evaluate_masked_model`,
   `evaluate_classes_model`) "computed in X s", `score_neurons` "scored on N examples in X s".
@@ -28,9 +29,11 @@ from pathlib import Path
 
 import pandas as pd
 
+# "66 computed (0 of them for a bad store entry) in 223.62 s" / "37 computed in 153.93 s"
+MASKED = re.compile(r"computed(?: \([^)]*\))? in ([\d.]+) s")
 COMPUTE = {
-    "evaluate_masked": re.compile(r"computed in ([\d.]+) s"),
-    "evaluate_masked_model": re.compile(r"computed in ([\d.]+) s"),
+    "evaluate_masked": MASKED,
+    "evaluate_masked_model": MASKED,
     "evaluate_classes": re.compile(r"computed in ([\d.]+) s"),
     "evaluate_classes_model": re.compile(r"computed in ([\d.]+) s"),
     "score_neurons": re.compile(r"scored on \d+ examples in ([\d.]+) s"),
@@ -49,27 +52,45 @@ def logged_span(text: str) -> float | None:
     return (last - first).total_seconds()
 
 
+def benchmark_roots(workdir: Path) -> list[tuple[Path, Path]]:
+    """(benchmark folder, its log folder): `results/<dataset>/benchmarks` with
+    `logs/<dataset>` (the layout since issue 25), and `results/benchmarks` with `logs`."""
+    roots = [
+        (folder, workdir / "logs" / folder.parent.name)
+        for folder in sorted((workdir / "results").glob("*/benchmarks"))
+    ]
+    if (workdir / "results/benchmarks").is_dir():
+        roots.append((workdir / "results/benchmarks", workdir / "logs"))
+    return roots
+
+
 def job_rows(workdir: Path) -> pd.DataFrame:
     rows = []
-    for path in sorted((workdir / "results/benchmarks").rglob("*.tsv")):
-        relative = path.relative_to(workdir / "results/benchmarks").with_suffix("")
-        rule = relative.parts[0] if len(relative.parts) > 1 else relative.name
-        wall = float(pd.read_csv(path, sep="\t")["s"].iloc[-1])
-        row = {"rule": rule, "job": str(relative), "wall_s": wall}
-        log = workdir / "logs" / relative.with_suffix(".log")
-        text = log.read_text() if log.is_file() else ""
-        span = logged_span(text)
-        if span is not None:
-            row["startup_s"] = max(0.0, wall - span)
-        if rule in COMPUTE and text:
-            found = COMPUTE[rule].findall(text)
-            if found:
-                row["compute_s"] = sum(float(x) for x in found)
-            targets = TARGETS.search(text)
-            if targets:
-                row["targets"] = int(targets.group(1))
-        rows.append(row)
+    for root, logs in benchmark_roots(workdir):
+        for path in sorted(root.rglob("*.tsv")):
+            rows.append(job_row(path, root, logs))
     return pd.DataFrame(rows)
+
+
+def job_row(path: Path, root: Path, logs: Path) -> dict:
+    """One job: its rule, wall time, and what its log says (compute, targets, start-up)."""
+    relative = path.relative_to(root).with_suffix("")
+    rule = relative.parts[0] if len(relative.parts) > 1 else relative.name
+    wall = float(pd.read_csv(path, sep="\t")["s"].iloc[-1])
+    row = {"rule": rule, "job": str(relative), "wall_s": wall}
+    log = logs / relative.with_suffix(".log")
+    text = log.read_text() if log.is_file() else ""
+    span = logged_span(text)
+    if span is not None:
+        row["startup_s"] = max(0.0, wall - span)
+    if rule in COMPUTE and text:
+        found = COMPUTE[rule].findall(text)
+        if found:
+            row["compute_s"] = sum(float(x) for x in found)
+        targets = TARGETS.search(text)
+        if targets:
+            row["targets"] = int(targets.group(1))
+    return row
 
 
 def main() -> None:
@@ -78,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     jobs = job_rows(args.workdir)
     if jobs.empty:
-        raise SystemExit(f"no benchmark files under {args.workdir / 'results/benchmarks'}")
+        raise SystemExit(f"no benchmark files under {args.workdir / 'results'}")
     for column in ("compute_s", "targets", "startup_s"):
         if column not in jobs:
             jobs[column] = float("nan")
