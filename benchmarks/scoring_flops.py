@@ -11,15 +11,24 @@ import pandas as pd
 from kneurons.model.classifier import EsmClassifier
 
 
+def _widths(model: EsmClassifier) -> tuple[int, int]:
+    return model.encoder.embed_dim, model.encoder.layers[0].fc1.out_features
+
+
+def _layer(e: int, h: int, t: int) -> tuple[int, int]:
+    """Matmul FLOPs per token of one whole layer: forward (q, k, v and out projections 8E^2,
+    attention 4TE, FFN 4EH) and the input gradients (backward; attention 8TE)."""
+    return 8 * e * e + 4 * t * e + 4 * e * h, 8 * e * e + 8 * t * e + 4 * e * h
+
+
 def useful_flops(model: EsmClassifier, lengths, modules, steps: int) -> float:
     """Model FLOPs that exact per-module IG needs: for every (example, module at layer l) and
     every step, layers l..L-1 forward and backward to the module's output (input gradients only;
-    the parameters are frozen). Matmuls only: per token and layer, projections + FFN 24 E^2
-    forward and 24 E^2 backward, attention 4 T E forward and 8 T E backward."""
-    e, num_layers = model.encoder.embed_dim, model.num_layers
+    the parameters are frozen), whole layers (`_layer`)."""
+    (e, h), num_layers = _widths(model), model.num_layers
     total = 0.0
     for t in lengths:
-        per_token_layer = 48 * e * e + 12 * t * e
+        per_token_layer = sum(_layer(e, h, t))
         for _, layer in modules:
             total += steps * t * (num_layers - layer) * per_token_layer
     return total
@@ -44,13 +53,10 @@ def row_flops(model: EsmClassifier, t: int, layer_type: str, layer: int, shared=
     (layer_type, layer): the rest of its layer and the layers above forward, and the input
     gradients back to the module; the parameters are frozen, so no weight gradients. The
     least any engine computes per node (prefix cached; the classification head is left out)."""
-    e, num_layers = model.encoder.embed_dim, model.num_layers
-    h = model.encoder.layers[0].fc1.out_features
+    e, h = _widths(model)
     forward, backward = _after_module(e, h, t, layer_type, shared)
-    above = num_layers - 1 - layer
-    full_forward = 8 * e * e + 4 * t * e + 4 * e * h
-    full_backward = 8 * e * e + 8 * t * e + 4 * e * h
-    return t * (forward + backward + above * (full_forward + full_backward))
+    above = model.num_layers - 1 - layer
+    return t * (forward + backward + above * sum(_layer(e, h, t)))
 
 
 def sweep_flops(model: EsmClassifier, lengths, gaps: pd.DataFrame, shared: bool) -> dict:
@@ -78,11 +84,10 @@ def sweep_flops(model: EsmClassifier, lengths, gaps: pd.DataFrame, shared: bool)
 def captum_flops(model: EsmClassifier, lengths, modules, steps: int) -> float:
     """The matmul FLOPs captum's LayerIntegratedGradients computes: per (example, module) and
     step, the whole network forward and the input gradients back to the module."""
-    e = model.encoder.embed_dim
-    h = model.encoder.layers[0].fc1.out_features
+    e, h = _widths(model)
     total = 0.0
     for t in lengths:
-        full_forward = t * (8 * e * e + 4 * t * e + 4 * e * h)
+        full_forward = t * _layer(e, h, t)[0]
         for layer_type, layer in modules:
             # the layers below, and layer l up to the module's output, forward; then a row
             before = (layer + 1) * full_forward - t * _after_module(e, h, t, layer_type)[0]
